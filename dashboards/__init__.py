@@ -1,0 +1,1 @@
+"""Plotly figure builders and self-contained HTML page assembly."""

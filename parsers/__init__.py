@@ -1,0 +1,40 @@
+"""Input parsers: one module per trace format, each producing the canonical events table.
+
+``parse_file`` opens an input (decompressing by magic bytes), detects its format from
+content unless told, and hands it to the format's parser.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtrace.errors import UsageError
+from qtrace.events import EventSelection, ParsedInput
+from qtrace.parsers import log_text, simple
+from qtrace.parsers.source import open_input, sniff_format
+
+INPUT_FORMATS = ("log", "simple")
+
+
+def parse_file(
+    name: str,
+    *,
+    selection: EventSelection,
+    input_format: str | None = None,
+    trace_events: Path | None = None,
+) -> ParsedInput:
+    """Read one input file (or '-' for standard input) into a ``ParsedInput``."""
+    if input_format is not None and input_format not in INPUT_FORMATS:
+        raise UsageError(f"unknown input format {input_format!r} (choose log or simple)")
+    with open_input(name) as opened:
+        fmt = input_format or sniff_format(opened.path)
+        if fmt == "simple":
+            parsed = simple.parse(opened, selection, trace_events)
+        else:
+            parsed = log_text.parse(opened, selection)
+    parsed.warnings[:0] = opened.warnings
+    parsed.bytes_skipped += opened.bytes_skipped
+    return parsed
+
+
+__all__ = ["INPUT_FORMATS", "parse_file"]

@@ -1,0 +1,138 @@
+"""Open one input: a path or '-', decompressed by magic bytes into a plain local file.
+
+Parsers then read plain files only. Decompression streams into a temporary file so a
+10 GB log never sits in memory; a truncated stream keeps what was decoded and says so.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import lzma
+import os
+import shutil
+import sys
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from qtrace.errors import InputError
+
+CHUNK_BYTES = 1 << 20
+
+MAGICS: dict[str, bytes] = {
+    "gzip": b"\x1f\x8b",
+    "zstd": b"\x28\xb5\x2f\xfd",
+    "xz": b"\xfd7zXZ\x00",
+    "bz2": b"BZh",
+}
+
+
+def sniff_compression(head: bytes) -> str | None:
+    """The compression whose magic ``head`` starts with, if any."""
+    for name, magic in MAGICS.items():
+        if head.startswith(magic):
+            return name
+    return None
+
+
+@dataclass
+class OpenedInput:
+    """A plain, seekable local file holding the input's bytes."""
+
+    name: str  # what the user called it ('-' shows as '<stdin>')
+    path: Path  # where the plain bytes are
+    compression: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    bytes_skipped: int = 0
+
+
+def _stream_decompressor(kind: str, raw: BinaryIO) -> BinaryIO:
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw)  # handles concatenated members
+    if kind == "bz2":
+        return bz2.BZ2File(raw)
+    if kind == "xz":
+        return lzma.LZMAFile(raw)
+    import zstandard
+
+    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[no-any-return]
+
+
+def _decompress_into(kind: str, raw: BinaryIO, out: BinaryIO, name: str) -> str | None:
+    """Copy the decompressed stream to ``out``; return a warning if the stream was damaged."""
+    reader = _stream_decompressor(kind, raw)
+    try:
+        while True:
+            chunk = reader.read(CHUNK_BYTES)
+            if not chunk:
+                return None
+            out.write(chunk)
+    except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
+        # zstandard raises its own ZstdError (a subclass of Exception); caught below.
+        return f"{name}: {kind} stream is damaged or truncated after {out.tell()} bytes ({exc}); reading what was decoded"
+    except Exception as exc:  # zstandard.ZstdError has no common base we can import lazily
+        if type(exc).__name__ != "ZstdError":
+            raise
+        return f"{name}: {kind} stream is damaged or truncated after {out.tell()} bytes ({exc}); reading what was decoded"
+
+
+@contextlib.contextmanager
+def open_input(name: str, tmpdir: str | None = None) -> Iterator[OpenedInput]:
+    """Yield the input as a plain local file; temporary copies are removed afterwards."""
+    shown = "<stdin>" if name == "-" else name
+    temps: list[Path] = []
+    try:
+        if name == "-":
+            fd, tmp = tempfile.mkstemp(prefix="qtrace-stdin-", dir=tmpdir)
+            temps.append(Path(tmp))
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(sys.stdin.buffer, out, CHUNK_BYTES)
+            path = Path(tmp)
+        else:
+            path = Path(name)
+            if not path.exists():
+                raise InputError(f"{shown}: no such file")
+            if path.is_dir():
+                raise InputError(f"{shown}: is a directory, not a trace file")
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(8)
+        except OSError as exc:
+            raise InputError(f"{shown}: cannot read ({exc.strerror or exc})") from None
+        kind = sniff_compression(head)
+        opened = OpenedInput(shown, path, kind)
+        if kind is not None:
+            fd, tmp = tempfile.mkstemp(prefix="qtrace-plain-", dir=tmpdir)
+            temps.append(Path(tmp))
+            with path.open("rb") as raw, os.fdopen(fd, "wb") as out:
+                warning = _decompress_into(kind, raw, out, shown)
+            if warning:
+                opened.warnings.append(warning)
+            opened.path = Path(tmp)
+        if opened.path.stat().st_size == 0:
+            raise InputError(f"{shown}: empty file" + (f" (after {kind} decompression)" if kind else ""))
+        yield opened
+    finally:
+        for tmp_path in temps:
+            tmp_path.unlink(missing_ok=True)
+
+
+SIMPLE_HEADER_EVENT_ID = b"\xff" * 8
+SIMPLE_MAGIC = 0xF2B177CB0AA429B4
+
+
+def sniff_format(path: Path) -> str:
+    """'simple' when the file starts with the simple backend's header, else 'log'."""
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if len(head) == 16 and head[:8] == SIMPLE_HEADER_EVENT_ID:
+        magic_le = int.from_bytes(head[8:16], "little")
+        magic_be = int.from_bytes(head[8:16], "big")
+        if SIMPLE_MAGIC in (magic_le, magic_be):
+            return "simple"
+    return "log"

@@ -1,0 +1,132 @@
+"""The canonical events table: the one contract between the parsers and everything after them.
+
+Every parser returns rows in this schema; the lifetime model, the reports, the dashboards
+and the batch outputs read nothing else.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+
+import polars as pl
+
+FLATVIEW_NEW = "flatview_new"
+FLATVIEW_DESTROY_RCU = "flatview_destroy_rcu"
+FLATVIEW_DESTROY = "flatview_destroy"
+FLATVIEW_EVENTS = (FLATVIEW_NEW, FLATVIEW_DESTROY_RCU, FLATVIEW_DESTROY)
+# Name QEMU's own simpletrace.py gives the simple backend's dropped-events records. They are
+# kept as rows (args "num_events_dropped=0x..") so the model knows *where* events were lost.
+DROPPED_EVENT = "Dropped_Event"
+MR_FINALIZE = "memory_region_finalize"
+
+EVENTS_SCHEMA: dict[str, pl.DataType] = {
+    "seq": pl.Int64(),  # 0-based position among the events read, in trace order
+    "ts_ns": pl.Int64(),  # null when the dialect has no clock
+    "tid": pl.Int64(),  # a log's number before '@' is a thread id, not a process id
+    "pid": pl.Int64(),
+    "event": pl.String(),
+    "view": pl.UInt64(),  # FlatView pointer; 0 for (nil); null for other events
+    "root": pl.UInt64(),  # root MemoryRegion pointer; 0 for (nil); null for other events
+    "args": pl.String(),  # raw argument text (log) or decoded "name=value" pairs (simple)
+    "source": pl.String(),  # the file the event came from
+    "line": pl.Int64(),  # 1-based line number in a text source
+    "offset": pl.Int64(),  # byte offset of the record in a binary source
+}
+COLUMNS = tuple(EVENTS_SCHEMA)
+
+
+def empty_events() -> pl.DataFrame:
+    """An events table with no rows."""
+    return pl.DataFrame(schema=EVENTS_SCHEMA)
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """Give ``frame`` exactly the events schema: missing columns become nulls, order fixed."""
+    return frame.select(
+        [
+            (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in EVENTS_SCHEMA.items()
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class EventSelection:
+    """Which trace events to keep, as QEMU's ``-trace`` globs (``flatview_*,pci_*``).
+
+    ``None`` patterns keep every event. Dropped-events records are always kept.
+    """
+
+    patterns: tuple[str, ...] | None = (FLATVIEW_NEW, FLATVIEW_DESTROY_RCU, FLATVIEW_DESTROY)
+
+    @classmethod
+    def parse(cls, text: str | None, *, default: tuple[str, ...] | None = FLATVIEW_EVENTS) -> EventSelection:
+        if text is None:
+            return cls(default)
+        parts = tuple(p.strip() for p in text.split(",") if p.strip())
+        return cls(parts or None)
+
+    @property
+    def keeps_all(self) -> bool:
+        return self.patterns is None or "*" in self.patterns
+
+    def regex(self) -> str | None:
+        """An anchored regex over event names, or None for every event."""
+        if self.keeps_all or self.patterns is None:
+            return None
+        alternatives = [fnmatch.translate(p).removeprefix("(?s:").removesuffix(")\\Z") for p in self.patterns]
+        return "^(?:" + "|".join(alternatives + [re.escape(DROPPED_EVENT)]) + ")$"
+
+    def literal_hints(self) -> tuple[str, ...] | None:
+        """Substrings every wanted line must contain (for cheap pre-filtering), or None."""
+        if self.keeps_all or self.patterns is None:
+            return None
+        hints = []
+        for pattern in self.patterns:
+            head = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+            if not head:
+                return None
+            hints.append(head)
+        return tuple(sorted(set(hints)))
+
+    def matches(self, name: str) -> bool:
+        rx = self.regex()
+        return rx is None or re.match(rx, name) is not None
+
+
+ALL_EVENTS = EventSelection(None)
+
+
+@dataclass
+class ParsedInput:
+    """What one parser returns for one input file."""
+
+    events: pl.DataFrame  # events schema; seq is assigned later by the ingest layer
+    format: str  # "log" or "simple"
+    dialect: str  # e.g. "tid-timestamp", "iso8601", "bare", "simple-v4-le"
+    clock: str  # "none", "wall-us" (microsecond wall clock), "wall-ns", "monotonic-ns"
+    lines_skipped: int = 0  # text lines that were not trace lines
+    bytes_skipped: int = 0  # bytes that could not be decoded (binary) or were cut
+    dropped_events: int = 0  # events QEMU itself says it lost (simple backend)
+    warnings: list[str] = field(default_factory=list)  # one line per kind of damage, with where
+
+
+@dataclass
+class Trace:
+    """One run's events, read from one or more files, with what was learned while reading."""
+
+    events: pl.DataFrame
+    paths: list[str]
+    format: str
+    dialect: str
+    clock: str
+    lines_skipped: int = 0
+    bytes_skipped: int = 0
+    dropped_events: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def has_clock(self) -> bool:
+        return self.clock != "none"
