@@ -1,1 +1,109 @@
-"""Plotly figure builders and self-contained HTML page assembly."""
+"""Interactive, offline Plotly dashboards of FlatView and root lifetimes.
+
+>>> from qtrace.dashboards import write_dashboard
+>>> write_dashboard(qtrace.analyze(trace), "report.html")  # doctest: +SKIP
+PosixPath('report.html')
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+from qtrace.dashboards.inputs import marker_events
+from qtrace.dashboards.page import plotly_js, render_page
+
+from qtrace.errors import InputError, UsageError
+from qtrace.model import Analysis
+
+PLOTLYJS_FILE = "plotly.min.js"
+PLOTLYJS_MODES = ("inline", "directory")
+
+
+def build_dashboard(
+    analysis: Analysis,
+    *,
+    replay: Analysis | None = None,
+    markers: pl.DataFrame | None = None,
+    title: str | None = None,
+) -> str:
+    """The dashboard of ``analysis`` as one self-contained HTML page (plotly.js inside).
+
+    Parameters
+    ----------
+    analysis
+        What ``qtrace.analyze`` returns.
+    replay
+        The same trace analysed with ``root_release="destroy_rcu"``: drawn as a second
+        concurrency line per root.
+    markers
+        Other trace events (events-table rows) drawn as vertical lines on the timeline.
+    title
+        Page title; default: the input file names.
+
+    Examples
+    --------
+    >>> html = build_dashboard(qtrace.analyze(trace))  # doctest: +SKIP
+    >>> html.startswith("<!DOCTYPE html>")  # doctest: +SKIP
+    True
+    """
+    return render_page(analysis, replay=replay, markers=markers, title=title)
+
+
+def write_dashboard(
+    analysis: Analysis,
+    path: str | os.PathLike[str],
+    *,
+    plotlyjs: Literal["inline", "directory"] = "inline",
+    replay: Analysis | None = None,
+    markers: pl.DataFrame | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write the dashboard of ``analysis`` to ``path`` and return the path.
+
+    ``plotlyjs="directory"`` writes (or refreshes) one ``plotly.min.js`` beside the page and
+    loads it by a relative URL, so many pages in one folder share it.
+
+    Examples
+    --------
+    >>> write_dashboard(analysis, "out/run1.html", plotlyjs="directory")  # doctest: +SKIP
+    PosixPath('out/run1.html')
+    """
+    if plotlyjs not in PLOTLYJS_MODES:
+        raise UsageError(f"unknown plotly.js mode {plotlyjs!r} (choose inline or directory)")
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"{target}: is a directory, not an HTML file to write")
+    src = PLOTLYJS_FILE if plotlyjs == "directory" else None
+    page = render_page(analysis, replay=replay, markers=markers, title=title, plotlyjs_src=src)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src is not None:
+            _refresh(target.parent / PLOTLYJS_FILE, plotly_js())
+        target.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+    return target
+
+
+def _refresh(path: Path, text: str) -> None:
+    """Write ``text`` unless the file already holds exactly it (pages may share the file)."""
+    data = text.encode("utf-8")
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
+    # A unique temporary name, then an atomic rename: batch jobs may write pages side by side.
+    fd, tmp = tempfile.mkstemp(prefix=".plotly-", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(tmp, path)
+
+
+__all__ = [
+    "PLOTLYJS_MODES",
+    "build_dashboard",
+    "marker_events",
+    "write_dashboard",
+]

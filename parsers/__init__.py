@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qtrace.errors import UsageError
-from qtrace.events import EventSelection, ParsedInput
 from qtrace.parsers import log_text, simple
 from qtrace.parsers.source import open_input, sniff_format
+
+from qtrace.errors import UsageError
+from qtrace.events import EventSelection, ParsedInput
 
 INPUT_FORMATS = ("log", "simple")
 

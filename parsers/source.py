@@ -72,13 +72,16 @@ def _decompress_into(kind: str, raw: BinaryIO, out: BinaryIO, name: str) -> str 
             if not chunk:
                 return None
             out.write(chunk)
-    except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
-        # zstandard raises its own ZstdError (a subclass of Exception); caught below.
-        return f"{name}: {kind} stream is damaged or truncated after {out.tell()} bytes ({exc}); reading what was decoded"
-    except Exception as exc:  # zstandard.ZstdError has no common base we can import lazily
-        if type(exc).__name__ != "ZstdError":
+    except Exception as exc:
+        # gzip/bz2/xz raise EOFError, OSError or their own errors; zstandard its ZstdError.
+        if not isinstance(exc, EOFError | OSError | zlib.error | lzma.LZMAError | ValueError) and (
+            type(exc).__name__ != "ZstdError"
+        ):
             raise
-        return f"{name}: {kind} stream is damaged or truncated after {out.tell()} bytes ({exc}); reading what was decoded"
+        return (
+            f"{name}: {kind} stream is damaged or truncated after {out.tell()} decoded bytes "
+            f"({exc}); reading what was decoded"
+        )
 
 
 @contextlib.contextmanager
@@ -115,7 +118,9 @@ def open_input(name: str, tmpdir: str | None = None) -> Iterator[OpenedInput]:
                 opened.warnings.append(warning)
             opened.path = Path(tmp)
         if opened.path.stat().st_size == 0:
-            raise InputError(f"{shown}: empty file" + (f" (after {kind} decompression)" if kind else ""))
+            raise InputError(
+                f"{shown}: empty file" + (f" (after {kind} decompression)" if kind else "")
+            )
         yield opened
     finally:
         for tmp_path in temps:

@@ -62,7 +62,9 @@ class EventSelection:
     patterns: tuple[str, ...] | None = (FLATVIEW_NEW, FLATVIEW_DESTROY_RCU, FLATVIEW_DESTROY)
 
     @classmethod
-    def parse(cls, text: str | None, *, default: tuple[str, ...] | None = FLATVIEW_EVENTS) -> EventSelection:
+    def parse(
+        cls, text: str | None, *, default: tuple[str, ...] | None = FLATVIEW_EVENTS
+    ) -> EventSelection:
         if text is None:
             return cls(default)
         parts = tuple(p.strip() for p in text.split(",") if p.strip())
@@ -76,8 +78,10 @@ class EventSelection:
         """An anchored regex over event names, or None for every event."""
         if self.keeps_all or self.patterns is None:
             return None
-        alternatives = [fnmatch.translate(p).removeprefix("(?s:").removesuffix(")\\Z") for p in self.patterns]
-        return "^(?:" + "|".join(alternatives + [re.escape(DROPPED_EVENT)]) + ")$"
+        alternatives = [
+            fnmatch.translate(p).removeprefix("(?s:").removesuffix(")\\Z") for p in self.patterns
+        ]
+        return "^(?:" + "|".join([*alternatives, re.escape(DROPPED_EVENT)]) + ")$"
 
     def literal_hints(self) -> tuple[str, ...] | None:
         """Substrings every wanted line must contain (for cheap pre-filtering), or None."""

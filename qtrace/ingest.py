@@ -17,7 +17,9 @@ StrPath = str | os.PathLike[str]
 def _merge(parts: list[ParsedInput]) -> tuple[pl.DataFrame, list[str]]:
     """One table in trace order: files with clocks merge by timestamp, others concatenate."""
     notes: list[str] = []
-    frames = [p.events.with_columns(pl.lit(i, pl.Int32).alias("_file")) for i, p in enumerate(parts)]
+    frames = [
+        p.events.with_columns(pl.lit(i, pl.Int32).alias("_file")) for i, p in enumerate(parts)
+    ]
     merged = pl.concat(frames, how="vertical")
     if len(parts) > 1:
         if all(p.clock != "none" for p in parts):
@@ -25,7 +27,7 @@ def _merge(parts: list[ParsedInput]) -> tuple[pl.DataFrame, list[str]]:
             merged = merged.sort(["ts_ns", "_file"], maintain_order=True, nulls_last=True)
         else:
             notes.append("some inputs have no clock: files were concatenated in the order given")
-    merged = merged.drop("_file").with_row_index("seq").with_columns(pl.col("seq").cast(pl.Int64))
+    merged = merged.drop("_file", "seq").with_row_index("seq").with_columns(pl.col("seq").cast(pl.Int64))
     return merged.select(COLUMNS), notes
 
 
@@ -62,7 +64,11 @@ def read_trace(
     >>> trace.events.filter(pl.col("event") == "flatview_new").height  # doctest: +SKIP
     257
     """
-    names = [os.fspath(paths)] if isinstance(paths, str | os.PathLike) else [os.fspath(p) for p in paths]
+    names = (
+        [os.fspath(paths)]
+        if isinstance(paths, str | os.PathLike)
+        else [os.fspath(p) for p in paths]
+    )
     selection = events if isinstance(events, EventSelection) else EventSelection.parse(events)
     te_path = Path(trace_events) if trace_events is not None else None
     parts = [

@@ -1,0 +1,171 @@
+"""Analyze benchmark: ingest alone vs ingest + analyze + JSON report, and peak memory.
+
+Builds a simple-backend (v4) trace of N FlatView events by repeating the real boot
+``pc-boot.simpletrace`` with pointers and timestamps shifted per copy (each copy keeps its
+nil-root view, so the file is a series of QEMU runs, like a qtest log), then times in
+child processes, one at a time so each peak RSS is its own:
+
+- ``ingest``:  ``qtrace.read_trace(file)``;
+- ``analyze``: ``read_trace`` + ``qtrace.analyze`` + ``render_json`` (the
+  ``qtrace analyze --format json`` path).
+
+Target (issue 3): analyze total within 2x ingest; peak RSS linear in events. Wall and CPU
+time are both reported: on a shared machine the CPU ratio is the steadier figure.
+
+    python bench/bench_analyze.py                 # 1M, 3M and 10M events
+    python bench/bench_analyze.py --events 1000000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT.parent / "shared" / "traces" / "pc-boot.simpletrace"
+EVENT_IDS = {"flatview_new": 0, "flatview_destroy_rcu": 1, "flatview_destroy": 2}
+POINTER_SHIFT = 0x1000_0000  # per copy: well clear of the sample's own pointer spread
+RECORD = np.dtype(
+    [
+        ("type", "<u8"),
+        ("event_id", "<u8"),
+        ("ts_ns", "<u8"),
+        ("length", "<u4"),
+        ("pid", "<u4"),
+        ("view", "<u8"),
+        ("root", "<u8"),
+    ]
+)
+
+CHILD = """
+import json, resource, sys, time
+start = time.perf_counter()
+import qtrace
+from qtrace.ingest import read_trace
+trace = read_trace(sys.argv[2])
+fv = trace.events.height
+if sys.argv[1] == "analyze":
+    from qtrace.model import analyze
+    from qtrace.report import render_json
+    text = render_json(analyze(trace))
+    assert text.startswith("{")
+seconds = time.perf_counter() - start
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                  "peak_rss_mib": usage.ru_maxrss / 1024, "events": fv}))
+"""
+
+
+def sample_events(sample: Path = SAMPLE) -> dict[str, np.ndarray]:
+    """The real sample's FlatView events as arrays (read with qtrace's own reader)."""
+    from qtrace.ingest import read_trace
+
+    events = read_trace(sample).events
+    fv = events.filter(events["event"].is_in(list(EVENT_IDS)))
+    return {
+        "event_id": fv["event"].replace_strict(EVENT_IDS).to_numpy().astype(np.uint64),
+        "ts_ns": fv["ts_ns"].to_numpy().astype(np.uint64),
+        "view": fv["view"].to_numpy().astype(np.uint64),
+        "root": fv["root"].to_numpy().astype(np.uint64),
+    }
+
+
+def build_simple_trace(path: Path, n_events: int, base: dict[str, np.ndarray]) -> int:
+    """Write ``n_events`` FlatView records; return how many copies of the sample it holds."""
+    n0 = len(base["view"])
+    copies = -(-n_events // n0)
+    copy = np.repeat(np.arange(copies, dtype=np.uint64), n0)[:n_events]
+    tile = np.tile(np.arange(n0), copies)[:n_events]
+    span_ns = int(base["ts_ns"].max() - base["ts_ns"].min()) + 1_000_000
+    records = np.zeros(n_events, dtype=RECORD)
+    records["type"] = 1
+    records["event_id"] = base["event_id"][tile]
+    records["ts_ns"] = base["ts_ns"][tile] + copy * np.uint64(span_ns)
+    records["length"] = 24 + 16
+    records["pid"] = 4242
+    shift = copy * np.uint64(POINTER_SHIFT)
+    view, root = base["view"][tile], base["root"][tile]
+    records["view"] = np.where(view == 0, view, view + shift)  # (nil) stays (nil)
+    records["root"] = np.where(root == 0, root, root + shift)
+    with path.open("wb") as out:
+        out.write(np.array([2**64 - 1, 0xF2B177CB0AA429B4, 4], dtype="<u8").tobytes())
+        for name, event_id in EVENT_IDS.items():
+            raw = name.encode()
+            out.write(np.array([0, event_id], dtype="<u8").tobytes())
+            out.write(np.array([len(raw)], dtype="<u4").tobytes() + raw)
+        records.tofile(out)
+    return copies
+
+
+def run_child(mode: str, path: Path) -> dict[str, float]:
+    """One measured child process: its wall time, peak RSS and events read."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["wall_seconds"] = time.perf_counter() - started
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; print one line per size and a JSON summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per mode; the best counts")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    base = sample_events()
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        for n in args.events:
+            path = Path(tmp) / f"flatview-{n}.simpletrace"
+            build_simple_trace(path, n, base)
+            ingest = min(
+                (run_child("ingest", path) for _ in range(args.repeat)),
+                key=lambda r: r["seconds"],
+            )
+            analyze = min(
+                (run_child("analyze", path) for _ in range(args.repeat)),
+                key=lambda r: r["seconds"],
+            )
+            row = {
+                "events": n,
+                "file_mib": round(path.stat().st_size / 2**20, 1),
+                "ingest_s": round(ingest["seconds"], 2),
+                "analyze_total_s": round(analyze["seconds"], 2),
+                "ratio": round(analyze["seconds"] / ingest["seconds"], 2),
+                "ingest_cpu_s": round(ingest["cpu_seconds"], 2),
+                "analyze_total_cpu_s": round(analyze["cpu_seconds"], 2),
+                "cpu_ratio": round(analyze["cpu_seconds"] / ingest["cpu_seconds"], 2),
+                "ingest_peak_mib": round(ingest["peak_rss_mib"]),
+                "analyze_peak_mib": round(analyze["peak_rss_mib"]),
+                "analyze_peak_bytes_per_event": round(analyze["peak_rss_mib"] * 2**20 / n),
+            }
+            rows.append(row)
+            print(
+                f"{n:>11,} events  ingest {row['ingest_s']:7.2f}s  "
+                f"ingest+analyze+json {row['analyze_total_s']:7.2f}s  ratio {row['ratio']:.2f} "
+                f"(cpu {row['ingest_cpu_s']:.1f}s / {row['analyze_total_cpu_s']:.1f}s, "
+                f"ratio {row['cpu_ratio']:.2f})  "
+                f"peak RSS {row['ingest_peak_mib']} / {row['analyze_peak_mib']} MiB",
+                flush=True,
+            )
+            path.unlink()
+    print(json.dumps({"benchmark": "analyze", "target_ratio": 2.0, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Ingest benchmark for the log backend: qtrace reading FlatView events vs ``grep -c``.
+
+Builds a large ``-msg timestamp=on`` log by repeating the real QEMU 10 sample with shifted
+timestamps and pointers and interleaved ``-d`` / libvirt noise, then times, in one run,
+``grep -c flatview_`` (the baseline) and qtrace reading the FlatView events in a child
+process (so its peak RSS is measured alone).
+
+    python bench/bench_log.py --size-mb 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT.parent / "shared" / "traces" / "qemu10-pc-bridges-ts.log"
+SAMPLE_SECONDS = b"@1795569496."
+
+# What QEMU's other -d outputs and libvirt put between trace lines (none is a trace line).
+NOISE_LINES = (
+    b"----------------",
+    b"IN: ",
+    b"0x000ffff0:  ljmp     $0xf000, $0xe05b",
+    b"",
+    b"EAX=00000000 EBX=00000000 ECX=00000000 EDX=00000663",
+    b"ESI=00000000 EDI=00000000 EBP=00000000 ESP=00000000",
+    b"EIP=0000fff0 EFL=00000002 [-------] CPL=0 II=0 A20=1 SMM=0 HLT=0",
+    b"CS =f000 ffff0000 0000ffff 00009b00",
+    b"2025-07-21 18:43:28.089+0000: 31540: info : qemuProcessLaunch:7345 : Building emulator",
+    b"Invalid read at addr 0xFED40000, size 1, region '(null)', reason: rejected",
+    b"check_exception old: 0xffffffff new 0xd",
+    b"qemu-system-x86_64: terminating on signal 15 from pid 1234 (/usr/sbin/libvirtd)",
+)
+NOISE_PER_100 = 12  # noise lines per 100 trace lines: about 11% of all lines
+
+
+def sample_block(sample: Path = SAMPLE, noise_per_100: int = NOISE_PER_100) -> bytes:
+    """The sample's lines with ``noise_per_100`` noise lines per 100 trace lines interleaved."""
+    out: list[bytes] = []
+    credit = 0
+    noise = 0
+    for line in sample.read_bytes().splitlines():
+        out.append(line)
+        credit += noise_per_100
+        while credit >= 100:
+            out.append(NOISE_LINES[noise % len(NOISE_LINES)])
+            noise += 1
+            credit -= 100
+    return b"\n".join(out) + b"\n"
+
+
+def build_log(
+    path: Path, size_bytes: int, sample: Path = SAMPLE, noise_per_100: int = NOISE_PER_100
+) -> int:
+    """Write a log of at least ``size_bytes``; return how many blocks it holds.
+
+    Block ``k`` is the sample one second later than block ``k-1`` (the sample spans 0.16 s,
+    so timestamps stay ordered) with its pointers moved to another high half, so no two
+    blocks are byte-identical.
+    """
+    block = sample_block(sample, noise_per_100)
+    blocks = 0
+    written = 0
+    with path.open("wb", buffering=1 << 22) as out:
+        while written < size_bytes:
+            seconds = b"@%d." % (1795569496 + blocks)
+            high = b"0x%04x" % (0x5600 + blocks % 0x100)
+            data = block.replace(SAMPLE_SECONDS, seconds).replace(b"0x563e", high)
+            out.write(data)
+            written += len(data)
+            blocks += 1
+    return blocks
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_grep(path: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and match count of ``grep -c flatview_`` (the baseline)."""
+    cpu = children_cpu_seconds()
+    start = time.perf_counter()
+    done = subprocess.run(
+        ["grep", "-c", "flatview_", str(path)], capture_output=True, check=True, text=True
+    )
+    return time.perf_counter() - start, children_cpu_seconds() - cpu, int(done.stdout)
+
+
+CHILD_CODE = """
+import json, sys, time
+import polars as pl
+import qtrace.ingest
+start = time.perf_counter()
+trace = qtrace.ingest.read_trace(sys.argv[1])
+elapsed = time.perf_counter() - start
+print(json.dumps({"seconds": elapsed, "events": trace.events.height,
+                  "lines_skipped": trace.lines_skipped, "dialect": trace.dialect,
+                  "warnings": trace.warnings}))
+"""
+
+
+def time_qtrace(path: Path) -> dict[str, object]:
+    """Read the FlatView events in a child process; its own timing plus peak RSS."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    cpu = children_cpu_seconds()
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_CODE, str(path)], capture_output=True, check=True, text=True
+    )
+    wall = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result: dict[str, object] = json.loads(done.stdout)
+    result["wall_seconds"] = wall
+    # CPU time includes interpreter start-up and the import of polars (about 0.3 s).
+    result["cpu_seconds"] = children_cpu_seconds() - cpu
+    # ru_maxrss of children is the max over all waited-for children: grep is tiny, so
+    # the figure is the qtrace child's unless an earlier child was larger.
+    result["peak_rss_mib"] = max(peak_kib, before) / 1024
+    return result
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 24), b""))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the log, time grep and qtrace over it, print a table.
+
+    Returns 1 only when qtrace and grep disagree on the number of FlatView lines; a miss
+    of the speed target is printed, not failed, since timings depend on the machine.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--size-mb", type=int, default=1024, help="log size (default 1024)")
+    parser.add_argument("--dir", type=Path, default=None, help="where to write the log")
+    parser.add_argument("--keep", action="store_true", help="keep the generated log")
+    parser.add_argument("--log", type=Path, default=None, help="use this log, build none")
+    parser.add_argument(
+        "--noise-per-100",
+        type=int,
+        default=NOISE_PER_100,
+        help=f"noise lines per 100 trace lines (default {NOISE_PER_100})",
+    )
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="qtrace-bench-log-", dir=args.dir))
+    try:
+        if args.log is not None:
+            path = args.log
+        else:
+            path = workdir / "big.log"
+            start = time.perf_counter()
+            build_log(path, args.size_mb * 1024 * 1024, noise_per_100=args.noise_per_100)
+            print(f"built {path} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        size_mib = path.stat().st_size / (1024 * 1024)
+        lines = count_lines(path)
+        # Warm the page cache so neither side pays for the disk.
+        time_grep(path)
+        grep_s, grep_cpu, grep_hits = time_grep(path)
+        qt = time_qtrace(path)
+        qt_s = float(qt["seconds"])  # type: ignore[arg-type]
+        qt_cpu = float(qt["cpu_seconds"])  # type: ignore[arg-type]
+        ratio = qt_s / grep_s
+        rows = [
+            ("input", f"{size_mib:,.0f} MiB, {lines:,} lines"),
+            ("grep -c flatview_", f"{grep_s:.2f} s ({grep_cpu:.2f} s CPU), {grep_hits:,} lines"),
+            (
+                "qtrace read (FlatView)",
+                f"{qt_s:.2f} s ({qt['wall_seconds']:.2f} s with start-up; {qt_cpu:.2f} s CPU)",
+            ),
+            ("qtrace events / skipped", f"{qt['events']:,} / {qt['lines_skipped']:,}"),
+            ("qtrace lines/s", f"{lines / qt_s:,.0f}"),
+            ("qtrace MB/s", f"{size_mib / qt_s:,.0f}"),
+            ("ratio vs grep", f"{ratio:.2f}x wall, {qt_cpu / grep_cpu:.1f}x CPU (target <= 3x)"),
+            ("qtrace peak RSS", f"{qt['peak_rss_mib']:,.0f} MiB"),
+        ]
+        width = max(len(name) for name, _ in rows)
+        for name, value in rows:
+            print(f"{name:<{width}}  {value}")
+        if qt["events"] != grep_hits:
+            print(f"MISMATCH: qtrace read {qt['events']} events, grep counted {grep_hits}")
+            return 1
+        if ratio > 3:
+            print("note: slower than the 3x-grep target (see the figures above)")
+        return 0
+    finally:
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

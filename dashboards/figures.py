@@ -1,0 +1,751 @@
+"""The dashboard's Plotly figures: timeline, concurrency and duration histograms.
+
+Every figure is built from polars tables; values reach Plotly as plain lists in a fixed
+order, so the same analysis always gives the same figure JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+from qtrace.dashboards import aggregate
+from qtrace.dashboards.inputs import TimeAxis, as_float, as_int
+from qtrace.dashboards.instances import (
+    LIVE_BAR_WIDTH,
+    LIVE_CATEGORIES,
+    PENDING_BAR_WIDTH,
+    PENDING_CATEGORIES,
+    escape_text,
+    human_ns,
+    source_text,
+)
+
+from qtrace.export import hex_pointer
+
+FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
+# Tableau 10: distinct, colour-blind friendly enough, and calm on a white page.
+LANE_COLOURS = (
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#e15759",
+    "#76b7b2",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+)
+MARKER_COLOURS = ("#6a3d9a", "#1f78b4", "#33a02c", "#b15928", "#e31a1c", "#525252")
+LANE_GAP = 0.6  # empty slot units between lanes
+SLOT_PX = 15  # pixels per slot row of the timeline
+MAX_MARKERS = 2_000  # vertical marker lines drawn (the rest are counted in the legend)
+MAX_ANOMALY_POINTS = 5_000
+MAX_LANE_TRACES = 30  # roots with lines (and histograms) of their own
+MAX_TICK_LANES = 60  # beyond this many lanes, only the lanes that matter get a tick label
+
+
+def tick_lanes(views: pl.DataFrame, lanes: pl.DataFrame) -> list[int] | None:
+    """Lanes labelled on the timeline's y axis: all, or past ``MAX_TICK_LANES`` an even
+    spread of them plus every lane with a leaked or lost view."""
+    if lanes.height <= MAX_TICK_LANES:
+        return None
+    step = -(-lanes.height // (MAX_TICK_LANES // 2))
+    spread = lanes.get_column("lane").gather_every(step)
+    flagged = views.filter(pl.col("status").is_in(["leaked", "lost"])).join(
+        lanes.select("run", "root", "lane"), on=["run", "root"], how="inner"
+    )
+    return pl.concat([spread, flagged.get_column("lane")]).unique().sort().to_list()
+
+
+def own_lanes(views: pl.DataFrame, lanes: pl.DataFrame) -> list[int]:
+    """The lanes that get traces of their own: those with leaks first, then the busiest."""
+    ranked = (
+        views.join(lanes.select("run", "root", "lane"), on=["run", "root"], how="inner")
+        .group_by("lane")
+        .agg(
+            pl.col("status").is_in(["leaked", "lost"]).sum().alias("flagged"),
+            pl.len().alias("instances"),
+        )
+        .sort(["flagged", "instances", "lane"], descending=[True, True, False])
+    )
+    return ranked.get_column("lane").head(MAX_LANE_TRACES).sort().to_list()
+
+
+HIST_BINS_PER_DECADE = 10
+
+TEMPLATE: dict[str, Any] = {
+    "layout": {
+        "font": {"family": FONT_FAMILY, "size": 12, "color": "#222"},
+        "paper_bgcolor": "#fff",
+        "plot_bgcolor": "#fff",
+        "colorway": list(LANE_COLOURS),
+        "xaxis": {"gridcolor": "#e6e6e6", "zerolinecolor": "#c8c8c8", "linecolor": "#999"},
+        "yaxis": {"gridcolor": "#e6e6e6", "zerolinecolor": "#c8c8c8", "linecolor": "#999"},
+        "hoverlabel": {"font": {"family": FONT_FAMILY, "size": 12}, "align": "left"},
+    }
+}
+
+
+LEFT_MARGIN_PX = 150  # room for root pointers; the time figures share it so x axes line up
+RIGHT_MARGIN_PX = 44  # the vertical mode bar sits here, clear of legends and labels
+COLORBAR_MARGIN_PX = 150  # right margin of both time figures when the timeline has a colour bar
+
+
+def base_layout(height: int, **extra: Any) -> dict[str, Any]:
+    layout: dict[str, Any] = {
+        "template": TEMPLATE,
+        "height": height,
+        "autosize": True,
+        "margin": {"l": LEFT_MARGIN_PX, "r": RIGHT_MARGIN_PX, "t": 40, "b": 50},
+        "hovermode": "closest",
+        "modebar": {"orientation": "v"},
+        "showlegend": True,
+        "legend": {
+            "orientation": "h",
+            "x": 0,
+            "xanchor": "left",
+            "y": 1.01,
+            "yanchor": "bottom",
+            "font": {"size": 11},
+        },
+    }
+    layout.update(extra)
+    return layout
+
+
+@dataclass(frozen=True)
+class LaneGeometry:
+    """Where each lane sits on the timeline's y axis (slot units, top lane at 0)."""
+
+    table: pl.DataFrame  # lane, label, y0, height, center
+    total: float
+
+    def ranges(self) -> dict[str, list[float]]:
+        """Per lane, the reversed y range that focuses it (for the root dropdown)."""
+        rows = self.table.select("lane", "y0", "height").rows()
+        return {str(lane): [y0 + height + 0.3, y0 - 0.3] for lane, y0, height in rows}
+
+
+def lane_geometry(lanes: pl.DataFrame, slotted: pl.DataFrame) -> LaneGeometry:
+    heights = slotted.group_by("lane").agg((pl.col("slot").max() + 1).alias("height"))
+    table = (
+        lanes.select("lane", "label")
+        .join(heights, on="lane", how="left")
+        .sort("lane")
+        .with_columns(pl.col("height").fill_null(1).cast(pl.Float64))
+        .with_columns(
+            ((pl.col("height") + LANE_GAP).cum_sum() - pl.col("height") - LANE_GAP).alias("y0")
+        )
+        .with_columns((pl.col("y0") + pl.col("height") / 2).alias("center"))
+    )
+    total = as_float(table.get_column("height").sum()) + LANE_GAP * max(table.height - 1, 0)
+    return LaneGeometry(table, total)
+
+
+def _phase_bars(
+    rows: pl.DataFrame,
+    axis: TimeAxis,
+    start: str,
+    end: str,
+    width: float,
+    name: str,
+    colour: str,
+    pattern: str,
+    category: str,
+) -> go.Bar:
+    drawn = rows.select(
+        axis.to_x(pl.col(start)).alias("base"),
+        axis.span_to_x(pl.col(end) - pl.col(start)).alias("length"),
+        (pl.col("y0") + pl.col("slot") + 0.5).alias("y"),
+        "hover",
+    )
+    marker: dict[str, Any] = {"color": colour, "line": {"color": colour, "width": 0.6}}
+    if pattern:
+        marker["pattern"] = {"shape": pattern, "fgcolor": "#ffffff", "size": 6, "solidity": 0.3}
+    return go.Bar(
+        orientation="h",
+        base=drawn.get_column("base").to_list(),
+        x=drawn.get_column("length").to_list(),
+        y=drawn.get_column("y").to_list(),
+        width=width,
+        name=f"{name} · {rows.height:,}",
+        legendgroup=category,
+        marker=marker,
+        hovertext=drawn.get_column("hover").to_list(),
+        hovertemplate="%{hovertext}<extra></extra>",
+        meta={"role": "instances", "category": category},
+    )
+
+
+def _lane_shading(geometry: LaneGeometry) -> list[dict[str, Any]]:
+    """A pale band behind every other lane, so slots read as belonging to a root."""
+    shapes = []
+    for index, (y0, height) in enumerate(geometry.table.select("y0", "height").rows()):
+        if index % 2 == 0 and index < 200:
+            shapes.append(
+                {
+                    "type": "rect",
+                    "xref": "paper",
+                    "x0": 0,
+                    "x1": 1,
+                    "yref": "y",
+                    "y0": y0 - LANE_GAP / 2,
+                    "y1": y0 + height + LANE_GAP / 2,
+                    "fillcolor": "#f3f5f8",
+                    "line": {"width": 0},
+                    "layer": "below",
+                }
+            )
+    return shapes
+
+
+def _heatmap(means: pl.DataFrame, geometry: LaneGeometry, axis: TimeAxis) -> go.Heatmap | None:
+    """Aggregated timeline: per lane and bucket, the time-weighted mean of live views."""
+    if means.height == 0:
+        return None
+    # Rows alternate lane, gap, lane, ...: Plotly takes y as row edges when it has one more
+    # value than z has rows, and a gap row of nulls stays transparent.
+    per_lane = (
+        means.sort("lane", "bucket")
+        .group_by("lane", maintain_order=True)
+        .agg(pl.col("live_mean").sort_by("bucket"))
+        .sort("lane")
+    )
+    z: list[list[float | None]] = []
+    edges: list[float] = []
+    for index, ((y0, height), row) in enumerate(
+        zip(
+            geometry.table.select("y0", "height").rows(),
+            per_lane.get_column("live_mean").to_list(),
+            strict=True,
+        )
+    ):
+        if index:
+            z.append([None] * len(row))  # the gap above this lane
+        edges.append(y0)
+        z.append([round(value, 3) if value else None for value in row])
+        edges.append(y0 + height)
+    zmax = max(as_float(means.get_column("live_mean").max()), 2.0)
+    # White at 0, calm blue at 1 (normal), red from 2 (a view kept live) upwards.
+    colorscale = [
+        [0.0, "#ffffff"],
+        [1 / zmax, "#a6c8e4"],
+        [1.5 / zmax, "#fdae61"],
+        [2 / zmax, "#d7301f"],
+    ]
+    if zmax > 2:
+        colorscale.append([1.0, "#67000d"])
+    return go.Heatmap(
+        x=aggregate.bucket_edges(axis, len(z[0])),
+        y=edges,
+        z=z,
+        zmin=0,
+        zmax=zmax,
+        colorscale=colorscale,
+        colorbar={
+            "title": {"text": "live views<br>(mean per<br>bucket)", "font": {"size": 11}},
+            "thickness": 12,
+            "x": 1.01,
+            "xanchor": "left",
+        },
+        hovertemplate="mean %{z} live views<extra>aggregated</extra>",
+        name="live views (aggregated)",
+        showlegend=False,
+        meta={"role": "aggregate"},
+    )
+
+
+def timeline_figure(
+    detail: pl.DataFrame,
+    geometry: LaneGeometry,
+    axis: TimeAxis,
+    *,
+    anomalies: pl.DataFrame,
+    lanes: pl.DataFrame,
+    markers: pl.DataFrame | None,
+    means: pl.DataFrame | None,
+    labelled: list[int] | None = None,
+) -> go.Figure:
+    """One lane per root, each instance a thick live bar with a thin RCU-pending tail."""
+    rows = detail.join(geometry.table.select("lane", "y0"), on="lane", how="left")
+    traces: list[Any] = []
+    if means is not None:
+        heat = _heatmap(means, geometry, axis)
+        if heat is not None:
+            traces.append(heat)
+    for category, (name, colour, pattern) in PENDING_CATEGORIES.items():
+        part = rows.filter(pl.col("pending_cat") == category)
+        if part.height:
+            traces.append(
+                _phase_bars(
+                    part,
+                    axis,
+                    "live_end_raw",
+                    "pending_end_raw",
+                    PENDING_BAR_WIDTH,
+                    name,
+                    colour,
+                    pattern,
+                    category,
+                )
+            )
+    for category, (name, colour, pattern) in LIVE_CATEGORIES.items():
+        part = rows.filter(pl.col("live_cat") == category)
+        if part.height:
+            traces.append(
+                _phase_bars(
+                    part,
+                    axis,
+                    "start_raw",
+                    "live_end_raw",
+                    LIVE_BAR_WIDTH,
+                    name,
+                    colour,
+                    pattern,
+                    category,
+                )
+            )
+    traces.extend(_anomaly_points(anomalies, lanes, geometry, axis))
+    traces.extend(_marker_lines(markers, geometry, axis))
+    ticked = geometry.table
+    if ticked.height > MAX_TICK_LANES and labelled is not None:
+        # Hundreds of tick labels make Plotly take seconds to lay the axis out: label only
+        # the lanes that matter; hover and the root dropdown name every lane.
+        ticked = ticked.filter(pl.col("lane").is_in(labelled))
+    tick_rows = ticked.select("center", "label").rows()
+    height = int(min(max(geometry.total * SLOT_PX + 130, 300), 1400))
+    layout = base_layout(
+        height,
+        barmode="overlay",
+        bargap=0,
+        shapes=_lane_shading(geometry),
+        xaxis={"title": {"text": axis.title}, "showspikes": True, "spikemode": "across"},
+        yaxis={
+            "range": [geometry.total + 0.3, -0.3],
+            "tickmode": "array",
+            "tickvals": [c for c, _ in tick_rows],
+            "ticktext": [label for _, label in tick_rows],
+            "showgrid": False,
+            "zeroline": False,
+            "tickfont": {"family": "ui-monospace, 'DejaVu Sans Mono', monospace", "size": 11},
+        },
+    )
+    return go.Figure(data=traces, layout=layout)
+
+
+def _anomaly_points(
+    anomalies: pl.DataFrame, lanes: pl.DataFrame, geometry: LaneGeometry, axis: TimeAxis
+) -> list[go.Scatter]:
+    raw = pl.col("ts_ns") if axis.has_clock else pl.col("seq")
+    placed = (
+        anomalies.join(lanes.select("run", "root", "lane"), on=["run", "root"], how="left")
+        .join(geometry.table.select("lane", "center"), on="lane", how="left")
+        .filter(raw.is_not_null())
+        .sort("seq", "kind")
+        .head(MAX_ANOMALY_POINTS)
+    )
+    if placed.height == 0:
+        return []
+    hover = pl.concat_str(
+        [
+            pl.format("<b>anomaly: {}</b>", escape_text(pl.col("kind"))),
+            escape_text(pl.col("detail")),
+            pl.when(pl.col("view").is_not_null()).then(
+                pl.format("view {} · generation {}", hex_pointer("view"), pl.col("generation"))
+            ),
+            pl.when(pl.col("root").is_not_null()).then(pl.format("root {}", hex_pointer("root"))),
+            pl.format(
+                "{} · seq {}",
+                _raw_text(axis, raw),
+                pl.col("seq"),
+            ),
+            pl.format("source {}", source_text()),
+        ],
+        separator="<br>",
+        ignore_nulls=True,
+    )
+    drawn = placed.select(
+        axis.to_x(raw).alias("x"),
+        pl.col("center").fill_null(-0.15).alias("y"),
+        hover.alias("hover"),
+    )
+    return [
+        go.Scatter(
+            x=drawn.get_column("x").to_list(),
+            y=drawn.get_column("y").to_list(),
+            mode="markers",
+            name=f"anomaly · {anomalies.height:,}",
+            marker={
+                "symbol": "x-thin",
+                "size": 11,
+                "color": "#111",
+                "line": {"width": 2, "color": "#111"},
+            },
+            hovertext=drawn.get_column("hover").to_list(),
+            hovertemplate="%{hovertext}<extra></extra>",
+            meta={"role": "anomalies"},
+        )
+    ]
+
+
+def _raw_text(axis: TimeAxis, raw: pl.Expr) -> pl.Expr:
+    if axis.has_clock:
+        return pl.format("+{} ns", raw - axis.origin)
+    return pl.format("seq {}", raw)
+
+
+def marker_note(markers: pl.DataFrame | None) -> str | None:
+    """The sentence saying which markers were left out, when some were."""
+    if markers is None or markers.height <= MAX_MARKERS:
+        return None
+    names = markers.get_column("event").n_unique()
+    per_name = max(MAX_MARKERS // max(names, 1), 1)
+    return (
+        f"{markers.height:,} marker events match: the first {per_name:,} of each of the "
+        f"{names:,} event names are drawn (the legend gives each name's total)."
+    )
+
+
+def _marker_lines(
+    markers: pl.DataFrame | None, geometry: LaneGeometry, axis: TimeAxis
+) -> list[go.Scatter]:
+    """Other trace events as vertical lines across all lanes, one trace per event name."""
+    if markers is None or markers.height == 0:
+        return []
+    raw = pl.col("ts_ns") if axis.has_clock else pl.col("seq")
+    kept = markers.filter(raw.is_not_null()).sort("seq")
+    names = sorted(kept.get_column("event").unique().to_list())
+    per_name = max(MAX_MARKERS // max(len(names), 1), 1)
+    traces = []
+    top, bottom = -0.3, geometry.total + 0.3
+    for index, name in enumerate(names):
+        rows = kept.filter(pl.col("event") == name)
+        shown = rows.head(per_name)
+        hover = pl.concat_str(
+            [
+                pl.format(
+                    "<b>{}</b> {}", escape_text(pl.col("event")), escape_text(pl.col("args"))
+                ),
+                pl.format("{} · seq {}", _raw_text(axis, raw), pl.col("seq")),
+                pl.format("source {}", source_text()),
+            ],
+            separator="<br>",
+            ignore_nulls=True,
+        )
+        # Each marker is a vertical segment: x twice, then a null to break the line.
+        drawn = shown.select(
+            pl.concat_list(axis.to_x(raw), axis.to_x(raw), pl.lit(None, pl.Float64)).alias("x"),
+            pl.concat_list(
+                pl.lit(top, pl.Float64), pl.lit(bottom, pl.Float64), pl.lit(None, pl.Float64)
+            ).alias("y"),
+            pl.concat_list(hover, hover, pl.lit(None, pl.String)).alias("hover"),
+        ).explode("x", "y", "hover")
+        xs = drawn.get_column("x").to_list()
+        ys = drawn.get_column("y").to_list()
+        texts = drawn.get_column("hover").to_list()
+        count = (
+            f"{rows.height:,}"
+            if shown.height == rows.height
+            else f"{shown.height:,} of {rows.height:,}"
+        )
+        traces.append(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name=f"{escape_name(name)} · {count}",
+                line={
+                    "color": MARKER_COLOURS[index % len(MARKER_COLOURS)],
+                    "width": 1,
+                    "dash": "dot",
+                },
+                opacity=0.7,
+                hovertext=texts,
+                hovertemplate="%{hovertext}<extra></extra>",
+                meta={"role": "markers"},
+            )
+        )
+    return traces
+
+
+def short_ns(value: int) -> str:
+    """A duration in ns as short text: ``3.55 ms``."""
+    for div, unit in ((1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "µs")):
+        if abs(value) >= div:
+            return f"{value / div:.3g} {unit}"
+    return f"{value} ns"
+
+
+def escape_name(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _step_trace(
+    xs: list[float],
+    ys: list[int],
+    *,
+    row: int,
+    name: str,
+    lane: int,
+    colour: str,
+    dash: str,
+    showlegend: bool,
+    what: str,
+) -> go.Scatter:
+    axis_suffix = "" if row == 1 else str(row)
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        xaxis=f"x{axis_suffix}",
+        yaxis=f"y{axis_suffix}",
+        mode="lines",
+        line={"shape": "hv", "color": colour, "dash": dash, "width": 1.6},
+        name=name,
+        legendgroup=f"lane{lane}",
+        showlegend=showlegend,
+        hovertemplate=f"%{{y}} {what}<br>%{{fullData.name}}<extra></extra>",
+        meta={"role": "concurrency", "lane": lane},
+    )
+
+
+def _lane_series(
+    steps: pl.DataFrame, lanes: pl.DataFrame, axis: TimeAxis, buckets: int | None
+) -> dict[int, tuple[list[float], list[int], list[int]]]:
+    """Per lane: x, live and pending, each step series closed at the end of the trace."""
+    if buckets is not None:
+        maxima = aggregate.bucket_maxima(steps, lanes, axis, buckets).filter(
+            pl.col("lane").is_in(steps.get_column("lane").unique().implode())
+        )
+        edges = aggregate.bucket_edges(axis, buckets)
+        series = {}
+        for (lane,), part in maxima.partition_by("lane", as_dict=True, maintain_order=True).items():
+            live = part.get_column("live").to_list()
+            pending = part.get_column("pending").to_list()
+            series[int(lane)] = (edges, [*live, live[-1]], [*pending, pending[-1]])
+        return series
+    series = {}
+    end_x = (axis.end - axis.origin) / axis.per_unit
+    for (lane,), part in steps.partition_by("lane", as_dict=True, maintain_order=True).items():
+        xs = part.select(axis.to_x(pl.col("raw"))).to_series().to_list()
+        live = part.get_column("live").to_list()
+        pending = part.get_column("pending").to_list()
+        series[int(lane)] = ([*xs, end_x], [*live, live[-1]], [*pending, pending[-1]])
+    return series
+
+
+def concurrency_figure(
+    steps: pl.DataFrame,
+    lanes: pl.DataFrame,
+    axis: TimeAxis,
+    *,
+    buckets: int | None,
+    replay_steps: pl.DataFrame | None,
+    ranking: list[int] | None = None,
+) -> go.Figure:
+    """Views of each root over time as step lines, in rows that share the time axis.
+
+    Live and RCU-pending views get a row each: a pile of pending views (normal after a
+    topology change) would otherwise flatten the live counts, where leaks show. With a
+    replay, a first row compares what pins the root when it is released at destroy (solid)
+    and at destroy_rcu (dashed). With ``buckets``, each line is the maximum per time bucket.
+    Past ``MAX_LANE_TRACES`` roots, the first ones of ``ranking`` get lines of their own and
+    the rest share one grey "other roots" line per row (a browser slows down with thousands
+    of traces).
+    """
+    labels = dict(lanes.select("lane", "label").rows())
+    main = _lane_series(steps, lanes, axis, buckets)
+    replay = _lane_series(replay_steps, lanes, axis, buckets) if replay_steps is not None else {}
+    rows = (
+        ["pinning", "live", "RCU pending"] if replay_steps is not None else ["live", "RCU pending"]
+    )
+    row_of = {title: index + 1 for index, title in enumerate(rows)}
+    # (lane, row, dash, what, name suffix) -> (x, y): every line the figure could draw.
+    lines: dict[tuple[int, str, str, str, str], tuple[list[float], list[int]]] = {}
+    for lane, (xs, live, pending) in main.items():
+        if "pinning" in row_of:
+            pinned = [a + b for a, b in zip(live, pending, strict=True)]
+            lines[(lane, "pinning", "solid", "views pin the root (release at destroy)", "")] = (
+                xs,
+                pinned,
+            )
+        lines[(lane, "live", "solid", "live views", "")] = (xs, live)
+        lines[(lane, "RCU pending", "solid", "RCU-pending views", "")] = (xs, pending)
+    for lane, (xs, live, pending) in replay.items():
+        pinned = [a + b for a, b in zip(live, pending, strict=True)]
+        what = "views pin the root (replay: release at destroy_rcu)"
+        lines[(lane, "pinning", "dash", what, " (replay)")] = (xs, pinned)
+    drawn = sorted(set(main) | set(replay))
+    order = [lane for lane in (ranking or drawn) if lane in set(drawn)]
+    own = set(order[:MAX_LANE_TRACES]) if len(drawn) > MAX_LANE_TRACES else set(drawn)
+    # Colours go to the lanes that have lines (the nil root has none), in lane order.
+    colours = {
+        lane: LANE_COLOURS[index % len(LANE_COLOURS)] for index, lane in enumerate(sorted(own))
+    }
+    traces = []
+    legend_done: set[int] = set()
+    others: dict[tuple[str, str, str], tuple[list[float | None], list[int | None]]] = {}
+    for (lane, row, dash, what, suffix), (xs, ys) in sorted(lines.items(), key=_line_order):
+        if lane not in own:
+            merged_x, merged_y = others.setdefault((row, dash, what), ([], []))
+            merged_x.extend([*xs, None])
+            merged_y.extend([*ys, None])
+            continue
+        traces.append(
+            _step_trace(
+                xs,
+                ys,
+                row=row_of[row],
+                name=escape_name(str(labels[lane])) + suffix,
+                lane=lane,
+                colour=colours[lane],
+                dash=dash,
+                showlegend=lane not in legend_done and not suffix,
+                what=what,
+            )
+        )
+        legend_done.add(lane)
+    for (row, dash, what), (xs_other, ys_other) in others.items():
+        traces.append(
+            go.Scatter(
+                x=xs_other,
+                y=ys_other,
+                xaxis="x" if row_of[row] == 1 else f"x{row_of[row]}",
+                yaxis="y" if row_of[row] == 1 else f"y{row_of[row]}",
+                mode="lines",
+                line={"shape": "hv", "color": "#9a9a9a", "dash": dash, "width": 1},
+                name=f"other roots ({len(drawn) - len(own):,})",
+                legendgroup="other",
+                showlegend=row == rows[0] and dash == "solid",
+                hovertemplate=f"%{{y}} {what}<br>one of the other roots<extra></extra>",
+                meta={"role": "concurrency", "lane": -2},
+            )
+        )
+    highest = {title: 0 for title in rows}
+    for (_, row, _, _, _), (_, ys) in lines.items():
+        highest[row] = max(highest[row], *ys)
+    gap = 0.08
+    band = (1 - gap * (len(rows) - 1)) / len(rows)
+    axes: dict[str, Any] = {}
+    for index, title in enumerate(rows):
+        suffix = "" if index == 0 else str(index + 1)
+        top = 1 - index * (band + gap)
+        last = index == len(rows) - 1
+        axes[f"yaxis{suffix}"] = {
+            "domain": [round(max(top - band, 0.0), 6), round(min(top, 1.0), 6)],
+            "title": {"text": title, "font": {"size": 11}},
+            "rangemode": "tozero",
+            "anchor": f"x{suffix}",
+            # Counts are whole numbers: no 0.5 ticks on rows with small counts.
+            **({"dtick": 1} if highest[title] <= 6 else {"tickformat": ",d"}),
+        }
+        axes[f"xaxis{suffix}"] = {
+            "anchor": f"y{suffix}",
+            "showticklabels": last,
+            "showspikes": True,
+            "spikemode": "across",
+            **({"title": {"text": axis.title}} if last else {}),
+            **({"matches": "x"} if index else {}),
+        }
+    layout = base_layout(130 * len(rows) + 110, **axes)
+    return go.Figure(data=traces, layout=layout)
+
+
+def _line_order(item: tuple[tuple[int, str, str, str, str], Any]) -> tuple[int, int, bool]:
+    """Lanes in order; within a lane, rows top-down, the replay after the traced line."""
+    (lane, row, dash, _, _), _ = item
+    return (lane, ("pinning", "live", "RCU pending").index(row), dash != "solid")
+
+
+def _decade_label(exponent: int, in_events: bool = False) -> str:
+    if in_events:
+        return f"{10**exponent:,}" if exponent >= 0 else f"1e{exponent}"
+    units = ((9, "s"), (6, "ms"), (3, "µs"), (0, "ns"))
+    for shift, unit in units:
+        if exponent >= shift:
+            return f"{10 ** (exponent - shift)} {unit}"
+    return f"1e{exponent} ns"
+
+
+def histogram_figure(
+    views: pl.DataFrame,
+    lanes: pl.DataFrame,
+    column: str,
+    *,
+    what: str,
+    colour: str,
+    in_events: bool = False,
+    own_lanes: set[int] | None = None,
+) -> go.Figure:
+    """Counts of ``column`` (ns) in log-spaced bins, for all roots and for each root.
+
+    Bins are computed here, not in the browser, so a million instances cost a few hundred
+    numbers. The x axis is log10 of the duration, labelled in time units. Only lanes in
+    ``own_lanes`` (default: all) get a histogram of their own.
+    """
+    binned = (
+        views.filter(pl.col(column).is_not_null())
+        .join(lanes.select("run", "root", "lane"), on=["run", "root"], how="left")
+        .with_columns(
+            (pl.col(column).clip(1).cast(pl.Float64).log10() * HIST_BINS_PER_DECADE)
+            .floor()
+            .cast(pl.Int64)
+            .alias("bin")
+        )
+    )
+    all_counts = binned.group_by("bin").agg(pl.len().alias("count")).sort("bin")
+    per_lane = binned.group_by("lane", "bin").agg(pl.len().alias("count")).sort("lane", "bin")
+    width = 1 / HIST_BINS_PER_DECADE
+
+    def bars(counts: pl.DataFrame, name: str, lane: int | None, visible: bool) -> go.Bar:
+        lo = counts.select((pl.col("bin") / HIST_BINS_PER_DECADE).alias("lo"))
+        low = (10 ** (pl.col("bin") / HIST_BINS_PER_DECADE)).round(0).cast(pl.Int64)
+        high = (10 ** ((pl.col("bin") + 1) / HIST_BINS_PER_DECADE)).round(0).cast(pl.Int64)
+        if in_events:
+            bounds = (low.cast(pl.String), pl.format("{} events", high))
+        else:
+            bounds = (human_ns(low), human_ns(high))
+        hover = counts.select(
+            pl.format("{} to {}: {} instances", *bounds, pl.col("count"))
+        ).to_series()
+        return go.Bar(
+            x=[v + width / 2 for v in lo.to_series().to_list()],
+            y=counts.get_column("count").to_list(),
+            width=width * 0.92,
+            name=name,
+            marker={"color": colour},
+            visible=visible,
+            hovertext=hover.to_list(),
+            hovertemplate="%{hovertext}<extra>" + name + "</extra>",
+            meta={"role": "histogram", "lane": -1 if lane is None else lane},
+            showlegend=False,
+        )
+
+    traces = [bars(all_counts, "all roots", None, True)]
+    labels = dict(lanes.select("lane", "label").rows())
+    for (lane,), part in per_lane.partition_by("lane", as_dict=True, maintain_order=True).items():
+        if lane is not None and (own_lanes is None or lane in own_lanes):
+            traces.append(bars(part, escape_name(str(labels[lane])), int(lane), False))
+    bins = binned.get_column("bin")
+    lo_decade = math.floor(as_int(bins.min()) / HIST_BINS_PER_DECADE)
+    hi_decade = math.ceil((as_int(bins.max()) + 1) / HIST_BINS_PER_DECADE)
+    decades = list(range(lo_decade, max(hi_decade, lo_decade + 1) + 1))
+    layout = base_layout(
+        300,
+        bargap=0,
+        showlegend=False,
+        margin={"l": 60, "r": RIGHT_MARGIN_PX, "t": 20, "b": 50},
+        xaxis={
+            "title": {"text": f"{what} (log scale)"},
+            "tickmode": "array",
+            "tickvals": decades,
+            "ticktext": [_decade_label(d, in_events) for d in decades],
+            "range": [decades[0] - 0.05, decades[-1] + 0.05],
+        },
+        yaxis={"title": {"text": "view instances"}, "rangemode": "tozero"},
+    )
+    return go.Figure(data=traces, layout=layout)

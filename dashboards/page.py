@@ -1,0 +1,324 @@
+"""Assemble the dashboard: header, figures, tables and scripts in one HTML page.
+
+Nothing on the page comes from the network, and nothing varies between runs: div ids are
+fixed, data is sorted, and no time or random id is written.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from functools import cache
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+from plotly.offline import get_plotlyjs
+from qtrace.dashboards import aggregate, figures, tables
+from qtrace.dashboards.assets import SCRIPT, STYLE
+from qtrace.dashboards.inputs import TimeAxis, as_int, lanes, time_axis
+from qtrace.dashboards.instances import assign_slots, instance_phases
+
+from qtrace.model import Analysis
+from qtrace.report import to_json
+
+TIMELINE_ID = "qtrace-timeline"
+CONCURRENCY_ID = "qtrace-concurrency"
+LIVE_HIST_ID = "qtrace-live-hist"
+GRACE_HIST_ID = "qtrace-grace-hist"
+PLOTLY_CONFIG: dict[str, Any] = {
+    "displaylogo": False,
+    "responsive": True,
+    "typesetMath": False,
+    "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+    "toImageButtonOptions": {"format": "png", "scale": 2},
+}
+
+
+@cache
+def plotly_js() -> str:
+    """The bundled plotly.js (the same text every call)."""
+    return str(get_plotlyjs())
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside a <script> element: no ``</`` or ``<!--`` can end or confuse it."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("</", "<\\/").replace("<!--", "\\u003c!--")
+
+
+def _figure_entry(div_id: str, figure: go.Figure) -> dict[str, Any]:
+    spec = figure.to_plotly_json()
+    return {"id": div_id, "data": spec["data"], "layout": spec["layout"]}
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
+
+def _verdict(report: dict[str, Any]) -> str:
+    """The findings of the JSON report's verdict, as a headline and badges."""
+    verdict = report["verdict"]
+    leaks, anomalies = int(verdict["leaked"]), int(verdict["anomalies"])
+    dropped, uncertain = int(verdict["dropped_events"]), int(verdict["uncertain"])
+    badges = [
+        ("bad" if leaks else "good", _plural(leaks, "leaked view")),
+        ("warn" if anomalies else "good", _plural(anomalies, "anomaly", "anomalies")),
+        ("warn" if dropped else "good", _plural(dropped, "dropped event")),
+    ]
+    if uncertain:
+        badges.append(("warn", f"{uncertain:,} uncertain (events were dropped)"))
+    if leaks:
+        headline = "Leak: a view stayed live after a newer view of its root was built"
+    elif anomalies or dropped:
+        headline = "No leak found, but the trace has findings to check"
+    else:
+        headline = "Clean: no leaks, no anomalies, no dropped events"
+    spans = "".join(f'<span class="badge {cls}">{text}</span>' for cls, text in badges)
+    return f'<div class="verdict" id="qtrace-verdict"><strong>{headline}</strong>{spans}</div>'
+
+
+def _nonzero(counts: dict[str, Any]) -> str:
+    shown = [f"{html.escape(k)} {int(v):,}" for k, v in counts.items() if v]
+    return ", ".join(shown) or "none"
+
+
+def _duration(quantiles: dict[str, int | None]) -> str:
+    if not quantiles.get("count"):
+        return "none"
+    return " · ".join(
+        f"{name} {figures.short_ns(int(value))}"
+        for name, value in (("p50", quantiles["p50"]), ("p99", quantiles["p99"]))
+        if value is not None
+    )
+
+
+def _facts(report: dict[str, Any], axis: TimeAxis) -> str:
+    """Input, dialect, clock and the counts of the JSON report (qtrace.analyze/1)."""
+    source = report["source"]
+    views = report["views"]
+    inputs = ", ".join(f"<code>{html.escape(str(p))}</code>" for p in source["paths"])
+    facts: list[tuple[str, str]] = [
+        ("input", inputs or "(an events table)"),
+        ("format", html.escape(str(source["format"] or "table"))),
+        ("dialect", html.escape(str(source["dialect"] or "unknown"))),
+        ("clock", html.escape(str(source["clock"]))),
+        ("lines skipped", f"{int(source['lines_skipped']):,}"),
+        ("runs", f"{int(report['runs']):,}"),
+        ("root release", html.escape(str(report["root_release"]))),
+        ("destroy traced", "yes" if source["destroy_traced"] else "no"),
+        ("events", _nonzero(report["events"])),
+        ("view instances", f"{int(views['instances']):,}"),
+        (
+            "by status",
+            _nonzero(
+                {
+                    k: views[k]
+                    for k in ("freed", "rcu_pending", "current", "immortal", "leaked", "lost")
+                }
+            ),
+        ),
+        ("reused pointers", f"{int(views['reused_pointers']):,}"),
+        ("roots", f"{int(report['roots']['distinct']):,}"),
+        ("most views of a root at once", f"{int(report['roots']['max_concurrent_views']):,}"),
+        ("overlaps", _nonzero({k: v["count"] for k, v in report["overlaps"].items()})),
+        ("anomalies", _nonzero(report["anomalies"])),
+    ]
+    if "durations" in report:
+        facts.append(("live", _duration(report["durations"]["live_ns"])))
+        facts.append(("RCU grace", _duration(report["durations"]["grace_ns"])))
+    if axis.has_clock:
+        facts.append(("trace length", figures.short_ns(axis.end - axis.origin)))
+    items = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in facts)
+    return f'<dl class="facts" id="qtrace-facts">{items}</dl>'
+
+
+def _align_time_axes(
+    timeline: go.Figure,
+    concurrency: go.Figure,
+    lane_table: pl.DataFrame,
+    full_x: list[float],
+    *,
+    colour_bar: bool,
+) -> None:
+    """Same x range and side margins in both time figures, so their x axes line up.
+
+    The left margin fits the longest lane label; the heatmap's colour bar takes room on the
+    right.
+    """
+    timeline.update_xaxes(range=full_x, autorange=False)
+    concurrency.update_layout(xaxis={"range": full_x, "autorange": False})
+    longest = as_int(lane_table.get_column("label").str.len_chars().max())
+    margin = {"l": max(figures.LEFT_MARGIN_PX, min(24 + 7 * longest, 280))}
+    if colour_bar:
+        margin["r"] = figures.COLORBAR_MARGIN_PX
+    for fig in (timeline, concurrency):
+        fig.update_layout(margin=margin)
+
+
+def _duration_figures(
+    views: pl.DataFrame, lane_table: pl.DataFrame, axis: TimeAxis, own: set[int]
+) -> tuple[go.Figure, go.Figure]:
+    """Histograms of live and RCU grace durations (in events when the trace has no clock)."""
+    if axis.has_clock:
+        measured, unit = views, ""
+    else:
+        measured = views.with_columns(
+            (pl.col("rcu_seq") - pl.col("new_seq")).alias("live_ns"),
+            (pl.col("destroy_seq") - pl.col("rcu_seq")).alias("grace_ns"),
+        )
+        unit = ", in events"
+    live = figures.histogram_figure(
+        measured,
+        lane_table,
+        "live_ns",
+        what=f"live (new → destroy_rcu{unit})",
+        colour="#4c78a8",
+        in_events=not axis.has_clock,
+        own_lanes=own,
+    )
+    grace = figures.histogram_figure(
+        measured,
+        lane_table,
+        "grace_ns",
+        what=f"RCU grace (destroy_rcu → destroy{unit})",
+        colour="#f28e2b",
+        in_events=not axis.has_clock,
+        own_lanes=own,
+    )
+    return live, grace
+
+
+def render_page(
+    analysis: Analysis,
+    *,
+    replay: Analysis | None = None,
+    markers: pl.DataFrame | None = None,
+    title: str | None = None,
+    plotlyjs_src: str | None = None,
+) -> str:
+    """The dashboard's HTML; plotly.js inline, or loaded from ``plotlyjs_src`` (relative)."""
+    axis = time_axis(analysis)
+    report = to_json(analysis)
+    lane_table = lanes(analysis)
+    views = analysis.views
+    detail, aggregated = aggregate.detail_views(views, analysis.anomalies, lane_table)
+    slotted = assign_slots(instance_phases(detail, axis))
+    geometry = figures.lane_geometry(lane_table, slotted)
+    steps = aggregate.lane_steps(analysis.concurrency, lane_table, axis)
+    plan = aggregate.plan(views, detail, aggregated, steps.height, lane_table.height)
+    means = (
+        aggregate.bucket_live_means(steps, lane_table, axis, plan.buckets) if aggregated else None
+    )
+    replay_steps = (
+        aggregate.lane_steps(replay.concurrency, lane_table, axis) if replay is not None else None
+    )
+    full_x = [0.0, (axis.end - axis.origin) / axis.per_unit]
+    own = figures.own_lanes(views, lane_table)
+    timeline = figures.timeline_figure(
+        slotted,
+        geometry,
+        axis,
+        anomalies=analysis.anomalies,
+        lanes=lane_table,
+        markers=markers,
+        means=means,
+        labelled=figures.tick_lanes(views, lane_table),
+    )
+    concurrency = figures.concurrency_figure(
+        steps,
+        lane_table,
+        axis,
+        buckets=plan.buckets if plan.steps_aggregated else None,
+        ranking=own,
+        replay_steps=replay_steps,
+    )
+    _align_time_axes(timeline, concurrency, lane_table, full_x, colour_bar=means is not None)
+    live_hist, grace_hist = _duration_figures(views, lane_table, axis, set(own))
+    data = {
+        "figures": [
+            _figure_entry(TIMELINE_ID, timeline),
+            _figure_entry(CONCURRENCY_ID, concurrency),
+            _figure_entry(LIVE_HIST_ID, live_hist),
+            _figure_entry(GRACE_HIST_ID, grace_hist),
+        ],
+        "plotlyConfig": PLOTLY_CONFIG,
+        "timeline": TIMELINE_ID,
+        "concurrency": CONCURRENCY_ID,
+        "histograms": [LIVE_HIST_ID, GRACE_HIST_ID],
+        "timeAxes": [TIMELINE_ID, CONCURRENCY_ID],
+        "fullXRange": full_x,
+        "fullYRange": [geometry.total + 0.3, -0.3],
+        "laneRanges": geometry.ranges(),
+        "ownLanes": [str(lane) for lane in own],
+    }
+    inputs = [str(p) for p in report["source"]["paths"]]
+    page_title = title or ("qtrace · " + ", ".join(inputs) if inputs else "qtrace dashboard")
+    options = "".join(
+        f'<option value="{lane}">{html.escape(str(label))}</option>'
+        for lane, label in lane_table.select("lane", "label").rows()
+    )
+    marker_note = figures.marker_note(markers)
+    all_notes = [*plan.notes, *([marker_note] if marker_note else [])]
+    notes = "".join(f'<p class="note aggregated">{html.escape(n)}</p>' for n in all_notes)
+    durations_note = (
+        "This trace has no clock: durations are counted in trace events between the phases."
+        if not axis.has_clock
+        else "Bins are a tenth of a decade wide."
+    )
+    replay_note = (
+        " Top row: views pinning the root as traced (solid) and if roots were released at"
+        " destroy_rcu (dashed, the replay)."
+        if replay is not None
+        else ""
+    )
+    plotly_tag = (
+        f'<script src="{html.escape(plotlyjs_src)}"></script>'
+        if plotlyjs_src is not None
+        else f"<script>{plotly_js()}</script>"
+    )
+    body = f"""<header>
+<h1>{html.escape(page_title)}</h1>
+{_verdict(report)}
+{_facts(report, axis)}
+</header>
+<nav><label for="qtrace-root">Focus root</label>
+<select id="qtrace-root"><option value="">all roots</option>{options}</select>
+<a href="#timeline">timeline</a><a href="#concurrency">concurrency</a>
+<a href="#durations">durations</a><a href="#leaks">leaks</a><a href="#anomalies">anomalies</a>
+<a href="#roots">roots</a></nav>
+<section id="timeline"><h2>View instances per root</h2>
+<p class="note">One lane per root. Thick bar: live (flatview_new → flatview_destroy_rcu);
+thin tail: RCU pending (→ flatview_destroy). Hover a bar for exact times.
+Zoom here or below: both follow.</p>{notes}
+<div id="{TIMELINE_ID}" class="plot"></div></section>
+<section id="concurrency"><h2>Views pinning each root</h2>
+<p class="note">Live and RCU-pending views of each root, one colour per root.{replay_note}</p>
+<div id="{CONCURRENCY_ID}" class="plot"></div></section>
+<section id="durations"><h2>Durations</h2><p class="note">{durations_note}</p>
+<div class="pair"><div><h2>Live</h2><div id="{LIVE_HIST_ID}" class="plot"></div></div>
+<div><h2>RCU grace</h2><div id="{GRACE_HIST_ID}" class="plot"></div></div></div></section>
+<section id="leaks"><h2>Leaked and lost views</h2>
+{tables.leaks_table(views, lane_table, axis)}</section>
+<section id="anomalies"><h2>Anomalies</h2>
+{tables.anomalies_table(analysis.anomalies, lane_table, axis)}</section>
+<section id="roots"><h2>Roots</h2>
+{tables.roots_table(analysis.roots, views, lane_table)}</section>
+<footer>Made by qtrace. Offline page: plotly.js is {"beside it" if plotlyjs_src else "inside"}.
+</footer>"""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(page_title)}</title>
+<style>{STYLE}</style>
+{plotly_tag}
+</head>
+<body>
+{body}
+<script type="application/json" id="qtrace-data">{script_json(data)}</script>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""

@@ -1,0 +1,825 @@
+"""Reader for QEMU's ``simple`` trace backend: binary files, format version 4, either byte order.
+
+Record boundaries are walked in Python only where they are irregular; runs of equal-sized
+records (a FlatView-only trace is one long run of 48-byte records) are checked and decoded in
+bulk with numpy over a memory map. Arguments are rendered once per distinct value tuple and
+joined back, which reproduces QEMU's ``scripts/simpletrace.py`` text exactly.
+
+What happens to records that cannot be fully decoded (one warning per kind, with an offset):
+
+- an event no declaration describes (no ``trace-events-all``, or not in it): kept if selected,
+  with ``args`` null; the walk skips it by its length field;
+- a record that does not fit its declaration (wrong build's file): kept, ``args``/``view``/
+  ``root`` null;
+- an event id that no mapping record names: skipped, its bytes counted in ``bytes_skipped``;
+- damage (bad record type, length out of range, a length running past the end while sound
+  records follow): skipped up to the next offset where three sound records start, bytes
+  counted; a last record cut short by the end of the file is dropped and reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import struct
+from dataclasses import dataclass, field
+from math import prod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from qtrace.parsers.source import OpenedInput
+from qtrace.parsers.trace_events_decl import (
+    BUILTIN_DECLS,
+    DEFAULT_TRACE_EVENTS,
+    EventDecl,
+    load_trace_events,
+)
+
+from qtrace.errors import InputError
+from qtrace.events import (
+    DROPPED_EVENT,
+    FLATVIEW_EVENTS,
+    EventSelection,
+    ParsedInput,
+    conform,
+    empty_events,
+)
+
+HEADER_EVENT_ID = 0xFFFF_FFFF_FFFF_FFFF
+MAGIC = 0xF2B1_77CB_0AA4_29B4
+SUPPORTED_VERSION = 4
+OLD_VERSIONS = (0, 2, 3)
+DROPPED_EVENT_ID = 0xFFFF_FFFF_FFFF_FFFE
+RECORD_MAPPING = 0
+RECORD_EVENT = 1
+
+HEADER_BYTES = 24  # header id, magic, version
+EVENT_HEADER_BYTES = 32  # type word, event id, timestamp, length, pid
+MAPPING_HEADER_BYTES = 20  # type word, event id, name length
+MIN_EVENT_LENGTH = 24  # the length field counts id, timestamp, length and pid (not the type word)
+# QEMU allows 10 arguments and cuts strings at 512 bytes: a longer record is a damaged one.
+MAX_EVENT_LENGTH = 24 + 10 * (4 + 512)
+MAX_NAME_BYTES = 1024
+RUN_TRIGGER = 8  # equal-sized records in a row before a bulk run check pays for itself
+RUN_FIRST_CHUNK = 256
+RESYNC_CHAIN = 3  # records that must follow a resync candidate for it to be believed
+
+DROPPED_DECL = EventDecl(DROPPED_EVENT, (("uint64_t", "num_events_dropped"),))
+
+Offsets = npt.NDArray[np.int64]
+_BASE_COLUMNS = ("offset", "ts_ns", "pid", "event")
+Layout = tuple[tuple[bool, str], ...]
+
+
+def _read_header(mm: mmap.mmap, size: int, name: str) -> str:
+    """Check the file header; return the struct byte-order character it was written in."""
+    if size < HEADER_BYTES:
+        raise InputError(
+            f"{name}: too short for a QEMU simple trace ({size} bytes; the header alone is "
+            f"{HEADER_BYTES})"
+        )
+    for order in ("<", ">"):
+        header_id, magic, version = struct.unpack_from(order + "QQQ", mm, 0)
+        if header_id == HEADER_EVENT_ID and magic == MAGIC:
+            break
+    else:
+        raise InputError(f"{name}: not a QEMU simple trace (bad magic)")
+    if version in OLD_VERSIONS:
+        raise InputError(
+            f"{name}: unsupported simple trace version {version} (qtrace reads version 4)"
+        )
+    if version != SUPPORTED_VERSION:
+        raise InputError(f"{name}: unknown simple trace version {version} (qtrace reads version 4)")
+    return order
+
+
+# A run of equal-sized records back to back: (first offset, record bytes, count).
+Run = tuple[int, int, int]
+
+
+@dataclass
+class _Walk:
+    """Where the records are, and what was damaged on the way."""
+
+    pieces: list[Offsets | Run] = field(default_factory=list)  # event records, in file order
+    mappings: list[tuple[int, int, str]] = field(default_factory=list)  # offset, id, name
+    damaged_first: int = -1
+    damaged_places: int = 0
+    damaged_bytes: int = 0
+    damage_reason: str = ""
+    truncated: str = ""
+    truncated_bytes: int = 0
+
+
+def _run_length(mm: mmap.mmap, size: int, order: str, start: int, stride: int) -> int:
+    """How many well-formed event records of ``stride`` bytes follow back to back from ``start``.
+
+    Checks grow 16-fold (galloping), so a short run costs one small check and a whole
+    FlatView file a handful of large ones.
+    """
+    rows_left = (size - start) // stride
+    total = 0
+    chunk = RUN_FIRST_CHUNK
+    while rows_left > 0:
+        rows = min(chunk, rows_left)
+        base = start + total * stride
+        types = np.ndarray((rows,), order + "u8", buffer=mm, offset=base, strides=(stride,))
+        lengths = np.ndarray((rows,), order + "u4", buffer=mm, offset=base + 24, strides=(stride,))
+        good = (types == RECORD_EVENT) & (lengths == stride - 8)
+        if not good.all():
+            return total + int(good.argmin())
+        total += rows
+        rows_left -= rows
+        chunk *= 16
+    return total
+
+
+class _Walker:
+    """Walk record boundaries from the first record to the end of the file."""
+
+    def __init__(self, mm: mmap.mmap, size: int, order: str) -> None:
+        self.mm = mm
+        self.size = size
+        self.order = order
+        self.event_header = struct.Struct(order + "QQQII").unpack_from
+        self.mapping_header = struct.Struct(order + "QQI").unpack_from
+        self.type_word = struct.Struct(order + "Q").unpack_from
+        self.event_pattern = struct.pack(order + "Q", RECORD_EVENT)
+        self.walk = _Walk()
+        self._known: set[int] = {DROPPED_EVENT_ID}
+        self._known_count = 0
+
+    def _known_ids(self) -> set[int]:
+        if self._known_count != len(self.walk.mappings):  # mappings were added since
+            self._known = {eid for _, eid, _ in self.walk.mappings} | {DROPPED_EVENT_ID}
+            self._known_count = len(self.walk.mappings)
+        return self._known
+
+    def _plausible_from(self, pos: int, known: set[int]) -> bool:
+        """Whether a record chain that looks sound starts at ``pos`` (used to resynchronise)."""
+        for index in range(RESYNC_CHAIN):
+            left = self.size - pos
+            if left == 0:
+                return index > 0
+            if left < EVENT_HEADER_BYTES:
+                return False
+            rtype, eid, _ts, length, _pid = self.event_header(self.mm, pos)
+            if rtype == RECORD_EVENT:
+                if not MIN_EVENT_LENGTH <= length <= MAX_EVENT_LENGTH or eid not in known:
+                    return False
+                pos += 8 + length
+            elif rtype == RECORD_MAPPING and index > 0:
+                _t, _eid, name_len = self.mapping_header(self.mm, pos)
+                if not 0 < name_len <= MAX_NAME_BYTES:
+                    return False
+                pos += MAPPING_HEADER_BYTES + name_len
+            else:
+                return False
+            if pos > self.size:
+                return False
+        return True
+
+    def _next_sound(self, off: int) -> int:
+        """The first offset after ``off`` where sound records start again (or the file end)."""
+        known = self._known_ids()
+        candidate = off + 1
+        while True:
+            # mmap.find runs in C; every failed candidate moves on by one byte, so this ends.
+            candidate = self.mm.find(self.event_pattern, candidate)
+            if candidate < 0:
+                return self.size
+            if self._plausible_from(candidate, known):
+                return candidate
+            candidate += 1
+
+    def _resync(self, off: int, reason: str, resume: int | None = None) -> int:
+        """Skip a damaged record; return where reading resumes."""
+        walk = self.walk
+        if walk.damaged_first < 0:
+            walk.damaged_first = off
+            walk.damage_reason = reason
+        walk.damaged_places += 1
+        resume = self._next_sound(off) if resume is None else resume
+        walk.damaged_bytes += resume - off
+        return resume
+
+    def _damaged(self, off: int, reason: str, singles: list[int], single_end: int) -> int:
+        """Resynchronise after damage at ``off``; return where reading resumes.
+
+        A wrong but plausible length in the record before lands the walk inside the data: when
+        sound records start within that record's claimed extent, it is the damaged one.
+        """
+        if singles and single_end == off:
+            previous = singles[-1]
+            resume = self._next_sound(previous)
+            if resume < off:
+                singles.pop()
+                return self._resync(previous, "its length runs into the records after it", resume)
+        return self._resync(off, reason)
+
+    def _past_end(self, off: int, needed: int) -> int | None:
+        """A record claims more bytes than the file has: a cut last record, or a bad length.
+
+        Returns where to resume after a bad length, or None when the file was cut here.
+        """
+        resume = self._next_sound(off)
+        if resume < self.size:
+            return self._resync(off, f"record of {needed} bytes runs past the end", resume)
+        self._cut(off, needed)
+        return None
+
+    def _cut(self, off: int, needed: int) -> None:
+        have = self.size - off
+        self.walk.truncated = (
+            f"last record at offset {off} is cut short ({have} of {needed} bytes); ignored"
+            if needed > have
+            else f"{have} stray bytes at offset {off} at the end of the file; ignored"
+        )
+        self.walk.truncated_bytes = have
+
+    def run(self, start: int) -> _Walk:
+        walk = self.walk
+        singles: list[int] = []
+        append = singles.append
+        size = self.size
+        off = start
+        prev_bytes = -1
+        same = 0
+        single_end = -1  # where the last record kept one at a time ends
+        while off < size:
+            left = size - off
+            if left >= EVENT_HEADER_BYTES:
+                rtype, _eid, _ts, length, _pid = self.event_header(self.mm, off)
+            elif left >= 8:
+                rtype, length = self.type_word(self.mm, off)[0], -1
+            else:
+                self._cut(off, 8)
+                break
+            if rtype == RECORD_EVENT:
+                if length < 0:
+                    self._cut(off, EVENT_HEADER_BYTES)
+                    break
+                if not MIN_EVENT_LENGTH <= length <= MAX_EVENT_LENGTH:
+                    reason = f"event length {length} out of range"
+                    off = self._damaged(off, reason, singles, single_end)
+                    continue
+                record_bytes = 8 + length
+                if off + record_bytes > size:
+                    resume = self._past_end(off, record_bytes)
+                    if resume is None:
+                        break
+                    off = resume
+                    continue
+                append(off)
+                off += record_bytes
+                single_end = off
+                if record_bytes != prev_bytes:
+                    prev_bytes, same = record_bytes, 0
+                    continue
+                same += 1
+                if same >= RUN_TRIGGER:
+                    same = 0
+                    rows = _run_length(self.mm, size, self.order, off, record_bytes)
+                    if rows:
+                        walk.pieces.append(np.array(singles, np.int64))
+                        singles.clear()
+                        end = off + rows * record_bytes
+                        walk.pieces.append((off, record_bytes, rows))
+                        off = end
+            elif rtype == RECORD_MAPPING:
+                if left < MAPPING_HEADER_BYTES:
+                    self._cut(off, MAPPING_HEADER_BYTES)
+                    break
+                _t, eid, name_len = self.mapping_header(self.mm, off)
+                if not 0 < name_len <= MAX_NAME_BYTES:
+                    reason = f"event name length {name_len} out of range"
+                    off = self._damaged(off, reason, singles, single_end)
+                    continue
+                end = off + MAPPING_HEADER_BYTES + name_len
+                if end > size:
+                    resume = self._past_end(off, end - off)
+                    if resume is None:
+                        break
+                    off = resume
+                    continue
+                event_name = self.mm[off + MAPPING_HEADER_BYTES : end].decode("utf-8", "replace")
+                walk.mappings.append((off, eid, event_name))
+                off = end
+            else:
+                reason = f"unknown record type {rtype:#x}"
+                off = self._damaged(off, reason, singles, single_end)
+        if singles:
+            walk.pieces.append(np.array(singles, np.int64))
+        return walk
+
+
+class _Fields:
+    """Read fixed-width integers at arbitrary byte offsets of the file, many at a time."""
+
+    def __init__(self, mm: mmap.mmap, size: int, order: str) -> None:
+        self.mm = mm
+        self.size = size
+        self.order = order
+        self._words: npt.NDArray[np.uint64] | None = None
+
+    def strided(self, start: int, stride: int, count: int, width: int) -> npt.NDArray[Any]:
+        """``count`` integers every ``stride`` bytes from ``start``, in native byte order."""
+        native = np.uint64 if width == 8 else np.uint32
+        dtype = f"{self.order}u{width}"
+        view = np.ndarray((count,), dtype, buffer=self.mm, offset=start, strides=(stride,))
+        return view.astype(native)
+
+    def _little_u64(self, offsets: Offsets) -> npt.NDArray[np.uint64]:
+        """The 8 bytes at each offset read as a little-endian u64 (bytes past the end are 0).
+
+        Records start at any byte, so each value is spliced from the two aligned words it
+        straddles: two plain gathers instead of one pass per byte phase.
+        """
+        if self._words is None:
+            self._words = np.frombuffer(self.mm, "<u8", count=self.size // 8).astype(
+                np.uint64, copy=False
+            )
+        words = self._words
+        last = words.size - 1
+        index = offsets >> 3
+        shift = ((offsets & 7) << 3).astype(np.uint64)
+        low = words[np.minimum(index, last)] >> shift
+        high = words[np.minimum(index + 1, last)] << ((np.uint64(64) - shift) & np.uint64(63))
+        values: npt.NDArray[np.uint64] = low | np.where(shift == 0, np.uint64(0), high)
+        # The last few bytes of the file lie past the last whole word: read those rows directly.
+        for row in np.flatnonzero(offsets + 8 > words.size * 8).tolist():
+            at = int(offsets[row])
+            values[row] = int.from_bytes(self.mm[at : at + 8].ljust(8, b"\0"), "little")
+        return values
+
+    def read(self, offsets: Offsets, width: int) -> npt.NDArray[Any]:
+        """The unsigned ``width``-byte integers at ``offsets``, in native byte order."""
+        native = np.uint64 if width == 8 else np.uint32
+        if offsets.size == 0:
+            return np.zeros(0, native)
+        # Reads past the end only happen for records too short for their declaration (masked
+        # out by the caller); clamping keeps them inside the file.
+        values = self._little_u64(np.minimum(offsets, self.size - width))
+        if width == 4:
+            values = values.astype(np.uint32)  # keeps the low 4 bytes: the first 4 in the file
+        return values.byteswap() if self.order == ">" else values
+
+
+class _Records:
+    """A set of event records: runs keep their shape so fields are read as strided views."""
+
+    def __init__(self, fields: _Fields, pieces: list[Offsets | Run]) -> None:
+        self.fields = fields
+        self.pieces = pieces
+
+    @property
+    def count(self) -> int:
+        return sum(p[2] if isinstance(p, tuple) else p.size for p in self.pieces)
+
+    def offsets(self) -> Offsets:
+        parts = [
+            np.arange(p[0], p[0] + p[1] * p[2], p[1], dtype=np.int64) if isinstance(p, tuple) else p
+            for p in self.pieces
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def read(self, delta: int, width: int) -> npt.NDArray[Any]:
+        """The ``width``-byte integer ``delta`` bytes into every record."""
+        native = np.uint64 if width == 8 else np.uint32
+        if len(self.pieces) == 1 and not isinstance(self.pieces[0], tuple):
+            return self.fields.read(self.pieces[0] + delta, width)
+        out = np.zeros(self.count, native)
+        # Scattered records are gathered in one call (many small calls cost more than the
+        # reads); runs are copied from strided views.
+        scattered: list[Offsets] = []
+        slots: list[slice] = []
+        begin = 0
+        for p in self.pieces:
+            if not isinstance(p, tuple):
+                scattered.append(p)
+                slots.append(slice(begin, begin + p.size))
+                begin += p.size
+                continue
+            start, stride, count = p
+            if delta + width <= stride:  # else too short for this field: masked out anyway
+                out[begin : begin + count] = self.fields.strided(
+                    start + delta, stride, count, width
+                )
+            begin += count
+        if scattered:
+            values = self.fields.read(np.concatenate(scattered) + delta, width)
+            at = 0
+            for slot in slots:
+                size = slot.stop - slot.start
+                out[slot] = values[at : at + size]
+                at += size
+        return out
+
+    def take(self, rows: npt.NDArray[Any]) -> _Records:
+        return _Records(self.fields, [self.offsets()[rows]])
+
+
+@dataclass
+class _Decoded:
+    frames: list[pl.DataFrame] = field(default_factory=list)
+    dropped_events: int = 0
+    bytes_skipped: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _names_by_id(mappings: list[tuple[int, int, str]]) -> dict[int, list[tuple[int, str]]]:
+    """Every (offset, name) each event id is mapped to, in file order."""
+    by_id: dict[int, list[tuple[int, str]]] = {}
+    for off, eid, name in mappings:
+        by_id.setdefault(eid, []).append((off, name))
+    by_id[DROPPED_EVENT_ID] = [(0, DROPPED_EVENT)]
+    return by_id
+
+
+def _event_names(
+    eids: npt.NDArray[np.uint64],
+    offsets: Offsets,
+    by_id: dict[int, list[tuple[int, str]]],
+    present: list[int],
+) -> pl.Series:
+    """Each record's event name, through the mapping records (``present``: the ids used)."""
+    codes = pl.Series("eid", eids).replace_strict(
+        present, np.arange(len(present), dtype=np.uint32), return_dtype=pl.UInt32
+    )
+    names = pl.Series("event", [by_id[eid][-1][1] for eid in present], pl.String).gather(codes)
+    for eid in present:
+        entries = by_id[eid]
+        if len({name for _, name in entries}) == 1:
+            continue
+        # An id mapped twice to different names: each record takes the mapping in force at
+        # its offset (the last one before it, or the first one if none precedes it).
+        rows = np.flatnonzero(eids == eid)
+        map_offsets = np.array([off for off, _ in entries], np.int64)
+        which = np.maximum(np.searchsorted(map_offsets, offsets[rows], side="right") - 1, 0)
+        chosen = [entries[i][1] for i in which.tolist()]
+        names = names.scatter(rows, pl.Series(chosen, dtype=pl.String))
+    return names
+
+
+def _render_args(layout: Layout, values: pl.DataFrame) -> list[str]:
+    """simpletrace.py's text for each row of distinct argument values.
+
+    A Python loop over *distinct* tuples only: ``repr`` of bytes is the exact text QEMU's
+    reader prints for strings, and no polars expression reproduces it.
+    """
+    texts = []
+    for row in values.iter_rows():
+        parts = [
+            f"{name}={value!r}" if is_string else f"{name}=0x{value:x}"
+            for (is_string, name), value in zip(layout, row, strict=True)
+        ]
+        texts.append(" ".join(parts))
+    return texts
+
+
+def _decode_layout(
+    records: _Records, lengths: npt.NDArray[np.int64], layout: Layout
+) -> tuple[pl.DataFrame, npt.NDArray[np.bool_]]:
+    """Decode the arguments of records that share one layout.
+
+    Returns one column per argument and the per-record ``ok`` mask (false where a record does
+    not fit the declaration: its values are then placeholders).
+    """
+    record_bytes = lengths + 8
+    ok = np.ones(lengths.size, bool)
+    columns: dict[str, pl.Series] = {}
+    # Up to the first string every argument sits at the same place in each record, so runs
+    # are read as strided views; after a string, positions are per record.
+    rel = EVENT_HEADER_BYTES
+    offsets: Offsets | None = None
+    pos: Offsets | None = None
+    for index, (is_string, _name) in enumerate(layout):
+        key = f"a{index}"
+        if pos is None and not is_string:
+            ok &= rel + 8 <= record_bytes
+            columns[key] = pl.Series(key, records.read(rel, 8))
+            rel += 8
+            continue
+        if offsets is None or pos is None:
+            offsets = records.offsets()
+            pos = offsets + rel
+        fields = records.fields
+        if is_string:
+            ok &= pos + 4 <= offsets + record_bytes
+            str_len = np.where(ok, fields.read(np.where(ok, pos, offsets), 4), 0).astype(np.int64)
+            ok &= pos + 4 + str_len <= offsets + record_bytes
+            starts = pos + 4
+            stops = starts + np.where(ok, str_len, 0)
+            # Variable-length slices: numpy has no ragged gather, so strings are cut one by one
+            # (map over slice objects keeps the loop in C).
+            cuts = map(slice, starts.tolist(), stops.tolist())
+            columns[key] = pl.Series(key, list(map(fields.mm.__getitem__, cuts)), pl.Binary)
+            pos = np.where(ok, pos + 4 + str_len, pos)
+        else:
+            ok &= pos + 8 <= offsets + record_bytes
+            columns[key] = pl.Series(key, fields.read(np.where(ok, pos, offsets), 8))
+            pos = pos + 8
+    ok &= (
+        (rel == record_bytes) if pos is None or offsets is None else (pos == offsets + record_bytes)
+    )
+    return pl.DataFrame(columns), ok
+
+
+def _args_text(layout: Layout, values: pl.DataFrame, ok: npt.NDArray[np.bool_]) -> pl.Series:
+    """The ``args`` column: each distinct argument tuple rendered once, then joined back.
+
+    Each row's tuple becomes one integer key (hash lookups on one u64 column beat a
+    multi-column join): the integer column with the largest values enters the key as it is,
+    the other columns are numbered by their distinct values and packed below it by mixed
+    radix. Rows that failed their declaration hold placeholder values; the caller nulls them.
+    """
+    keys = list(values.columns)
+    if not keys:
+        return pl.Series("args", [""] * ok.size, pl.String)
+    int_keys = [k for k, (is_string, _) in zip(keys, layout, strict=True) if not is_string]
+    raw, raw_max = None, 0
+    if int_keys:
+        maxes = values.select(pl.col(k).max() for k in int_keys).row(0)
+        raw_max = max(maxes)
+        raw = int_keys[maxes.index(raw_max)]
+    coded = [k for k in keys if k != raw]
+    distinct_values = {k: values.get_column(k).unique() for k in coded}
+    span = prod(s.len() for s in distinct_values.values())
+    if raw is not None and (raw_max + 1) * span >= 2**64:
+        distinct_values[raw] = values.get_column(raw).unique()
+        span *= distinct_values[raw].len()
+        coded.append(raw)
+        raw = None
+    if span >= 2**64:
+        distinct = values.unique(subset=keys)
+        rendered = distinct.with_columns(
+            pl.Series("args", _render_args(layout, distinct), pl.String)
+        )
+        return values.join(rendered, on=keys, how="left", maintain_order="left")["args"]
+    key = np.zeros(ok.size, np.uint64)
+    scale = 1
+    for k in coded:
+        uniques = distinct_values[k]
+        codes = values.get_column(k).replace_strict(
+            uniques, np.arange(uniques.len(), dtype=np.uint32), return_dtype=pl.UInt32
+        )
+        key += codes.to_numpy().astype(np.uint64) * np.uint64(scale)
+        scale *= uniques.len()
+    if raw is not None:
+        key += values.get_column(raw).to_numpy() * np.uint64(scale)
+    tuple_key = pl.Series("key", key)
+    tuple_keys = tuple_key.unique()
+    remaining = tuple_keys.to_numpy()
+    columns = {}
+    for k in coded:
+        uniques = distinct_values[k]
+        columns[k] = uniques.gather(remaining % np.uint64(uniques.len()))
+        remaining = remaining // np.uint64(uniques.len())
+    if raw is not None:
+        columns[raw] = pl.Series(raw, remaining)
+    distinct = pl.DataFrame({k: columns[k] for k in keys})
+    text = pl.Series("args", _render_args(layout, distinct), pl.String)
+    return tuple_key.replace_strict(tuple_keys, text, return_dtype=pl.String).alias("args")
+
+
+def _group_frame(
+    records: _Records, base: pl.DataFrame, layout: Layout | None, events: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One layout group's rows in the events schema's shape, and its decoded values."""
+    if layout is None:
+        return base.select(*_BASE_COLUMNS).with_columns(
+            pl.lit(None, pl.UInt64).alias("view"),
+            pl.lit(None, pl.UInt64).alias("root"),
+            pl.lit(None, pl.String).alias("args"),
+            pl.lit(True).alias("ok"),
+        ), pl.DataFrame()
+    lengths = base.get_column("length").to_numpy()
+    values, ok = _decode_layout(records, lengths, layout)
+    args = _args_text(layout, values, ok)
+    frame = base.select(*_BASE_COLUMNS).with_columns(args, pl.Series("ok", ok))
+    flatview = [e for e in events if e in FLATVIEW_EVENTS]
+    for target in ("view", "root"):
+        source = next(
+            (f"a{i}" for i, (is_str, n) in enumerate(layout) if n == target and not is_str), None
+        )
+        column: pl.Expr | pl.Series
+        if source is None or not flatview:
+            column = pl.lit(None, pl.UInt64)
+        elif len(flatview) == len(events):
+            column = values.get_column(source)
+        else:
+            column = pl.when(pl.col("event").is_in(flatview)).then(values.get_column(source))
+        frame = frame.with_columns(column.alias(target))
+    if not ok.all():
+        frame = frame.with_columns(
+            pl.when(pl.col("ok")).then(pl.col(c)).alias(c) for c in ("args", "view", "root")
+        )
+    return frame, values
+
+
+def _declarations(names: list[str], trace_events: Path | None) -> tuple[dict[str, EventDecl], bool]:
+    """Declarations for ``names``; the build's file is read only when an event needs it."""
+    needed = [n for n in names if n != DROPPED_EVENT and n not in BUILTIN_DECLS]
+    decls: dict[str, EventDecl] = {}
+    loaded = False
+    source = trace_events
+    if source is None and needed and DEFAULT_TRACE_EVENTS.is_file():
+        source = DEFAULT_TRACE_EVENTS
+    if source is not None and needed:
+        decls = load_trace_events(source)
+        loaded = True
+    chosen = {}
+    for name in names:
+        decl = DROPPED_DECL if name == DROPPED_EVENT else decls.get(name, BUILTIN_DECLS.get(name))
+        if decl is not None:
+            chosen[name] = decl
+    return chosen, loaded
+
+
+def _decode(
+    fields: _Fields,
+    walk: _Walk,
+    selection: EventSelection,
+    trace_events: Path | None,
+    name: str,
+) -> _Decoded:
+    out = _Decoded()
+    records = _Records(fields, walk.pieces)
+    if records.count == 0:
+        return out
+    # Choose records by event id first, so unwanted events are never decoded at all.
+    eids = records.read(8, 8)
+    by_id = _names_by_id(walk.mappings)
+    ids = pl.Series("eid", eids)
+    present_ids = ids.unique().to_list()
+    unmapped = [i for i in present_ids if i not in by_id]
+    if unmapped:
+        rows = np.flatnonzero(ids.is_in(unmapped).to_numpy())
+        lost = records.take(rows)
+        out.bytes_skipped += int(lost.read(24, 4).sum()) + 8 * rows.size
+        out.warnings.append(
+            f"{name}: {rows.size} records (first at offset {lost.offsets()[0]}) have event ids "
+            "no mapping record names; skipped"
+        )
+    wanted = [
+        i
+        for i in present_ids
+        if i in by_id and any(n == DROPPED_EVENT or selection.matches(n) for _, n in by_id[i])
+    ]
+    if len(wanted) != len(present_ids):
+        rows = np.flatnonzero(ids.is_in(wanted).to_numpy())
+        records, eids = records.take(rows), eids[rows]
+    offsets = records.offsets()
+    frame = pl.DataFrame(
+        {
+            "offset": offsets,
+            "event": _event_names(eids, offsets, by_id, wanted),
+            "ts_ns": records.read(16, 8).astype(np.int64),
+            "length": records.read(24, 4).astype(np.int64),
+            "pid": records.read(28, 4).astype(np.int64),
+        }
+    )
+    if any(len({n for _, n in by_id[i]}) > 1 for i in wanted):  # an id mapped to two names
+        present = sorted(frame.get_column("event").unique().to_list())
+    else:
+        present = sorted({by_id[i][0][1] for i in wanted})
+    kept = [n for n in present if n == DROPPED_EVENT or selection.matches(n)]
+    if len(kept) != len(present):  # an id remapped to a name that is not wanted
+        mask = frame.get_column("event").is_in(kept).to_numpy()
+        records = records.take(np.flatnonzero(mask))
+        frame = frame.filter(pl.Series(mask))
+    if frame.height == 0:
+        return out
+    decls, loaded = _declarations(kept, trace_events)
+    undeclared = [n for n in kept if n not in decls]
+    if undeclared:
+        count = frame.filter(pl.col("event").is_in(undeclared)).height
+        why = (
+            "not declared in the trace-events file"
+            if loaded
+            else "their argument types need the build's trace-events-all (--trace-events)"
+        )
+        out.warnings.append(
+            f"{name}: {count} records of {len(undeclared)} event types kept without "
+            f"arguments: {why} (e.g. {undeclared[0]})"
+        )
+    groups: dict[Layout | None, list[str]] = {}
+    for event in kept:
+        decl = decls.get(event)
+        groups.setdefault(decl.layout if decl is not None else None, []).append(event)
+    frames = []
+    for layout, events in groups.items():
+        if len(groups) == 1:
+            group_records, group = records, frame
+        else:
+            mask = frame.get_column("event").is_in(events).to_numpy()
+            group_records, group = records.take(np.flatnonzero(mask)), frame.filter(pl.Series(mask))
+        decoded, values = _group_frame(group_records, group, layout, events)
+        if DROPPED_EVENT in events:
+            dropped = values.filter((decoded["event"] == DROPPED_EVENT) & decoded["ok"])
+            out.dropped_events += sum(dropped.get_column("a0").to_list())
+        frames.append(decoded.select(*_BASE_COLUMNS, "view", "root", "args", "ok"))
+    frame = frames[0] if len(frames) == 1 else pl.concat(frames)
+    bad = frame.filter(~pl.col("ok"))
+    if bad.height:
+        out.warnings.append(
+            f"{name}: {bad.height} records (first {bad.item(0, 'event')} at offset "
+            f"{bad.item(0, 'offset')}) do not match their declaration; kept without arguments "
+            "(is the trace-events file from the build that wrote this trace?)"
+        )
+    out.frames = [frame]
+    return out
+
+
+def _finish(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+    """The events schema, in file order."""
+    if not frame.get_column("offset").is_sorted():
+        frame = frame.sort("offset")
+    return conform(
+        frame.with_row_index("seq").with_columns(
+            pl.lit(name).alias("source"), pl.lit(None, pl.Int64).alias("tid")
+        )
+    )
+
+
+def parse(opened: OpenedInput, selection: EventSelection, trace_events: Path | None) -> ParsedInput:
+    """Read one QEMU simple-backend trace (version 4, little- or big-endian).
+
+    Parameters
+    ----------
+    opened
+        The plain local file (see ``qtrace.parsers.source.open_input``).
+    selection
+        Which events to keep; dropped-events records are always kept.
+    trace_events
+        The build's ``trace-events-all`` for events other than the FlatView ones; when None,
+        ``/usr/share/qemu/trace-events-all`` is used if present.
+
+    Examples
+    --------
+    >>> from qtrace.parsers.source import open_input  # doctest: +SKIP
+    >>> with open_input("samples/pc-boot.simpletrace") as opened:  # doctest: +SKIP
+    ...     parse(opened, EventSelection(), None).dialect
+    'simple-v4-le'
+    """
+    name = opened.name
+    if trace_events is not None and not trace_events.is_file():
+        raise InputError(f"{trace_events}: no such trace-events file")
+    try:
+        with opened.path.open("rb") as fh:
+            size = fh.seek(0, 2)
+            if size == 0:
+                raise InputError(f"{name}: empty file")
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    try:
+        order = _read_header(mm, size, name)
+        walk = _Walker(mm, size, order).run(HEADER_BYTES)
+        decoded = _run_decode(mm, size, order, walk, selection, trace_events, name)
+    finally:
+        _close(mm)
+    warnings = list(decoded.warnings)
+    if walk.damaged_places:
+        warnings.insert(
+            0,
+            f"{name}: damaged record at offset {walk.damaged_first} ({walk.damage_reason}); "
+            f"skipped {walk.damaged_bytes} bytes in {walk.damaged_places} place(s) to "
+            "resynchronise",
+        )
+    if walk.truncated:
+        warnings.append(f"{name}: {walk.truncated}")
+    if not decoded.frames and not walk.mappings and not walk.truncated and not walk.damaged_places:
+        warnings.append(f"{name}: no trace records after the header")
+    events = _finish(decoded.frames[0], name) if decoded.frames else empty_events()
+    return ParsedInput(
+        events=events,
+        format="simple",
+        dialect=f"simple-v4-{'le' if order == '<' else 'be'}",
+        clock="monotonic-ns",
+        bytes_skipped=walk.damaged_bytes + walk.truncated_bytes + decoded.bytes_skipped,
+        dropped_events=decoded.dropped_events,
+        warnings=warnings,
+    )
+
+
+def _run_decode(
+    mm: mmap.mmap,
+    size: int,
+    order: str,
+    walk: _Walk,
+    selection: EventSelection,
+    trace_events: Path | None,
+    name: str,
+) -> _Decoded:
+    # Every numpy view of the map lives inside this call, so the map can be closed after it.
+    return _decode(_Fields(mm, size, order), walk, selection, trace_events, name)
+
+
+def _close(mm: mmap.mmap) -> None:
+    # A view still exported (only if a caller kept one): the map is then freed with it.
+    with contextlib.suppress(BufferError):
+        mm.close()

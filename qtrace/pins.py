@@ -1,0 +1,334 @@
+"""Root pins as a step function per root, and the spans read off it.
+
+Every instance with a non-nil root adds +1 to its root's *live* level at ``new`` and moves
+to the *pending* level at ``destroy_rcu``; it leaves at its pin end. Levels are summed per
+event (half-open pins: an instance that ends at the event that starts another never
+overlaps it), so one cumulative sum per root gives the whole concurrency history.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from qtrace.sorted_windows import cum_sum_within, group_starts, next_within, previous_within
+
+ROOT = ["run", "root"]
+
+CONCURRENCY_SCHEMA = {
+    "run": pl.Int64(),
+    "root": pl.UInt64(),
+    "seq": pl.Int64(),
+    "ts_ns": pl.Int64(),
+    "live": pl.Int64(),
+    "pending": pl.Int64(),
+    "pos": pl.Int64(),  # internal: index among FlatView events
+    "rid": pl.Int64(),  # internal: dense id of (run, root), in (run, root) order
+}
+
+
+def _delta(frame: pl.DataFrame, at: pl.Expr, d_live: int, d_pending: int) -> pl.DataFrame:
+    """One level change per instance at FlatView event ``at`` (a pos; rows with one)."""
+    return frame.filter(at.is_not_null()).select(
+        "rid",
+        at.alias("pos"),
+        pl.lit(d_live, pl.Int8).alias("d_live"),
+        pl.lit(d_pending, pl.Int8).alias("d_pending"),
+    )
+
+
+def _sorted_deltas(deltas: pl.DataFrame, n_roots: int, n_events: int) -> pl.DataFrame:
+    """Deltas in (rid, pos) order; one packed Int64 key when both fit, as that sorts fastest."""
+    pos_bits = max(n_events, 1).bit_length()
+    if pos_bits + max(n_roots, 1).bit_length() > 62:
+        return deltas.sort(["rid", "pos"])
+    key = (pl.col("rid") * (1 << pos_bits) + pl.col("pos")).alias("key")
+    return (
+        deltas.select(key, "d_live", "d_pending")
+        .sort("key")
+        .select(
+            (pl.col("key") // (1 << pos_bits)).alias("rid"),
+            (pl.col("key") % (1 << pos_bits)).alias("pos"),
+            "d_live",
+            "d_pending",
+        )
+    )
+
+
+def concurrency(instances: pl.DataFrame, fv_rows: pl.DataFrame) -> pl.DataFrame:
+    """The live and pending levels of every root after each event that changes them.
+
+    ``instances`` carries each phase boundary as a ``pos`` (index among FlatView events);
+    ``fv_rows`` turns a pos back into seq and timestamp. The result keeps ``pos`` so spans
+    can be measured in events when the trace has no clock.
+    """
+    pinned = instances.select(*ROOT, "new_pos", "rcu_pos", "rcu_seq", "end_pos", "end_seq").filter(
+        pl.col("root") != 0
+    )
+    root_ids = pinned.select(ROOT).unique().sort(ROOT).with_row_index("rid")
+    pinned = pinned.join(root_ids, on=ROOT, how="left").with_columns(pl.col("rid").cast(pl.Int64))
+    has_pending = pl.col("rcu_seq").is_not_null() & (
+        pl.col("end_seq").is_null() | (pl.col("end_seq") > pl.col("rcu_seq"))
+    )
+    # At most three changes per instance: it starts live; at destroy_rcu it moves from live
+    # to pending (one row) or, without a pending phase, leaves at its end; then leaves pending.
+    deltas = pl.concat(
+        [
+            _delta(pinned, pl.col("new_pos"), 1, 0),
+            _delta(pinned, pl.when(has_pending).then(pl.col("rcu_pos")), -1, 1),
+            _delta(pinned, pl.when(~has_pending).then(pl.col("end_pos")), -1, 0),
+            _delta(pinned, pl.when(has_pending).then(pl.col("end_pos")), 0, -1),
+        ],
+        how="vertical",
+    )
+    deltas = _sorted_deltas(deltas, root_ids.height, fv_rows.height)
+    root_start = group_starts("rid")
+    last_of_event = pl.any_horizontal(
+        [pl.col(c).ne_missing(pl.col(c).shift(-1)) for c in ("rid", "pos")]
+    )
+    steps = (
+        deltas.with_columns(
+            live=cum_sum_within(pl.col("d_live").cast(pl.Int64), root_start),
+            pending=cum_sum_within(pl.col("d_pending").cast(pl.Int64), root_start),
+        )
+        # Levels after all the changes of one event; one row per event.
+        .filter(last_of_event)
+        .with_columns(
+            prev_live=previous_within(pl.col("live"), "rid").fill_null(0),
+            prev_pending=previous_within(pl.col("pending"), "rid").fill_null(0),
+        )
+        # Changes that cancel out within one event leave the levels as they were.
+        .filter(
+            (pl.col("live") != pl.col("prev_live")) | (pl.col("pending") != pl.col("prev_pending"))
+        )
+    )
+    index = steps["pos"]
+    ids = steps["rid"]
+    located = pl.DataFrame(
+        [
+            root_ids["run"].gather(ids),
+            root_ids["root"].gather(ids),
+            fv_rows["seq"].gather(index),
+            fv_rows["ts_ns"].gather(index),
+        ]
+    ).hstack(steps.select("live", "pending", "pos", "rid"))
+    return located.select([pl.col(c).cast(t) for c, t in CONCURRENCY_SCHEMA.items()])
+
+
+def spans(steps: pl.DataFrame, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFrame:
+    """Maximal spans over which ``key`` (null outside any span) keeps one value, per root.
+
+    Each span ends at the first step where the key changes; a span still open at the end of
+    the trace has a null end and is measured up to the run's last FlatView event.
+    """
+    marked = (
+        steps.with_columns(key=key)
+        # Steps are sorted by root and seq: a segment starts at a new root or a new key.
+        .with_columns(start=group_starts("rid", "key"))
+        # Sorted by construction; the flag lets group_by slice instead of hashing.
+        .with_columns(segment=pl.col("start").cast(pl.Int64).cum_sum().set_sorted())
+    )
+    segments = (
+        marked.filter(pl.col("start"))
+        .select(
+            "segment",
+            "rid",
+            *ROOT,
+            "key",
+            start_seq=pl.col("seq"),
+            start_ts_ns=pl.col("ts_ns"),
+            start_pos=pl.col("pos"),
+        )
+        .with_columns(
+            end_seq=next_within(pl.col("start_seq"), "rid"),
+            end_ts_ns=next_within(pl.col("start_ts_ns"), "rid"),
+            end_pos=next_within(pl.col("start_pos"), "rid"),
+        )
+        .filter(pl.col("key").is_not_null())
+        .join(bounds.select("run", "run_last_ts_ns", "run_end_pos"), on="run", how="left")
+    )
+    # The peak inside each span, aggregated over the rows of kept spans only.
+    peaks = (
+        marked.filter(pl.col("key").is_not_null())
+        .group_by("segment")
+        .agg(instances=(pl.col("live") + pl.col("pending")).max())
+    )
+    segments = segments.join(peaks, on="segment", how="left").sort("segment")
+    return segments.with_columns(
+        duration_ns=pl.coalesce(pl.col("end_ts_ns"), pl.col("run_last_ts_ns"))
+        - pl.col("start_ts_ns"),
+        duration_events=pl.coalesce(pl.col("end_pos"), pl.col("run_end_pos")) - pl.col("start_pos"),
+    ).drop("segment", "run_last_ts_ns", "run_end_pos")
+
+
+INTERVAL_COLUMNS = [
+    "run",
+    "root",
+    "kind",
+    "start_seq",
+    "end_seq",
+    "start_ts_ns",
+    "end_ts_ns",
+    "duration_ns",
+    "duration_events",
+]
+
+
+def root_intervals(steps: pl.DataFrame, bounds: pl.DataFrame) -> pl.DataFrame:
+    """Lifetime intervals (``pinned``) and windows pinned only by pending views."""
+    total = pl.col("live") + pl.col("pending")
+    pinned = spans(steps, pl.when(total > 0).then(pl.lit("pinned")), bounds)
+    pending_only = spans(
+        steps,
+        pl.when((pl.col("live") == 0) & (pl.col("pending") > 0)).then(pl.lit("pending_only")),
+        bounds,
+    )
+    return (
+        pl.concat([pinned, pending_only], how="vertical")
+        .rename({"key": "kind"})
+        .select(INTERVAL_COLUMNS)
+        .sort(["run", "root", "start_seq", "kind"])
+    )
+
+
+OVERLAP_COLUMNS = [
+    "run",
+    "root",
+    "start_seq",
+    "end_seq",
+    "start_ts_ns",
+    "end_ts_ns",
+    "phases",
+    "instances",
+    "duration_ns",
+    "duration_events",
+]
+
+
+def overlaps(steps: pl.DataFrame, bounds: pl.DataFrame) -> pl.DataFrame:
+    """Spans where two or more instances pin one root, by the phases of those instances.
+
+    ``live+pending`` whenever both phases are present, else ``live+live`` or
+    ``pending+pending``; a change of class starts a new span.
+    """
+    live, pending = pl.col("live"), pl.col("pending")
+    phases = (
+        pl.when(live + pending < 2)
+        .then(None)
+        .when((live > 0) & (pending > 0))
+        .then(pl.lit("live+pending"))
+        .when(live >= 2)
+        .then(pl.lit("live+live"))
+        .otherwise(pl.lit("pending+pending"))
+    )
+    return (
+        spans(steps, phases, bounds)
+        .rename({"key": "phases"})
+        .select(OVERLAP_COLUMNS)
+        .sort(["run", "root", "start_seq"])
+    )
+
+
+def roots_table(views: pl.DataFrame, steps: pl.DataFrame, intervals: pl.DataFrame) -> pl.DataFrame:
+    """One row per (run, root): instances, peak concurrency, intervals, pinned at end."""
+    per_root = (
+        views.select(*ROOT, "status", "new_seq", "new_ts_ns")
+        .filter(pl.col("root") != 0)
+        .group_by(ROOT)
+        .agg(
+            instances=pl.len().cast(pl.Int64),
+            leaked=(pl.col("status") == "leaked").sum().cast(pl.Int64),
+            first_seq=pl.col("new_seq").min(),
+            first_ts_ns=pl.col("new_ts_ns").min(),
+        )
+    )
+    levels = (
+        steps.with_columns(pl.col("rid").set_sorted())
+        .group_by("rid")
+        .agg(
+            pl.col("run").first(),
+            pl.col("root").first(),
+            max_concurrent=(pl.col("live") + pl.col("pending")).max().cast(pl.Int64),
+            last_seq=pl.col("seq").max(),
+            # Steps are in seq order within a root, and group_by keeps that order in a group.
+            last_ts_ns=pl.col("ts_ns").last(),
+            pinned_at_end=(pl.col("live") + pl.col("pending")).last() > 0,
+        )
+    )
+    spans_per_root = intervals.group_by(ROOT).agg(
+        intervals=(pl.col("kind") == "pinned").sum().cast(pl.Int64),
+        pinned_ns=pl.col("duration_ns").filter(pl.col("kind") == "pinned").sum(),
+        pending_only_ns=pl.col("duration_ns").filter(pl.col("kind") == "pending_only").sum(),
+        pending_only_windows=(pl.col("kind") == "pending_only").sum().cast(pl.Int64),
+    )
+    return (
+        per_root.join(levels, on=ROOT, how="left")
+        .join(spans_per_root, on=ROOT, how="left")
+        .with_columns(
+            pl.col("max_concurrent").fill_null(0),
+            pl.col("pinned_at_end").fill_null(False),
+            pl.col("intervals").fill_null(0),
+            pl.col("pending_only_windows").fill_null(0),
+        )
+        .select(
+            "run",
+            "root",
+            "instances",
+            "max_concurrent",
+            "pinned_at_end",
+            "first_seq",
+            "last_seq",
+            "first_ts_ns",
+            "last_ts_ns",
+            "leaked",
+            "intervals",
+            "pinned_ns",
+            "pending_only_windows",
+            "pending_only_ns",
+        )
+        .sort(ROOT)
+    )
+
+
+def finalized_while_pinned(rows: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
+    """``memory_region_finalize`` of an MR that a view still pins as its root."""
+    finalized = (
+        rows.filter(pl.col("mr").is_not_null() & (pl.col("mr") != 0))
+        .select(
+            "run",
+            pl.col("mr").alias("root"),
+            "seq",
+            "ts_ns",
+            "row",
+            "drops_upto",
+        )
+        .sort("seq")
+    )
+    if finalized.height == 0:
+        finalized = finalized.with_columns(
+            live=pl.lit(None, pl.Int64), pending=pl.lit(None, pl.Int64)
+        )
+        return _finalize_anomalies(finalized)
+    levels = steps.select(*ROOT, "seq", "live", "pending").sort("seq")
+    hits = finalized.join_asof(
+        levels, on="seq", by=ROOT, strategy="backward", check_sortedness=False
+    ).filter((pl.col("live") + pl.col("pending")).fill_null(0) > 0)
+    return _finalize_anomalies(hits)
+
+
+def _finalize_anomalies(hits: pl.DataFrame) -> pl.DataFrame:
+    return hits.select(
+        "run",
+        pl.lit("root_finalized_while_pinned").alias("kind"),
+        "seq",
+        "ts_ns",
+        pl.lit(None, pl.UInt64).alias("view"),
+        "root",
+        pl.lit(None, pl.Int64).alias("generation"),
+        "row",
+        pl.format(
+            "MR finalized while pinned by {} live and {} RCU-pending view(s)",
+            pl.col("live"),
+            pl.col("pending"),
+        ).alias("detail"),
+        "drops_upto",
+    )

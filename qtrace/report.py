@@ -1,0 +1,216 @@
+"""The ``qtrace.analyze/1`` JSON document, the findings it counts, and the --fail-on policy.
+
+Reports read the model's tables only. This module is the report API: the text and Markdown
+renderings (report_text.py) and the findings and --fail-on policy (findings.py) are
+re-exported here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+
+from qtrace.findings import (
+    FAIL_ON_CHOICES,
+    anomaly_counts,
+    fails,
+    findings,
+    hex_pointer,
+    status_counts,
+)
+from qtrace.model import Analysis
+from qtrace.report_text import render_markdown, render_text
+
+SCHEMA = "qtrace.analyze/1"
+PHASES = ("live+live", "live+pending", "pending+pending")
+
+LEAK_FIELDS = [
+    "run",
+    "view",
+    "generation",
+    "root",
+    "status",
+    "new_seq",
+    "new_ts_ns",
+    "source",
+    "line",
+    "offset",
+    "uncertain",
+]
+ANOMALY_FIELDS = [
+    "run",
+    "kind",
+    "seq",
+    "ts_ns",
+    "view",
+    "root",
+    "generation",
+    "uncertain",
+    "source",
+    "line",
+    "offset",
+    "detail",
+]
+ROOT_FIELDS = [
+    "run",
+    "root",
+    "instances",
+    "max_concurrent",
+    "pinned_at_end",
+    "leaked",
+    "intervals",
+    "first_seq",
+    "last_seq",
+    "pinned_ns",
+    "pending_only_windows",
+    "pending_only_ns",
+]
+POINTER_FIELDS = ("view", "root")
+
+
+def _items(frame: pl.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
+    """Rows as JSON objects, pointers in hex. Callers sort the frame first."""
+    rows = frame.select(fields).to_dicts()
+    for row in rows:
+        for name in POINTER_FIELDS:
+            if name in row:
+                row[name] = hex_pointer(row[name])
+    return rows
+
+
+def _quantiles(values: pl.Series) -> dict[str, int | None]:
+    present = values.drop_nulls()
+    if present.len() == 0:
+        return {"count": 0, "p50": None, "p99": None, "max": None}
+
+    def q(x: float) -> int:
+        return int(present.quantile(x, interpolation="nearest") or 0)
+
+    return {"count": present.len(), "p50": q(0.5), "p99": q(0.99), "max": int(present.max())}  # type: ignore[arg-type]
+
+
+def _overlap_summary(analysis: Analysis) -> dict[str, dict[str, int | None]]:
+    summary: dict[str, dict[str, int | None]] = {}
+    for phase in PHASES:
+        rows = analysis.overlaps.filter(pl.col("phases") == phase)
+        summary[phase] = {
+            "count": rows.height,
+            "duration_events": int(rows["duration_events"].sum()),
+            "duration_ns": int(rows["duration_ns"].sum()) if analysis.has_clock else None,
+        }
+    return summary
+
+
+def _source(analysis: Analysis) -> dict[str, Any]:
+    trace = analysis.trace
+    if trace is not None:
+        paths, fmt, dialect, clock = trace.paths, trace.format, trace.dialect, trace.clock
+        lines_skipped, bytes_skipped = trace.lines_skipped, trace.bytes_skipped
+    else:
+        sources = analysis.views["source"].drop_nulls().unique().sort().to_list()
+        paths, fmt, dialect = sources, None, None
+        clock = "ns" if analysis.has_clock else "none"
+        lines_skipped = bytes_skipped = 0
+    return {
+        "paths": list(paths),
+        "format": fmt,
+        "dialect": dialect,
+        "clock": clock,
+        "lines_skipped": lines_skipped,
+        "bytes_skipped": bytes_skipped,
+        "dropped_events": analysis.dropped_events,
+        "destroy_traced": analysis.destroy_traced,
+    }
+
+
+def to_json(analysis: Analysis) -> dict[str, Any]:
+    """The ``qtrace.analyze/1`` document as a dict (schema in docs/model.md).
+
+    Examples
+    --------
+    >>> to_json(qtrace.analyze(events))["schema"]  # doctest: +SKIP
+    'qtrace.analyze/1'
+    """
+    views = analysis.views
+    statuses = status_counts(analysis)
+    # Generation 0 exists once per pointer and run; generation 1 once per reused pointer.
+    generations = views.select(
+        distinct=(pl.col("generation") == 0).sum(), reused=(pl.col("generation") == 1).sum()
+    ).row(0)
+    roots = analysis.roots.sort(["run", "root"])
+    leaks = views.filter(pl.col("status").is_in(["leaked", "lost"])).sort(["run", "new_seq"])
+    anomalies = analysis.anomalies.sort(["run", "seq", "kind", "view"], nulls_last=True)
+    window = analysis.window
+    document: dict[str, Any] = {
+        "schema": SCHEMA,
+        "runs": analysis.runs,
+        "root_release": analysis.root_release,
+        "window": None
+        if window is None
+        else {
+            "unit": window.unit,
+            "begin": window.begin,
+            "end": window.end,
+            "begin_seq": window.begin_seq,
+            "end_seq": window.end_seq,
+        },
+        "source": _source(analysis),
+        "events": dict(analysis.event_counts),
+        "views": {
+            "instances": views.height,
+            **statuses,
+            "distinct_pointers": int(generations[0]),
+            "reused_pointers": int(generations[1]),
+            "uncertain": int(views["uncertain"].sum()),
+        },
+        "roots": {
+            "distinct": roots.height,
+            "max_concurrent_views": int(
+                roots.select(pl.col("max_concurrent").max().fill_null(0)).item()
+            ),
+            "items": _items(roots, ROOT_FIELDS),
+        },
+        "overlaps": _overlap_summary(analysis),
+        "anomalies": anomaly_counts(analysis),
+        "anomaly_items": _items(anomalies, ANOMALY_FIELDS),
+        "leaks": _items(leaks, LEAK_FIELDS),
+        "verdict": {
+            "leaked": statuses["leaked"],
+            "anomalies": analysis.anomalies.height,
+            "uncertain": int(leaks["uncertain"].sum()) + int(anomalies["uncertain"].sum()),
+            "dropped_events": analysis.dropped_events,
+        },
+    }
+    if analysis.has_clock:
+        document["durations"] = {
+            "live_ns": _quantiles(views["live_ns"]),
+            "grace_ns": _quantiles(views["grace_ns"]),
+        }
+    return document
+
+
+def render_json(analysis: Analysis) -> str:
+    """The JSON report: sorted keys and rows, so the same input gives the same bytes.
+
+    Examples
+    --------
+    >>> print(render_json(qtrace.analyze(events))[:40])  # doctest: +SKIP
+    {
+      "anomalies": {
+        "destroy_without_rcu": 0,
+    """
+    return json.dumps(to_json(analysis), sort_keys=True, indent=2) + "\n"
+
+
+__all__ = [
+    "FAIL_ON_CHOICES",
+    "SCHEMA",
+    "fails",
+    "findings",
+    "render_json",
+    "render_markdown",
+    "render_text",
+    "to_json",
+]

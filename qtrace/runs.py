@@ -1,0 +1,160 @@
+"""Keep the rows the lifetime model reads and split them into QEMU runs.
+
+QEMU builds its empty view (root ``(nil)``) exactly once per process, so every nil-root
+``flatview_new`` starts a new run; events before the first one form a run of their own.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from qtrace.events import (
+    DROPPED_EVENT,
+    FLATVIEW_DESTROY,
+    FLATVIEW_DESTROY_RCU,
+    FLATVIEW_EVENTS,
+    FLATVIEW_NEW,
+    MR_FINALIZE,
+)
+
+MODEL_EVENTS = (*FLATVIEW_EVENTS, DROPPED_EVENT, MR_FINALIZE)
+# Small integer codes instead of event names: the model's frames stay narrow at 10M rows.
+NEW, RCU, DESTROY, DROP, FINALIZE = range(5)
+ORIGIN_COLUMNS = ("source", "line", "offset")
+
+
+def _pointer_in(args: pl.Expr) -> pl.Expr:
+    """The first ``0x`` pointer in an argument text, as UInt64 (null when there is none)."""
+    return args.str.extract(r"0x([0-9a-fA-F]+)", 1).str.to_integer(
+        base=16, dtype=pl.UInt64, strict=False
+    )
+
+
+def _dropped_count(args: pl.Expr) -> pl.Expr:
+    """How many events a dropped-events record says were lost (``num_events_dropped=0x..``)."""
+    text = args.str.extract(r"num_events_dropped=\s*(0x[0-9a-fA-F]+|[0-9]+)", 1)
+    return (
+        pl.when(text.str.starts_with("0x"))
+        .then(text.str.slice(2).str.to_integer(base=16, strict=False))
+        .otherwise(text.str.to_integer(strict=False))
+        .fill_null(0)
+    )
+
+
+def _code(event: pl.Expr) -> pl.Expr:
+    return (
+        pl.when(event == FLATVIEW_NEW)
+        .then(NEW)
+        .when(event == FLATVIEW_DESTROY_RCU)
+        .then(RCU)
+        .when(event == FLATVIEW_DESTROY)
+        .then(DESTROY)
+        .when(event == DROPPED_EVENT)
+        .then(DROP)
+        .when(event == MR_FINALIZE)
+        .then(FINALIZE)
+        .cast(pl.Int8)
+    )
+
+
+def prepare(events: pl.DataFrame) -> pl.DataFrame:
+    """The model's rows in ``seq`` order, each with its ``run``.
+
+    Columns: ``row`` (index of the event in ``events``, to fetch its source and line at the
+    end), ``seq``, ``ts_ns``, ``code`` (NEW, RCU, DESTROY, DROP, FINALIZE), ``view``,
+    ``root``, ``run`` (0-based), ``is_fv`` (a FlatView event), ``pos`` (index among the
+    FlatView events, to count events in a span), ``mr`` (the MR of a finalize event),
+    ``is_drop`` and ``drops_upto`` (dropped-events records up to and including this row, to
+    tell whether a span contains one). Rows before every FlatView event that belong to no
+    run are left out.
+    """
+    rows = (
+        events.select("seq", "ts_ns", "event", "view", "root", "args")
+        .with_row_index("row")
+        .with_columns(code=_code(pl.col("event")))
+        .filter(pl.col("code").is_not_null())
+        .sort("seq")
+        .select(
+            pl.col("row").cast(pl.Int64),
+            "seq",
+            "ts_ns",
+            "code",
+            "view",
+            "root",
+            is_fv=pl.col("code") <= DESTROY,
+            is_drop=pl.col("code") == DROP,
+            # Only finalize rows need their arguments parsed; the rest stay null (cheap).
+            mr=_pointer_in(pl.when(pl.col("code") == FINALIZE).then(pl.col("args"))),
+            raw_run=((pl.col("code") == NEW) & (pl.col("root") == 0)).cast(pl.Int64).cum_sum(),
+        )
+    )
+    # A pre-run exists only when FlatView events come before the first nil-root new.
+    pre_run = rows.filter(pl.col("is_fv") & (pl.col("raw_run") == 0)).height > 0
+    shift = 0 if pre_run else 1
+    return (
+        rows.with_columns(run=pl.col("raw_run") - shift)
+        .filter(pl.col("run") >= 0)
+        .with_columns(
+            pos=pl.col("is_fv").cast(pl.Int64).cum_sum() - 1,
+            drops_upto=pl.col("is_drop").cast(pl.Int64).cum_sum(),
+        )
+        .drop("raw_run")
+    )
+
+
+def attach_origin(frame: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Replace ``row`` by the event's ``source``, ``line`` and ``offset`` from ``events``."""
+    origin = events.select(pl.col(ORIGIN_COLUMNS).gather(frame["row"].cast(pl.UInt32)))
+    return frame.drop("row").hstack(origin)
+
+
+def dropped_total(events: pl.DataFrame) -> int:
+    """Events lost according to every dropped-events record of the table."""
+    drops = events.filter(pl.col("event") == DROPPED_EVENT)
+    if drops.height == 0:
+        return 0
+    return int(drops.select(_dropped_count(pl.col("args")).sum()).item())
+
+
+def destroy_traced(events: pl.DataFrame) -> bool:
+    """Whether the rows trace ``flatview_destroy`` at all (decided once for every run)."""
+    return bool(events.select((pl.col("code") == DESTROY).any()).item())
+
+
+def run_bounds(rows: pl.DataFrame) -> pl.DataFrame:
+    """Per run: the last FlatView event (seq, ts, pos) and the dropped-events records so far."""
+    return (
+        rows.group_by("run")
+        .agg(
+            run_first_seq=pl.col("seq").min(),
+            run_last_seq=pl.col("seq").filter(pl.col("is_fv")).max(),
+            run_last_ts_ns=pl.col("ts_ns").filter(pl.col("is_fv")).max(),
+            run_end_pos=pl.col("pos").max() + 1,
+            drops_before_run=(pl.col("drops_upto") - pl.col("is_drop").cast(pl.Int64)).min(),
+            drops_at_run_end=pl.col("drops_upto").max(),
+        )
+        .sort("run")
+    )
+
+
+def event_counts(rows: pl.DataFrame) -> dict[str, int]:
+    """How many of each FlatView event the rows hold."""
+    counts = rows.filter(pl.col("is_fv")).group_by("code").len()
+    found = dict(zip(counts["code"].to_list(), counts["len"].to_list(), strict=True))
+    return {name: int(found.get(code, 0)) for code, name in enumerate(FLATVIEW_EVENTS)}
+
+
+__all__ = [
+    "DESTROY",
+    "DROP",
+    "FINALIZE",
+    "MODEL_EVENTS",
+    "NEW",
+    "RCU",
+    "attach_origin",
+    "destroy_traced",
+    "dropped_total",
+    "event_counts",
+    "prepare",
+    "run_bounds",
+]

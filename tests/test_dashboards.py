@@ -1,0 +1,513 @@
+"""The dashboard page: content, offline, deterministic, escaped, and aggregated when big."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+import pytest
+import qtrace.dashboards as dashboards
+from dashboard_samples import (
+    BOOT,
+    MIXED,
+    QEMU10_LOG,
+    TRACE_EVENTS,
+    analyse,
+    figure,
+    load_bench,
+    make_bare_log,
+    make_leak_log,
+    page_data,
+)
+from model_traces import trace as model_trace
+from plotly.offline import get_plotlyjs
+from qtrace.dashboards import aggregate, build_dashboard, marker_events, write_dashboard
+from qtrace.dashboards.inputs import TimeAxis, as_int
+
+import qtrace
+from qtrace.errors import InputError, UsageError
+from qtrace.events import conform
+from qtrace.model import analyze
+
+TIMELINE = "qtrace-timeline"
+CONCURRENCY = "qtrace-concurrency"
+
+
+@pytest.fixture(scope="module")
+def boot_page() -> str:
+    page: str = build_dashboard(analyse(BOOT))
+    return page
+
+
+def bars(fig: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for t in fig["data"] if t["type"] == "bar"]
+
+
+def test_public_names() -> None:
+    assert sorted(dashboards.__all__) == [
+        "PLOTLYJS_MODES",
+        "build_dashboard",
+        "marker_events",
+        "write_dashboard",
+    ]
+
+
+def test_page_carries_plotly_inline_and_loads_nothing_from_the_network(boot_page: str) -> None:
+    assert get_plotlyjs() in boot_page
+    # No element may pull a resource: every script is inline, no stylesheet or font links.
+    assert not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)=", boot_page)
+    assert "@import" not in boot_page and "url(" not in boot_page.split("<script>")[0]
+
+
+def test_same_input_gives_byte_identical_page() -> None:
+    first = build_dashboard(analyse(BOOT))
+    second = build_dashboard(analyse(BOOT))
+    assert first == second
+    assert 'id="qtrace-timeline"' in first
+
+
+def test_header_states_verdict_input_dialect_clock_and_counts(boot_page: str) -> None:
+    header = boot_page.split("<nav>")[0]
+    assert "Clean: no leaks, no anomalies, no dropped events" in header
+    assert "0 leaked views" in header and "0 dropped events" in header
+    assert html.escape(str(BOOT)) in header
+    assert "simple-v4-le" in header and "monotonic-ns" in header
+    # The counts of the JSON report: 257 instances, 253 freed, 3 current, 1 immortal.
+    assert "257" in header and "freed 253" in header and "current 3" in header
+    assert "immortal 1" in header
+
+
+def test_timeline_has_a_lane_per_root_and_every_instance_as_a_bar(boot_page: str) -> None:
+    analysis = analyse(BOOT)
+    timeline = figure(boot_page, TIMELINE)
+    ticks = timeline["layout"]["yaxis"]["ticktext"]
+    assert ticks[0] == "(nil) empty view"
+    assert len(ticks) == analysis.roots.height + 1  # the nil root has its own lane
+    live = [t for t in bars(timeline) if t["width"] == 0.8]
+    pending = [t for t in bars(timeline) if t["width"] != 0.8]
+    assert sum(len(t["x"]) for t in live) == analysis.views.height
+    freed = analysis.views.filter(pl.col("status") == "freed").height
+    assert sum(len(t["x"]) for t in pending) == freed
+    assert all(t["orientation"] == "h" and "base" in t for t in bars(timeline))
+    names = " ".join(t["name"] for t in bars(timeline))
+    assert "immortal (the empty view) · 1" in names and "live at end (current view) · 3" in names
+
+
+def test_hover_of_a_known_instance_has_exact_times_and_durations(boot_page: str) -> None:
+    # pc-boot.simpletrace.txt: 'flatview_new 29.294 pid=27317 view=0x56181cef0260 ...'
+    analysis = analyse(BOOT)
+    row = analysis.views.filter(pl.col("view") == 0x56181CEF0260).row(0, named=True)
+    origin = as_int(qtrace.read_trace(BOOT).events["ts_ns"].min())
+    hovers = [h for t in bars(figure(boot_page, TIMELINE)) for h in t["hovertext"]]
+    (hover,) = {h for h in hovers if "view 0x56181cef0260" in h}
+    assert "generation 0" in hover
+    assert f"root 0x{row['root']:x}" in hover
+    assert f"new +{row['new_ts_ns'] - origin} ns (seq {row['new_seq']})" in hover
+    assert f"destroy_rcu +{row['rcu_ts_ns'] - origin} ns" in hover
+    assert f"live {row['live_ns']} ns" in hover and f"RCU grace {row['grace_ns']} ns" in hover
+    assert f"source {BOOT}" in hover
+
+
+def test_bar_positions_are_seconds_since_the_trace_start(boot_page: str) -> None:
+    analysis = analyse(BOOT)
+    origin = as_int(qtrace.read_trace(BOOT).events["ts_ns"].min())
+    row = analysis.views.filter(pl.col("view") == 0x56181CEF0260).row(0, named=True)
+    (live,) = [t for t in bars(figure(boot_page, TIMELINE)) if t["name"].startswith("live (")]
+    index = next(i for i, h in enumerate(live["hovertext"]) if "view 0x56181cef0260" in h)
+    assert live["base"][index] == pytest.approx((row["new_ts_ns"] - origin) / 1e9)
+    assert live["x"][index] == pytest.approx(row["live_ns"] / 1e9)
+
+
+def test_without_a_clock_the_axis_is_the_event_sequence(tmp_path: Path) -> None:
+    bare = make_bare_log(QEMU10_LOG, tmp_path / "bare.log")
+    analysis = analyse(bare)
+    assert not analysis.has_clock
+    page = build_dashboard(analysis)
+    timeline = figure(page, TIMELINE)
+    assert timeline["layout"]["xaxis"]["title"]["text"].startswith("event sequence number")
+    hovers = [h for t in bars(timeline) for h in t["hovertext"]]
+    assert any(re.search(r"<br>new seq \d+<br>", h) for h in hovers)
+    assert not any(" ns (" in h for h in hovers)
+    assert "This trace has no clock: durations are counted in trace events" in page
+    hist = figure(page, "qtrace-live-hist")
+    (everything,) = [t for t in hist["data"] if t["meta"]["lane"] == -1]
+    assert sum(everything["y"]) == analysis.views["rcu_seq"].drop_nulls().len()
+    assert "events" in hist["layout"]["xaxis"]["title"]["text"]
+    assert "ns" not in " ".join(hist["layout"]["xaxis"]["ticktext"])
+
+
+def test_concurrency_has_live_and_pending_rows_per_root(boot_page: str) -> None:
+    analysis = analyse(BOOT)
+    conc = figure(boot_page, CONCURRENCY)
+    roots = analysis.concurrency.select("run", "root").unique().height
+    assert len(conc["data"]) == 2 * roots
+    assert {t["line"]["shape"] for t in conc["data"]} == {"hv"}
+    assert {t["yaxis"] for t in conc["data"]} == {"y", "y2"}
+    assert conc["layout"]["xaxis2"]["matches"] == "x"
+    # The step function ends at the trace's last event: both time figures span the same range.
+    timeline = figure(boot_page, TIMELINE)
+    assert conc["layout"]["xaxis"]["range"] == timeline["layout"]["xaxis"]["range"]
+    peak = max(max(t["y"]) for t in conc["data"] if t["yaxis"] == "y2")
+    assert peak == analysis.concurrency["pending"].max()
+
+
+def test_replay_adds_a_pinning_row_with_dashed_replay_lines() -> None:
+    trace = qtrace.read_trace(BOOT)
+    page = build_dashboard(analyze(trace), replay=analyze(trace, root_release="destroy_rcu"))
+    conc = figure(page, CONCURRENCY)
+    replay = [t for t in conc["data"] if t["name"].endswith("(replay)")]
+    assert len(replay) == 3 and {t["line"]["dash"] for t in replay} == {"dash"}
+    assert {t["yaxis"] for t in conc["data"]} == {"y", "y2", "y3"}
+    assert conc["layout"]["yaxis"]["title"]["text"] == "pinning"
+    # Released at destroy_rcu, no pending view pins the root: the replay peak is the live one.
+    pinned_peak = max(max(t["y"]) for t in conc["data"] if t["yaxis"] == "y")
+    assert max(max(t["y"]) for t in replay) < pinned_peak
+
+
+def test_histograms_count_every_measured_instance(boot_page: str) -> None:
+    analysis = analyse(BOOT)
+    for div_id, column in (("qtrace-live-hist", "live_ns"), ("qtrace-grace-hist", "grace_ns")):
+        hist = figure(boot_page, div_id)
+        (everything,) = [t for t in hist["data"] if t["meta"]["lane"] == -1]
+        assert sum(everything["y"]) == analysis.views[column].drop_nulls().len()
+        per_root = [t for t in hist["data"] if t["meta"]["lane"] != -1]
+        assert sum(sum(t["y"]) for t in per_root) == sum(everything["y"])
+        assert all(t["visible"] is False for t in per_root)
+        assert "ms" in " ".join(hist["layout"]["xaxis"]["ticktext"])
+
+
+def test_leaked_view_is_red_in_the_timeline_and_listed_with_its_source_line(
+    tmp_path: Path,
+) -> None:
+    leak = make_leak_log(QEMU10_LOG, tmp_path / "leak.log")
+    analysis = analyse(leak.path)
+    assert analysis.views.filter(pl.col("status") == "leaked").height == 1
+    page = build_dashboard(analysis)
+    assert '<span class="badge bad">1 leaked view</span>' in page
+    assert "Leak: a view stayed live" in page
+    table = page.split('id="qtrace-leaks"')[1].split("</table>")[0]
+    rows = table.split("<tbody>")[1].count("<tr ")
+    assert rows == 1
+    assert f"0x{leak.view:x}" in table and f"leak.log:{leak.new_line}" in table
+    (leaked,) = [t for t in bars(figure(page, TIMELINE)) if t["name"].startswith("leaked")]
+    assert leaked["marker"]["color"] == "#d62728" and len(leaked["x"]) == 1
+
+
+def test_markers_are_vertical_lines_per_event_name() -> None:
+    trace = qtrace.read_trace(
+        MIXED, events="flatview_*,pci_update_mappings_*", trace_events=TRACE_EVENTS
+    )
+    markers = marker_events(trace.events, "pci_update_mappings_*")
+    assert markers.height == 14
+    page = build_dashboard(analyze(trace), markers=markers)
+    lines = [t for t in figure(page, TIMELINE)["data"] if t["meta"]["role"] == "markers"]
+    assert [t["name"] for t in lines] == [
+        "pci_update_mappings_add · 13",
+        "pci_update_mappings_del · 1",
+    ]
+    add = lines[0]
+    assert len(add["x"]) == 3 * 13 and add["x"][2] is None and add["x"][0] == add["x"][1]
+    assert any("pci_update_mappings_add" in (h or "") for h in add["hovertext"])
+
+
+def test_marker_pattern_keeps_only_named_non_flatview_events() -> None:
+    events = conform(
+        pl.DataFrame(
+            {
+                "seq": [0, 1, 2, 3],
+                "event": [
+                    "flatview_new",
+                    "memory_region_finalize",
+                    "pci_cfg_read",
+                    "Dropped_Event",
+                ],
+            }
+        )
+    )
+    assert marker_events(events, "memory_region_*").get_column("event").to_list() == [
+        "memory_region_finalize"
+    ]
+    assert marker_events(events, "*").get_column("seq").to_list() == [1, 2]
+
+
+def test_file_names_and_trace_text_are_escaped_everywhere(tmp_path: Path) -> None:
+    evil_dir = tmp_path / "<script>alert(1)<"
+    evil_dir.mkdir()
+    evil = evil_dir / "script>.log"
+    shutil.copy(QEMU10_LOG, evil)
+    name = str(evil)
+    assert name.endswith("<script>alert(1)</script>.log")
+    analysis = analyse(evil)
+    markers = conform(
+        pl.DataFrame(
+            {
+                "seq": [5],
+                "ts_ns": [analysis.views["new_ts_ns"].min()],
+                "event": ["memory_region_finalize"],
+                "args": ["name=</script><img src=x onerror=alert(2)>"],
+                "source": [name],
+                "line": [6],
+            }
+        )
+    )
+    page = build_dashboard(analysis, markers=markers)
+    assert "<script>alert(1)" not in page and "<img src=x" not in page
+    assert page.count("</script>") == page.count("<script")  # only the page's own scripts
+    assert html.escape("<script>alert(1)</script>.log") in page.split("<nav>")[0]
+    # Inside the embedded JSON, Plotly labels hold the name as entities.
+    hovers = [h for t in figure(page, TIMELINE)["data"] for h in t.get("hovertext") or []]
+    assert any("&lt;script&gt;alert(1)&lt;/script&gt;.log" in (h or "") for h in hovers)
+    assert any("&lt;img src=x onerror=alert(2)&gt;" in (h or "") for h in hovers)
+
+
+def test_anomalies_are_marked_on_the_timeline_and_listed() -> None:
+    events = model_trace(
+        """
+        new 1 nil
+        new 2 10
+        rcu 2 10
+        rcu 2 10    # double destroy_rcu
+        destroy 2 10
+        new 3 10
+        destroy 7 10   # orphan destroy
+        """
+    )
+    analysis = analyze(events)
+    assert analysis.anomalies.height == 2
+    page = build_dashboard(analysis)
+    points = [t for t in figure(page, TIMELINE)["data"] if t["meta"]["role"] == "anomalies"]
+    assert len(points) == 1 and len(points[0]["x"]) == 2
+    table = page.split('id="qtrace-anomalies"')[1].split("</table>")[0]
+    assert "double_destroy_rcu" in table and "orphan_destroy" in table
+    assert "t.log:" in table
+    assert '<span class="badge warn">2 anomalies</span>' in page
+
+
+def test_lost_and_pending_at_end_instances_are_drawn_distinctly() -> None:
+    events = model_trace(
+        """
+        new 1 nil
+        new 2 10
+        new 2 10    # the pointer is reused while live: generation 0 is lost
+        new 3 20
+        new 4 20
+        rcu 4 20
+        destroy 4 20
+        rcu 3 20    # never destroyed, though destroys are traced: RCU pending at the end
+        """
+    )
+    analysis = analyze(events)
+    statuses = dict(analysis.views.group_by("status").len().rows())
+    assert statuses["lost"] == 1 and statuses["rcu_pending"] == 1
+    timeline = figure(build_dashboard(analysis), TIMELINE)
+    by_name = {t["name"]: t for t in bars(timeline)}
+    lost = by_name["lost while live · 1"]
+    pending_end = by_name["RCU pending at end (no destroy) · 1"]
+    assert lost["marker"]["pattern"]["shape"] == "x"
+    assert pending_end["marker"]["pattern"]["shape"] == "/"
+    assert "pointer reused by a flatview_new at seq 2" in lost["hovertext"][0]
+    # Lost views are listed with the leaks, as in the JSON report.
+    page = build_dashboard(analysis)
+    table = page.split('id="qtrace-leaks"')[1].split("</table>")[0]
+    assert table.count("<tr ") == 1 and "<td>lost</td>" in table
+
+
+def test_dropped_events_make_a_warning_and_uncertain_findings() -> None:
+    events = model_trace(
+        """
+        new 1 nil
+        new 2 10
+        drop 5
+        new 3 10
+        """
+    )
+    page = build_dashboard(analyze(events))
+    header = page.split("<nav>")[0]
+    assert '<span class="badge warn">5 dropped events</span>' in header
+    assert "uncertain (events were dropped)" in header
+    assert "No leak found" not in header  # view 2 is leaked (uncertain): the leak headline
+    assert "Leak: a view stayed live" in header
+
+
+def test_roots_table_is_sortable_with_numeric_keys_and_source(boot_page: str) -> None:
+    table = boot_page.split('id="qtrace-roots"')[1].split("</table>")[0]
+    assert '<th scope="col" tabindex="0" class="num">view instances</th>' in table
+    assert '<td class="num" data-v="122">122</td>' in table
+    assert f"{BOOT}:" not in table  # binary input: no line numbers, the file itself
+    assert str(BOOT) in table
+
+
+def test_root_dropdown_lists_every_lane_with_its_y_range(boot_page: str) -> None:
+    data = page_data(boot_page)
+    options = re.findall(r'<option value="(\d+)">([^<]+)</option>', boot_page)
+    assert options[0][1] == "(nil) empty view"
+    assert sorted(data["laneRanges"]) == sorted(value for value, _ in options)
+    low, high = data["laneRanges"]["1"]
+    assert low > high  # the timeline's y axis runs top-down
+
+
+def test_bucket_live_means_weigh_each_level_by_its_duration() -> None:
+    axis = TimeAxis(has_clock=False, origin=0, end=99)
+    lanes = pl.DataFrame({"lane": [0]})
+    steps = pl.DataFrame(
+        {"lane": [0, 0, 0], "seq": [0, 25, 75], "raw": [0, 25, 75], "live": [1, 2, 1]},
+    ).with_columns(pending=pl.lit(0))
+    means = aggregate.bucket_live_means(steps, lanes, axis, buckets=2)
+    # [0,50): 1 for 25, 2 for 25 -> 1.5; [50,100): 2 carried for 25, then 1 for 25 -> 1.5
+    assert means.get_column("live_mean").to_list() == [1.5, 1.5]
+    maxima = aggregate.bucket_maxima(steps, lanes, axis, buckets=4)
+    # buckets of 25: [0,25) 1; [25,50) 2; [50,75) carried 2; [75,100) 1 (max with carried 2)
+    assert maxima.get_column("live").to_list() == [1, 2, 2, 2]
+
+
+def test_big_trace_is_aggregated_with_leaks_kept_in_detail(tmp_path: Path) -> None:
+    bench = load_bench()
+    events = bench.repeated_trace(MIXED, 12_000)
+    victim = events.filter((pl.col("event") == "flatview_new") & (pl.col("root") != 0)).row(
+        5000, named=True
+    )
+    events = events.filter(
+        ~((pl.col("view") == victim["view"]) & (pl.col("event") != "flatview_new"))
+    )
+    analysis = analyze(conform(events))
+    assert analysis.views.height > aggregate.DETAIL_INSTANCES
+    assert analysis.views.filter(pl.col("status") == "leaked").height == 1
+    page = build_dashboard(analysis)
+    timeline = figure(page, TIMELINE)
+    (heat,) = [t for t in timeline["data"] if t["type"] == "heatmap"]
+    assert len(heat["x"]) == aggregate.BUCKETS + 1
+    # The leaked view keeps its root at two live views from the leak to the end; the
+    # other roots stay near one (rows alternate lane, gap).
+    ticks = timeline["layout"]["yaxis"]["ticktext"]
+    leak_row = heat["z"][2 * ticks.index(f"0x{victim['root']:x}")]
+    assert min(leak_row[-100:]) >= 1.9
+    others = [heat["z"][2 * i] for i, t in enumerate(ticks) if t != f"0x{victim['root']:x}"]
+    assert all(max(v or 0 for v in row[-100:]) < 1.9 for row in others)
+    drawn = sum(len(t["x"]) for t in bars(timeline) if t["width"] == 0.8)
+    lanes = analysis.roots.height + 1
+    assert drawn <= 1 + 2 * lanes  # the leak, and the first and last instance of each lane
+    (leaked,) = [t for t in bars(timeline) if t["name"].startswith("leaked")]
+    assert f"view 0x{victim['view']:x}" in leaked["hovertext"][0]
+    assert f"The trace has {analysis.views.height:,} view instances" in page
+    assert "Concurrency has" in page  # what was aggregated is said on the page
+    conc = figure(page, CONCURRENCY)
+    assert all(len(t["x"]) == aggregate.BUCKETS + 1 for t in conc["data"])
+    assert len(page.encode()) < 20_000_000
+
+
+def test_figures_are_valid_plotly(boot_page: str) -> None:
+    for entry in page_data(boot_page)["figures"]:
+        go.Figure(data=entry["data"], layout=entry["layout"])  # raises on a bad attribute
+
+
+def test_write_dashboard_inline_and_directory_modes(tmp_path: Path) -> None:
+    analysis = analyse(BOOT)
+    inline = write_dashboard(analysis, tmp_path / "inline" / "boot.html")
+    assert inline.read_text() == build_dashboard(analysis)
+    shared = tmp_path / "batch"
+    shared.mkdir()
+    (shared / "plotly.min.js").write_text("stale")
+    first = write_dashboard(analysis, shared / "a.html", plotlyjs="directory")
+    write_dashboard(analysis, shared / "b.html", plotlyjs="directory")
+    assert (shared / "plotly.min.js").read_text() == get_plotlyjs()
+    assert sorted(p.name for p in shared.iterdir()) == ["a.html", "b.html", "plotly.min.js"]
+    text = first.read_text()
+    assert '<script src="plotly.min.js"></script>' in text
+    assert get_plotlyjs()[:2000] not in text
+    assert len(text) < 1_000_000
+
+
+def test_write_dashboard_rejects_bad_targets(tmp_path: Path) -> None:
+    analysis = analyse(BOOT)
+    with pytest.raises(InputError, match="is a directory"):
+        write_dashboard(analysis, tmp_path)
+    with pytest.raises(UsageError, match=r"plotly\.js mode"):
+        write_dashboard(analysis, tmp_path / "x.html", plotlyjs="cdn")  # type: ignore[arg-type, unused-ignore]
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(InputError, match="cannot write"):
+        write_dashboard(analysis, blocker / "x.html")
+
+
+def test_each_run_gets_its_own_lanes() -> None:
+    events = model_trace(
+        """
+        new 1 nil
+        new 2 10
+        new 3 10
+        rcu 2 10
+        destroy 2 10
+        new 4 nil   # a nil-root flatview_new: a second QEMU process starts
+        new 5 10
+        """
+    )
+    analysis = analyze(events)
+    assert analysis.runs == 2
+    ticks = figure(build_dashboard(analysis), TIMELINE)["layout"]["yaxis"]["ticktext"]
+    assert ticks == [
+        "run 0 · (nil) empty view",
+        "run 0 · 0x10",
+        "run 1 · (nil) empty view",
+        "run 1 · 0x10",
+    ]
+
+
+def test_a_trace_without_flatview_events_still_gives_a_page() -> None:
+    events = conform(pl.DataFrame({"seq": [0, 1], "event": ["pci_cfg_read", "pci_cfg_read"]}))
+    page = build_dashboard(analyze(events))
+    assert "Clean: no leaks" in page and "No leaked or lost views." in page
+    assert [len(f["data"]) for f in page_data(page)["figures"]][:2] == [0, 0]
+
+
+def test_too_many_markers_are_capped_and_the_page_says_so() -> None:
+    analysis = analyse(BOOT)
+    first_ts = analysis.views["new_ts_ns"].min()
+    markers = conform(
+        pl.DataFrame(
+            {
+                "seq": list(range(2_500)),
+                "ts_ns": [first_ts] * 2_500,
+                "event": ["memory_region_ops_write"] * 2_500,
+                "args": ["addr=0x10"] * 2_500,
+            }
+        )
+    )
+    page = build_dashboard(analysis, markers=markers)
+    (lines,) = [t for t in figure(page, TIMELINE)["data"] if t["meta"]["role"] == "markers"]
+    assert lines["name"] == "memory_region_ops_write · 2,000 of 2,500"
+    assert "2,500 marker events match: the first 2,000 of each of the 1 event names" in page
+
+
+def test_hundreds_of_lanes_keep_the_page_light() -> None:
+    # A log of 100 QEMU runs (a qtest testlog), each with two roots: 300 lanes.
+    lines = []
+    for run in range(100):
+        base = run * 16 + 1
+        lines += [
+            f"new {base:x} nil",
+            f"new {base + 1:x} 10",
+            f"new {base + 2:x} 10",
+            f"rcu {base + 1:x} 10",
+            f"destroy {base + 1:x} 10",
+            f"new {base + 3:x} 20",
+        ]
+    lines.append("new 5000 20")  # run 99's root 0x20 now has a leaked view
+    analysis = analyze(model_trace("\n".join(lines)))
+    page = build_dashboard(analysis)
+    timeline = figure(page, TIMELINE)
+    ticks = timeline["layout"]["yaxis"]["ticktext"]
+    assert len(ticks) <= 31 and "run 99 · 0x20" in ticks  # a spread, plus the leak's lane
+    assert ticks[0] == "run 0 · (nil) empty view"
+    conc = figure(page, CONCURRENCY)
+    own = [t for t in conc["data"] if t["meta"]["lane"] >= 0]
+    assert len({t["meta"]["lane"] for t in own}) == 30
+    (other_live, other_pending) = [t for t in conc["data"] if t["meta"]["lane"] == -2]
+    assert other_live["name"] == "other roots (170)" and None in other_live["x"]
+    assert other_pending["yaxis"] == "y2" and other_pending["showlegend"] is False
+    assert len(page_data(page)["ownLanes"]) == 30
+    assert len(re.findall(r'<option value="\d+">', page)) == 300

@@ -1,0 +1,185 @@
+"""The analyze reports: JSON document, findings and --fail-on, text and Markdown renderings."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from model_traces import trace
+from rich.console import Console
+
+from qtrace.errors import UsageError
+from qtrace.model import ANOMALY_KINDS, analyze
+from qtrace.report import (
+    FAIL_ON_CHOICES,
+    SCHEMA,
+    fails,
+    findings,
+    render_json,
+    render_markdown,
+    render_text,
+    to_json,
+)
+
+LEAKY = """
+new 56181ceefd20 nil
+new 56181cef0260 56181ce74c00
+new 56181cef0261 56181ce74c00
+rcu 77 10
+drop 12
+new 56181cef0262 56181ce74c00
+"""
+CLEAN = "new 1 nil\nnew 2 10\nnew 3 10\nrcu 2 10\ndestroy 2 10"
+
+
+def text_of(analysis: object, width: int = 160) -> str:
+    out = io.StringIO()
+    render_text(analysis, Console(file=out, width=width, color_system=None))  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def test_json_document_has_every_documented_field() -> None:
+    doc = to_json(analyze(trace(LEAKY)))
+    assert doc["schema"] == SCHEMA == "qtrace.analyze/1"
+    assert doc["runs"] == 1
+    assert set(doc["source"]) >= {
+        "paths",
+        "format",
+        "dialect",
+        "clock",
+        "lines_skipped",
+        "dropped_events",
+        "destroy_traced",
+    }
+    assert doc["source"]["dropped_events"] == 12
+    assert doc["source"]["destroy_traced"] is False
+    assert doc["events"] == {"flatview_new": 4, "flatview_destroy_rcu": 1, "flatview_destroy": 0}
+    assert doc["views"] == {
+        "instances": 4,
+        "freed": 0,
+        "rcu_pending": 0,
+        "immortal": 1,
+        "current": 1,
+        "leaked": 2,
+        "lost": 0,
+        "distinct_pointers": 4,
+        "reused_pointers": 0,
+        "uncertain": 3,
+    }
+    assert list(doc["anomalies"]) == list(ANOMALY_KINDS)
+    assert doc["anomalies"]["orphan_destroy_rcu"] == 1
+    assert sum(doc["anomalies"].values()) == 1
+    assert doc["roots"]["distinct"] == 1
+    assert doc["roots"]["max_concurrent_views"] == 3
+    assert doc["roots"]["items"][0]["root"] == "0x56181ce74c00"
+    assert doc["roots"]["items"][0]["pinned_at_end"] is True
+    leak = doc["leaks"][0]
+    assert set(leak) >= {"run", "view", "generation", "root", "status", "new_seq", "new_ts_ns"}
+    assert (leak["view"], leak["status"], leak["new_seq"], leak["line"]) == (
+        "0x56181cef0260",
+        "leaked",
+        1,
+        2,
+    )
+    assert leak["uncertain"] is True
+    assert doc["durations"]["live_ns"]["count"] == 0
+    assert doc["verdict"] == {"leaked": 2, "anomalies": 1, "uncertain": 2, "dropped_events": 12}
+
+
+def test_lost_instances_are_listed_with_leaks() -> None:
+    doc = to_json(analyze(trace("new 1 nil\nnew 2 10\nnew 2 10")))
+    assert [(x["view"], x["generation"], x["status"]) for x in doc["leaks"]] == [("0x2", 0, "lost")]
+
+
+def test_durations_only_with_a_clock() -> None:
+    with_clock = to_json(analyze(trace(CLEAN)))
+    assert with_clock["durations"]["live_ns"] == {"count": 1, "p50": 2000, "p99": 2000, "max": 2000}
+    assert with_clock["durations"]["grace_ns"]["max"] == 1000
+    assert with_clock["overlaps"]["live+live"] == {
+        "count": 1,
+        "duration_events": 1,
+        "duration_ns": 1000,
+    }
+    without = to_json(analyze(trace(CLEAN, clock=False)))
+    assert "durations" not in without
+    assert without["source"]["clock"] == "none"
+    assert without["overlaps"]["live+pending"]["duration_ns"] is None
+
+
+def test_json_is_byte_identical_for_the_same_input() -> None:
+    first = render_json(analyze(trace(LEAKY)))
+    second = render_json(analyze(trace(LEAKY)))
+    assert first == second
+    assert json.loads(first)["schema"] == SCHEMA
+    assert first.endswith("}\n")
+
+
+def test_findings_and_default_fail_policy() -> None:
+    leaky = analyze(trace(LEAKY))
+    counts = findings(leaky)
+    assert list(counts) == ["leaked", *ANOMALY_KINDS]
+    assert counts["leaked"] == 2 and counts["orphan_destroy_rcu"] == 1
+    assert fails(leaky, None)
+    assert not fails(leaky, {"none"})
+    assert fails(leaky, {"orphan_destroy_rcu"})
+    assert not fails(leaky, {"null_root", "double_destroy_rcu"})
+    assert fails(leaky, {"anomalies"})
+    clean = analyze(trace(CLEAN))
+    assert not fails(clean, None)
+    assert "none" in FAIL_ON_CHOICES
+
+
+def test_fail_policy_rejects_unknown_kinds() -> None:
+    clean = analyze(trace(CLEAN))
+    with pytest.raises(UsageError, match="unknown --fail-on kind leak"):
+        fails(clean, {"leak"})
+    with pytest.raises(UsageError, match="none"):
+        fails(clean, {"none", "leaked"})
+
+
+def test_text_starts_with_the_verdict_and_names_dropped_events() -> None:
+    out = text_of(analyze(trace(LEAKY)))
+    first = out.splitlines()[0]
+    assert first == "leaks: 2, anomalies: 1, dropped events: 12 (2 finding(s) uncertain)"
+    assert "Roots" in out and "Leaked and lost views" in out and "Anomalies" in out
+    assert "0x56181cef0260" in out
+    assert "orphan_destroy_rcu" in out
+
+
+def test_text_of_a_clean_trace_has_no_leak_table() -> None:
+    out = text_of(analyze(trace(CLEAN)))
+    assert out.splitlines()[0] == "leaks: 0, anomalies: 0"
+    assert "Leaked and lost views" not in out
+    assert "1 freed, 1 immortal, 1 current" in out
+
+
+def test_long_lists_are_truncated_with_a_count() -> None:
+    many = "new 1 nil\n" + "".join(f"new {i:x} 10\n" for i in range(2, 40))
+    out = text_of(analyze(trace(many)))
+    assert "... and 17 more" in out  # 37 leaked views, 20 shown
+    md = render_markdown(analyze(trace(many)))
+    assert "... and 17 more" in md
+
+
+def test_markdown_has_verdict_and_tables() -> None:
+    md = render_markdown(analyze(trace(LEAKY)))
+    lines = md.splitlines()
+    assert lines[0] == "# qtrace analyze"
+    assert "**leaks: 2, anomalies: 1, dropped events: 12 (2 finding(s) uncertain)**" in lines
+    assert "## Roots" in lines and "## Anomalies" in lines
+    assert "| orphan_destroy_rcu | 1 |" in lines
+    assert "| root_mismatch | 0 |" in lines
+
+
+def test_window_is_recorded_in_json_and_text() -> None:
+    windowed = analyze(trace(CLEAN), begin=1500, end=3000, window_unit="ns")
+    assert to_json(windowed)["window"] == {
+        "unit": "ns",
+        "begin": 1500,
+        "end": 3000,
+        "begin_seq": 2,
+        "end_seq": 3,
+    }
+    assert "window seq 2..3" in text_of(windowed)
+    assert to_json(analyze(trace(CLEAN)))["window"] is None

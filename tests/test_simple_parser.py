@@ -1,0 +1,521 @@
+"""The simple-backend reader: same records as QEMU's simpletrace.py, and damage handled calmly.
+
+Real traces first (every ../shared/traces/*.simpletrace against simpletrace.py's own output),
+then synthetic files built with struct for the edge cases real runs rarely show.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from qtrace.parsers import parse_file, simple
+from qtrace.parsers.source import open_input
+from qtrace.parsers.trace_events_decl import is_string_type, parse_trace_events
+
+from qtrace.errors import InputError
+from qtrace.events import ALL_EVENTS, DROPPED_EVENT, EVENTS_SCHEMA, EventSelection, ParsedInput
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
+TRACE_EVENTS = SHARED / "trace-events-all"
+REAL_TRACES = sorted(SHARED.glob("*.simpletrace"))
+MAGIC = 0xF2B177CB0AA429B4
+FLATVIEW_IDS = {"flatview_new": 10, "flatview_destroy_rcu": 11, "flatview_destroy": 12}
+
+
+# --- building synthetic files ---------------------------------------------------------------
+
+
+def header(order: str = "<", version: int = 4, magic: int = MAGIC) -> bytes:
+    return struct.pack(order + "QQQ", 0xFFFFFFFFFFFFFFFF, magic, version)
+
+
+def mapping(eid: int, name: str, order: str = "<") -> bytes:
+    raw = name.encode()
+    return struct.pack(order + "QQI", 0, eid, len(raw)) + raw
+
+
+def event(
+    eid: int,
+    ts_ns: int,
+    args: list[int | bytes],
+    *,
+    pid: int = 4242,
+    order: str = "<",
+    length: int | None = None,
+) -> bytes:
+    body = b"".join(
+        struct.pack(order + "I", len(a)) + a
+        if isinstance(a, bytes)
+        else struct.pack(order + "Q", a)
+        for a in args
+    )
+    size = 24 + len(body) if length is None else length
+    return struct.pack(order + "QQQII", 1, eid, ts_ns, size, pid) + body
+
+
+def flatview_mappings(order: str = "<") -> bytes:
+    return b"".join(mapping(eid, name, order) for name, eid in FLATVIEW_IDS.items())
+
+
+def parse_bytes(
+    tmp_path: Path,
+    data: bytes,
+    selection: EventSelection = ALL_EVENTS,
+    trace_events: Path | None = TRACE_EVENTS,
+    name: str = "t.simpletrace",
+) -> ParsedInput:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with open_input(str(path)) as opened:
+        return simple.parse(opened, selection, trace_events)
+
+
+def simpletrace_lines(events: pl.DataFrame) -> list[str]:
+    """Rows printed the way QEMU's simpletrace.py Formatter prints records.
+
+    The delta is against the previous record, and the first record's delta is 0 (the
+    Formatter starts its last timestamp at the first record's own).
+    """
+    lines = []
+    previous: int | None = None
+    for row in events.iter_rows(named=True):
+        ts = row["ts_ns"]
+        previous = ts if previous is None else previous
+        fields = [row["event"], f"{(ts - previous) / 1000.0:0.3f}", f"pid={row['pid']}"]
+        previous = ts
+        if row["args"]:
+            fields.append(row["args"])
+        lines.append(" ".join(fields))
+    return lines
+
+
+# --- real traces ------------------------------------------------------------------------------
+
+
+def test_real_traces_are_present() -> None:
+    assert {p.name for p in REAL_TRACES} >= {"pc-boot.simpletrace", "pc-bridges-mixed.simpletrace"}
+
+
+@pytest.mark.parametrize("trace", REAL_TRACES, ids=lambda p: p.stem)
+def test_same_records_as_qemu_simpletrace(trace: Path) -> None:
+    parsed = parse_bytes_path(trace)
+    expected = Path(f"{trace}.txt").read_text().splitlines()
+    assert simpletrace_lines(parsed.events) == expected
+    assert parsed.warnings == []
+    assert parsed.bytes_skipped == 0
+
+
+def parse_bytes_path(
+    path: Path, selection: EventSelection = ALL_EVENTS, trace_events: Path | None = TRACE_EVENTS
+) -> ParsedInput:
+    with open_input(str(path)) as opened:
+        return simple.parse(opened, selection, trace_events)
+
+
+def test_real_trace_columns() -> None:
+    trace = SHARED / "pc-boot.simpletrace"
+    parsed = parse_bytes_path(trace, EventSelection(), None)
+    events = parsed.events
+    assert (parsed.format, parsed.dialect, parsed.clock) == (
+        "simple",
+        "simple-v4-le",
+        "monotonic-ns",
+    )
+    assert dict(events.schema) == EVENTS_SCHEMA
+    assert events.height == 763
+    assert events["source"].unique().to_list() == [str(trace)]
+    assert events["tid"].null_count() == events.height
+    assert events["line"].null_count() == events.height
+    data = trace.read_bytes()
+    # Every offset is a record's type word (1 = event), and they increase.
+    assert all(struct.unpack_from("<Q", data, off)[0] == 1 for off in events["offset"].to_list())
+    assert events["offset"].is_sorted() and events["offset"].n_unique() == events.height
+    for row in events.head(50).iter_rows(named=True):
+        assert row["args"] == f"view={row['view']:#x} root={row['root']:#x}"
+    first = events.row(0, named=True)
+    assert (first["event"], first["view"], first["root"]) == ("flatview_new", 0x56181CEEFD20, 0)
+
+
+def test_default_selection_needs_no_trace_events() -> None:
+    parsed = parse_bytes_path(SHARED / "pc-bridges-mixed.simpletrace", EventSelection(), None)
+    counts = dict(parsed.events.group_by("event").len().iter_rows())
+    assert counts == {"flatview_new": 406, "flatview_destroy_rcu": 402, "flatview_destroy": 402}
+    assert parsed.warnings == []
+    assert parsed.events["view"].null_count() == 0
+
+
+def test_without_declarations_other_events_are_kept_without_args(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(simple, "DEFAULT_TRACE_EVENTS", tmp_path / "absent")
+    parsed = parse_bytes_path(
+        SHARED / "pc-bridges-mixed.simpletrace", EventSelection(("flatview_new", "pci_cfg_*")), None
+    )
+    by_event = parsed.events.group_by("event").agg(pl.col("args").null_count(), pl.len())
+    rows = {r[0]: (r[1], r[2]) for r in by_event.iter_rows()}
+    assert rows == {
+        "flatview_new": (0, 406),
+        "pci_cfg_read": (384, 384),
+        "pci_cfg_write": (227, 227),
+    }
+    assert len(parsed.warnings) == 1 and "trace-events-all" in parsed.warnings[0]
+    assert parsed.events.filter(pl.col("event") != "flatview_new")["view"].null_count() == 611
+
+
+def test_glob_selection_on_real_mixed_trace() -> None:
+    parsed = parse_bytes_path(
+        SHARED / "pc-bridges-mixed.simpletrace", EventSelection(("pci_update_mappings_*",))
+    )
+    counts = dict(parsed.events.group_by("event").len().iter_rows())
+    assert counts == {"pci_update_mappings_add": 13, "pci_update_mappings_del": 1}
+    assert all(a.startswith("dev=b'") for a in parsed.events["args"].to_list())
+    assert parsed.events["view"].null_count() == 14
+
+
+def test_parse_file_sniffs_simple(tmp_path: Path) -> None:
+    parsed = parse_file(str(SHARED / "pc-boot.simpletrace"), selection=EventSelection())
+    assert parsed.format == "simple" and parsed.events.height == 763
+
+
+def test_sample_is_bundled() -> None:
+    sample = Path(__file__).resolve().parents[1] / "samples" / "pc-boot.simpletrace"
+    assert sample.read_bytes() == (SHARED / "pc-boot.simpletrace").read_bytes()
+
+
+# --- synthetic: layouts, byte order, mappings, dropped events ---------------------------------
+
+
+def flatview_trace(order: str = "<", count: int = 5) -> bytes:
+    records = [
+        event(10 + i % 3, 1_000_000 + 1000 * i, [0x5600_0000 + 0x40 * i, 0x55AA00], order=order)
+        for i in range(count)
+    ]
+    return header(order) + flatview_mappings(order) + b"".join(records)
+
+
+def test_big_endian_reads_like_little_endian(tmp_path: Path) -> None:
+    little = parse_bytes(tmp_path, flatview_trace("<", 40), name="le")
+    big = parse_bytes(tmp_path, flatview_trace(">", 40), name="be")
+    assert (little.dialect, big.dialect) == ("simple-v4-le", "simple-v4-be")
+    assert big.events.drop("source").equals(little.events.drop("source"))
+    assert big.events["args"][1] == "view=0x56000040 root=0x55aa00"
+    assert big.events["event"][:3].to_list() == list(FLATVIEW_IDS)
+
+
+def test_mapping_records_in_the_middle(tmp_path: Path) -> None:
+    data = (
+        header()
+        + mapping(10, "flatview_new")
+        + event(10, 100, [1, 2])
+        + mapping(77, "flatview_destroy")
+        + event(77, 200, [1, 2])
+        + mapping(10, "flatview_new")  # repeated, same name: harmless
+        + event(10, 300, [3, 2])
+    )
+    parsed = parse_bytes(tmp_path, data)
+    assert parsed.events["event"].to_list() == ["flatview_new", "flatview_destroy", "flatview_new"]
+    # header 24, mappings of 12- and 16-byte names 32 and 36, FlatView events 48 each
+    assert parsed.events["offset"].to_list() == [56, 56 + 48 + 36, 56 + 48 + 36 + 48 + 32]
+
+
+def test_remapped_id_uses_the_mapping_in_force(tmp_path: Path) -> None:
+    data = (
+        header()
+        + mapping(5, "flatview_new")
+        + event(5, 1, [1, 2])
+        + mapping(5, "flatview_destroy")
+        + event(5, 2, [1, 2])
+    )
+    parsed = parse_bytes(tmp_path, data)
+    assert parsed.events["event"].to_list() == ["flatview_new", "flatview_destroy"]
+    # Only the second name has records, and only the first is wanted: nothing is kept.
+    data = header() + mapping(5, "flatview_new") + mapping(5, "mystery") + event(5, 2, [1])
+    parsed = parse_bytes(tmp_path, data, selection=EventSelection(("flatview_new",)))
+    assert parsed.events.height == 0 and parsed.warnings == []
+
+
+def test_dropped_events_are_rows_and_counted(tmp_path: Path) -> None:
+    dropped_id = 0xFFFFFFFFFFFFFFFE
+    data = (
+        header()
+        + flatview_mappings()
+        + event(10, 1000, [0xAB, 0])
+        + event(dropped_id, 2000, [5])
+        + event(11, 3000, [0xAB, 0])
+        + event(dropped_id, 4000, [0x13])
+    )
+    parsed = parse_bytes(tmp_path, data, selection=EventSelection(), trace_events=None)
+    assert parsed.events["event"].to_list() == [
+        "flatview_new",
+        DROPPED_EVENT,
+        "flatview_destroy_rcu",
+        DROPPED_EVENT,
+    ]
+    assert parsed.events["args"].to_list()[1::2] == [
+        "num_events_dropped=0x5",
+        "num_events_dropped=0x13",
+    ]
+    assert parsed.dropped_events == 0x18
+    assert parsed.events.filter(pl.col("event") == DROPPED_EVENT)["view"].null_count() == 2
+
+
+def test_string_arguments_print_as_python_bytes(tmp_path: Path) -> None:
+    decls = tmp_path / "trace-events-all"
+    decls.write_text(
+        '# comment\n\nmy_event(const char *name, int n, const char *other) "%s %d %s"\n'
+        'quiet_event(void) ""\n'
+    )
+    strings = [b"apic-msi", b"it's", b'say "hi"', b"back\\slash", b"\x00\xff\n\t", b""]
+    data = header() + mapping(3, "my_event") + mapping(4, "quiet_event")
+    data += b"".join(event(3, 10 + i, [s, 0x10 + i, s[::-1]]) for i, s in enumerate(strings))
+    data += event(4, 99, [])
+    parsed = parse_bytes(tmp_path, data, trace_events=decls)
+    expected = [f"name={s!r} n={0x10 + i:#x} other={s[::-1]!r}" for i, s in enumerate(strings)]
+    assert parsed.events["args"].to_list() == [*expected, ""]
+    assert parsed.warnings == []
+
+
+def test_undeclared_event_is_kept_without_args(tmp_path: Path) -> None:
+    data = header() + mapping(9, "mystery_event") + event(9, 5, [1, 2, 3]) + flatview_mappings()
+    data += event(10, 6, [7, 8])
+    parsed = parse_bytes(tmp_path, data)
+    assert parsed.events["event"].to_list() == ["mystery_event", "flatview_new"]
+    assert parsed.events["args"].to_list() == [None, "view=0x7 root=0x8"]
+    assert any("not declared" in w for w in parsed.warnings)
+
+
+def test_unmapped_event_id_is_skipped_by_length(tmp_path: Path) -> None:
+    data = header() + flatview_mappings() + event(99, 5, [1, 2, 3]) + event(10, 6, [7, 8])
+    parsed = parse_bytes(tmp_path, data)
+    assert parsed.events["event"].to_list() == ["flatview_new"]
+    assert parsed.bytes_skipped == 8 + 24 + 24
+    assert any("no mapping record names" in w for w in parsed.warnings)
+
+
+def test_args_not_matching_the_declaration(tmp_path: Path) -> None:
+    data = header() + flatview_mappings() + event(10, 5, [1, 2, 3]) + event(10, 6, [7, 8])
+    parsed = parse_bytes(tmp_path, data, selection=EventSelection(), trace_events=None)
+    assert parsed.events["args"].to_list() == [None, "view=0x7 root=0x8"]
+    assert parsed.events["view"].to_list() == [None, 7]
+    assert len(parsed.warnings) == 1 and "do not match their declaration" in parsed.warnings[0]
+
+
+# --- synthetic: damage --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (0, "t.simpletrace: unsupported simple trace version 0 (qtrace reads version 4)"),
+        (2, "t.simpletrace: unsupported simple trace version 2 (qtrace reads version 4)"),
+        (3, "t.simpletrace: unsupported simple trace version 3 (qtrace reads version 4)"),
+        (5, "t.simpletrace: unknown simple trace version 5 (qtrace reads version 4)"),
+    ],
+)
+def test_other_versions_are_refused(tmp_path: Path, version: int, message: str) -> None:
+    with pytest.raises(InputError) as err:
+        parse_bytes(tmp_path, header(version=version) + flatview_mappings(), name="t.simpletrace")
+    assert str(err.value).endswith(message)
+
+
+def test_bad_magic_short_and_empty_files(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"not a QEMU simple trace \(bad magic\)"):
+        parse_bytes(tmp_path, header(magic=0x1234) + b"\0" * 64)
+    with pytest.raises(InputError, match=r"too short for a QEMU simple trace \(10 bytes"):
+        parse_bytes(tmp_path, header()[:10])
+    with pytest.raises(InputError, match="empty file"):
+        parse_bytes(tmp_path, b"")
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty file"):
+        simple.parse(open_input_plain(empty), ALL_EVENTS, None)
+
+
+def open_input_plain(path: Path) -> simple.OpenedInput:
+    return simple.OpenedInput(path.name, path)
+
+
+def test_header_only(tmp_path: Path) -> None:
+    parsed = parse_bytes(tmp_path, header())
+    assert parsed.events.height == 0
+    assert dict(parsed.events.schema) == EVENTS_SCHEMA
+    assert parsed.warnings == [f"{tmp_path / 't.simpletrace'}: no trace records after the header"]
+
+
+def test_truncated_last_record_of_a_real_trace(tmp_path: Path) -> None:
+    data = (SHARED / "pc-boot.simpletrace").read_bytes()
+    cut = len(data) - 48 + 20  # the last 48-byte record keeps 20 bytes
+    parsed = parse_bytes(tmp_path, data[:cut], selection=EventSelection(), trace_events=None)
+    assert parsed.events.height == 762
+    assert parsed.bytes_skipped == 20
+    assert parsed.warnings == [
+        f"{tmp_path / 't.simpletrace'}: last record at offset {len(data) - 48} is cut short "
+        "(20 of 32 bytes); ignored"
+    ]
+
+
+def test_truncated_inside_the_record_body(tmp_path: Path) -> None:
+    data = flatview_trace(count=3)[:-10]
+    parsed = parse_bytes(tmp_path, data)
+    assert parsed.events.height == 2
+    assert parsed.bytes_skipped == 38
+    assert "cut short (38 of 48 bytes)" in parsed.warnings[0]
+
+
+@pytest.mark.parametrize("bad_length", [3, 23, 10**6, 0xFFFFFFFF, 24 + 40 * 48])
+def test_corrupt_length_resynchronises(tmp_path: Path, bad_length: int) -> None:
+    records = [event(10 + i % 3, 10**9 + 1000 * i, [0x5600 + i, 0x77]) for i in range(80)]
+    damaged_at = 30
+    records[damaged_at] = event(10, 10**9, [0x5600 + damaged_at, 0x77], length=bad_length)
+    prefix = header() + flatview_mappings()
+    data = prefix + b"".join(records)
+    parsed = parse_bytes(tmp_path, data)
+    offset = len(prefix) + 48 * damaged_at
+    assert parsed.events.height == 79
+    assert (0x5600 + damaged_at) not in parsed.events["view"].to_list()
+    assert parsed.bytes_skipped == 48
+    assert len(parsed.warnings) == 1 and f"offset {offset}" in parsed.warnings[0]
+
+
+def test_garbage_between_records_is_skipped_once(tmp_path: Path) -> None:
+    prefix = header() + flatview_mappings()
+    good = [event(10, 10**9 + i, [0x100 + i, 0]) for i in range(20)]
+    data = prefix + b"".join(good[:10]) + b"\x07" * 13 + b"".join(good[10:]) + b"\x09" * 5
+    parsed = parse_bytes(tmp_path, data)
+    assert parsed.events["view"].to_list() == [0x100 + i for i in range(20)]
+    assert parsed.bytes_skipped == 13 + 5
+    assert any(f"offset {len(prefix) + 480}" in w for w in parsed.warnings)
+
+
+def test_missing_trace_events_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such trace-events file"):
+        parse_bytes(tmp_path, flatview_trace(), trace_events=tmp_path / "nope")
+
+
+# --- declarations -------------------------------------------------------------------------------
+
+
+def test_trace_events_declarations() -> None:
+    decls = parse_trace_events(
+        "vcpu guest_cpu_enter(void)\n"
+        'disable foo(const char *name, char **argv, uint64_t x) "%s"\n'
+        'bar(void *opaque, const char*dev) "%p %s"\n'
+        "not a declaration\n"
+    )
+    assert decls["guest_cpu_enter"].layout == ((False, "__cpu"),)
+    assert decls["foo"].layout == ((True, "name"), (False, "argv"), (False, "x"))
+    assert decls["bar"].layout == ((False, "opaque"), (True, "dev"))
+    assert set(decls) == {"guest_cpu_enter", "foo", "bar"}
+    assert is_string_type(" const char *") and not is_string_type("char **")
+
+
+def test_real_trace_events_all_declares_the_flatview_events() -> None:
+    decls = parse_trace_events(TRACE_EVENTS.read_text())
+    assert decls["flatview_new"].layout == ((False, "view"), (False, "root"))
+    assert decls["memory_region_ops_write"].layout[-1] == (True, "name")
+    assert len(decls) > 4000
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+STRING_DECLS = 'str_event(const char *name, unsigned size) "%s %u"\n'
+RECORD = st.one_of(
+    st.tuples(
+        st.just("flatview"), st.integers(0, 2), st.integers(0, 2**64 - 1), st.integers(1, 30)
+    ),
+    st.tuples(
+        st.just("string"), st.binary(max_size=40), st.integers(0, 2**64 - 1), st.integers(1, 12)
+    ),
+    st.tuples(st.just("dropped"), st.integers(0, 2**64 - 1), st.just(0), st.just(1)),
+    st.tuples(st.just("mapping"), st.just(0), st.just(0), st.just(1)),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(runs=st.lists(RECORD, min_size=1, max_size=12), order=st.sampled_from("<>"))
+def test_generated_traces_decode_exactly(
+    tmp_path: Path, runs: list[tuple[str, object, int, int]], order: str
+) -> None:
+    """Records in runs (so the bulk run path engages) decode to exactly what was written."""
+    decls = tmp_path / "decls"
+    decls.write_text(STRING_DECLS)
+    names = [*FLATVIEW_IDS, "str_event"]
+    data = header(order) + flatview_mappings(order) + mapping(20, "str_event", order)
+    expected: list[tuple[str, int, str]] = []
+    ts = 0
+    for kind, a, b, repeat in runs:
+        for _ in range(repeat):
+            ts += 1
+            if kind == "flatview":
+                assert isinstance(a, int)
+                data += event(10 + a, ts, [b, ts], order=order)
+                expected.append((names[a], ts, f"view={b:#x} root={ts:#x}"))
+            elif kind == "string":
+                assert isinstance(a, bytes)
+                data += event(20, ts, [a, b], order=order)
+                expected.append(("str_event", ts, f"name={a!r} size={b:#x}"))
+            elif kind == "dropped":
+                assert isinstance(a, int)
+                data += event(0xFFFFFFFFFFFFFFFE, ts, [a], order=order)
+                expected.append((DROPPED_EVENT, ts, f"num_events_dropped={a:#x}"))
+            else:
+                data += mapping(20, "str_event", order)
+    parsed = parse_bytes(tmp_path, data, trace_events=decls)
+    got = list(parsed.events.select("event", "ts_ns", "args").iter_rows())
+    assert got == expected
+    assert parsed.warnings == [] and parsed.bytes_skipped == 0
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tail=st.binary(max_size=400))
+def test_arbitrary_bytes_after_a_header_never_crash(tmp_path: Path, tail: bytes) -> None:
+    data = header() + flatview_mappings() + tail
+    parsed = parse_bytes(tmp_path, data)
+    assert parsed.bytes_skipped <= len(tail)
+    assert all(0 < off < len(data) for off in parsed.events["offset"].to_list())
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 2**31), st.integers(0, 7)), max_size=6),
+    keep=st.floats(0.0, 1.0),
+)
+def test_mutated_real_trace_never_crashes(
+    tmp_path: Path, flips: list[tuple[int, int]], keep: float
+) -> None:
+    original = (SHARED / "pc-bridges-mixed.simpletrace").read_bytes()[:60_000]
+    data = bytearray(original[: max(1, int(len(original) * keep))])
+    for where, bit in flips:
+        data[where % len(data)] ^= 1 << bit
+    try:
+        parsed = parse_bytes(tmp_path, bytes(data))
+    except InputError:
+        return  # a damaged header is refused with a one-line message
+    assert parsed.bytes_skipped <= len(data)
+    assert parsed.events.height <= len(data) // 32
+    assert dict(parsed.events.schema) == EVENTS_SCHEMA
+
+
+@pytest.mark.parametrize("columns", [3, 5])
+def test_many_distinct_argument_tuples(columns: int) -> None:
+    """10^12 tuples number within a 63-bit key; 10^20 fall back to a plain join."""
+    layout = tuple((False, f"x{i}") for i in range(columns))
+    values = pl.DataFrame(
+        {f"a{i}": [(r * 7919 + i) * 104729 + 2**63 for r in range(10_000)] for i in range(columns)}
+    )
+    values = values.with_columns(pl.col(c).cast(pl.UInt64) for c in values.columns)
+    ok = pl.Series([True] * values.height).to_numpy()
+    text = simple._args_text(layout, values, ok)
+    expected = [" ".join(f"x{i}={v:#x}" for i, v in enumerate(row)) for row in values.iter_rows()]
+    assert text.to_list() == expected
