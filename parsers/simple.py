@@ -343,14 +343,21 @@ class _Fields:
                 np.uint64, copy=False
             )
         words = self._words
-        last = words.size - 1
-        index = offsets >> 3
-        shift = ((offsets & 7) << 3).astype(np.uint64)
-        low = words[np.minimum(index, last)] >> shift
-        high = words[np.minimum(index + 1, last)] << ((np.uint64(64) - shift) & np.uint64(63))
-        values: npt.NDArray[np.uint64] = low | np.where(shift == 0, np.uint64(0), high)
-        # The last few bytes of the file lie past the last whole word: read those rows directly.
-        for row in np.flatnonzero(offsets + 8 > words.size * 8).tolist():
+        safe_end = 8 * (words.size - 1)  # below this, both words lie inside the view
+        clipped = np.minimum(offsets, safe_end - 1)
+        index = clipped >> 3
+        shift = (clipped & 7).astype(np.uint64)
+        shift <<= np.uint64(3)
+        values: npt.NDArray[np.uint64] = words[index]
+        values >>= shift
+        index += 1
+        high = words[index]
+        # high << (64 - shift), done as two shifts so that a zero shift gives 0, not high.
+        high <<= np.uint64(1)
+        high <<= np.uint64(63) - shift
+        values |= high
+        # The last bytes of the file lie past the last two whole words: read those directly.
+        for row in np.flatnonzero(offsets >= safe_end).tolist():
             at = int(offsets[row])
             values[row] = int.from_bytes(self.mm[at : at + 8].ljust(8, b"\0"), "little")
         return values
@@ -582,7 +589,9 @@ def _args_text(layout: Layout, values: pl.DataFrame, ok: npt.NDArray[np.bool_]) 
         columns[raw] = pl.Series(raw, remaining)
     distinct = pl.DataFrame({k: columns[k] for k in keys})
     text = pl.Series("args", _render_args(layout, distinct), pl.String)
-    return tuple_key.replace_strict(tuple_keys, text, return_dtype=pl.String).alias("args")
+    # Gathering by number shares the rendered strings' buffers instead of copying each text.
+    numbers = np.arange(tuple_keys.len(), dtype=np.uint32)
+    return text.gather(tuple_key.replace_strict(tuple_keys, numbers, return_dtype=pl.UInt32))
 
 
 def _group_frame(

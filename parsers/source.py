@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bz2
 import contextlib
-import gzip
 import lzma
 import os
 import shutil
@@ -18,11 +17,13 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, cast
 
 from qtrace.errors import InputError
 
 CHUNK_BYTES = 1 << 20
+# Deflate expands at most ~1000x, so one 64 KiB piece decodes to at most ~64 MiB.
+RAW_CHUNK_BYTES = 1 << 16
 
 MAGICS: dict[str, bytes] = {
     "gzip": b"\x1f\x8b",
@@ -51,37 +52,58 @@ class OpenedInput:
     bytes_skipped: int = 0
 
 
-def _stream_decompressor(kind: str, raw: BinaryIO) -> BinaryIO:
+class _Decompressor(Protocol):
+    """The incremental interface zlib, bz2, lzma and zstandard decompressors share."""
+
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, /) -> bytes: ...
+
+
+def _decompressor(kind: str) -> _Decompressor:
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=raw)  # handles concatenated members
+        return zlib.decompressobj(wbits=31)
     if kind == "bz2":
-        return bz2.BZ2File(raw)
+        return bz2.BZ2Decompressor()
     if kind == "xz":
-        return lzma.LZMAFile(raw)
+        return lzma.LZMADecompressor()
     import zstandard
 
-    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[no-any-return]
+    return cast(_Decompressor, zstandard.ZstdDecompressor().decompressobj())
 
 
 def _decompress_into(kind: str, raw: BinaryIO, out: BinaryIO, name: str) -> str | None:
-    """Copy the decompressed stream to ``out``; return a warning if the stream was damaged."""
-    reader = _stream_decompressor(kind, raw)
+    """Copy the decompressed stream to ``out``; return a warning if the stream was damaged.
+
+    Incremental decompressors hand over every byte decoded before the damage (a file
+    object's read() would lose its last partial chunk), and small input pieces bound the
+    memory one piece can expand to.
+    """
+    decoder = _decompressor(kind)
     try:
-        while True:
-            chunk = reader.read(CHUNK_BYTES)
-            if not chunk:
-                return None
-            out.write(chunk)
+        while chunk := raw.read(RAW_CHUNK_BYTES):
+            out.write(decoder.decompress(chunk))
+            # Concatenated streams (gzip members, xz streams, zstd frames) follow one another.
+            while decoder.eof and decoder.unused_data:
+                rest = decoder.unused_data
+                decoder = _decompressor(kind)
+                out.write(decoder.decompress(rest))
     except Exception as exc:
-        # gzip/bz2/xz raise EOFError, OSError or their own errors; zstandard its ZstdError.
-        if not isinstance(exc, EOFError | OSError | zlib.error | lzma.LZMAError | ValueError) and (
-            type(exc).__name__ != "ZstdError"
-        ):
-            raise
+        # zlib.error, OSError, EOFError, lzma.LZMAError, ValueError; zstandard.ZstdError.
         return (
-            f"{name}: {kind} stream is damaged or truncated after {out.tell()} decoded bytes "
+            f"{name}: {kind} stream is damaged after {out.tell()} decoded bytes "
             f"({exc}); reading what was decoded"
         )
+    if not decoder.eof:
+        return (
+            f"{name}: {kind} stream is truncated after {out.tell()} decoded bytes; "
+            "reading what was decoded"
+        )
+    return None
 
 
 @contextlib.contextmanager
@@ -118,9 +140,10 @@ def open_input(name: str, tmpdir: str | None = None) -> Iterator[OpenedInput]:
                 opened.warnings.append(warning)
             opened.path = Path(tmp)
         if opened.path.stat().st_size == 0:
-            raise InputError(
-                f"{shown}: empty file" + (f" (after {kind} decompression)" if kind else "")
-            )
+            if opened.warnings:  # a damaged stream that gave nothing: say why, not "empty"
+                raise InputError(opened.warnings[0].replace("; reading what was decoded", ""))
+            after = f" (after {kind} decompression)" if kind else ""
+            raise InputError(f"{shown}: empty file{after}")
         yield opened
     finally:
         for tmp_path in temps:

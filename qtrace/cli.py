@@ -6,20 +6,26 @@ Each command parses its options, calls the library, and chooses how to print. Ex
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Literal, NoReturn
 
+import polars as pl
 import typer
 from rich.console import Console
 
 from qtrace import __version__
-from qtrace.errors import EXIT_INPUT, QtraceError, UsageError
+from qtrace.batch.cli import batch_command, diff_command
+from qtrace.errors import EXIT_FINDINGS, EXIT_INPUT, QtraceError, UsageError
 from qtrace.events import EventSelection, Trace
 from qtrace.export import write_events
 from qtrace.ingest import read_trace
+from qtrace.model import Analysis, analyze
+from qtrace.report import fails, render_json, render_markdown, render_text
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 clean; 1 findings that pass --fail-on; 2 usage error; "
@@ -149,6 +155,224 @@ def events(
         write_events(trace.events, fmt.value, output)
     except QtraceError as error:
         _fail(error)
+
+
+class ReportFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class RootRelease(StrEnum):
+    destroy = "destroy"
+    destroy_rcu = "destroy_rcu"
+
+
+class PlotlyJs(StrEnum):
+    inline = "inline"
+    directory = "directory"
+
+
+# Besides the FlatView events, the model reads memory_region_finalize (root freed while pinned).
+ANALYZE_EVENTS = "flatview_*,memory_region_finalize"
+DEFAULT_MARKERS = "pci_update_mappings_*,memory_region_finalize"
+TIME_UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+WINDOW_BOUND = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>ns|us|ms|s)?$")
+
+RootReleaseOpt = Annotated[
+    RootRelease,
+    typer.Option(
+        "--root-release",
+        help="When a view releases its root: at flatview_destroy (QEMU today) or, to replay "
+        "the proposed early unref, at flatview_destroy_rcu.",
+    ),
+]
+
+
+def _window_bound(text: str | None, flag: str) -> tuple[int | None, str | None]:
+    """A --begin/--end value: ``1200`` is a seq; ``1.5ms`` (ns, us, ms, s) a time from the
+    trace start. Returns the number (seq, or ns from the start) and its unit."""
+    if text is None:
+        return None, None
+    match = WINDOW_BOUND.match(text.strip())
+    if match is None:
+        _fail(UsageError(f"{flag} {text!r}: give a seq (1200) or a time from the start (1.5ms)"))
+    unit = match["unit"]
+    if unit is None:
+        if "." in match["number"]:
+            _fail(UsageError(f"{flag} {text!r}: a seq is a whole number; add a unit for a time"))
+        return int(match["number"]), "seq"
+    return round(float(match["number"]) * TIME_UNITS_NS[unit]), "ns"
+
+
+def _analyze(trace: Trace, release: RootRelease, begin: str | None, end: str | None) -> Analysis:
+    begin_value, begin_unit = _window_bound(begin, "--begin")
+    end_value, end_unit = _window_bound(end, "--end")
+    units = {u for u in (begin_unit, end_unit) if u is not None}
+    if len(units) > 1:
+        _fail(UsageError("--begin and --end must both be seqs or both be times"))
+    unit: Literal["seq", "ns"] = "ns" if units == {"ns"} else "seq"
+    if unit == "ns":
+        start = trace.events["ts_ns"].min()
+        if not isinstance(start, int):
+            _fail(UsageError("a time window needs a trace with a clock; give --begin/--end as seq"))
+        begin_value = None if begin_value is None else start + begin_value
+        end_value = None if end_value is None else start + end_value
+    try:
+        return analyze(
+            trace,
+            root_release=release.value,
+            begin=begin_value,
+            end=end_value,
+            window_unit=unit,
+        )
+    except QtraceError as error:
+        _fail(error)
+
+
+def _markers(trace: Trace, pattern: str) -> pl.DataFrame:
+    from qtrace.dashboards import marker_events
+
+    return marker_events(trace.events, pattern)
+
+
+def _write_dashboard(
+    analysis: Analysis,
+    trace: Trace,
+    path: Path,
+    *,
+    plotlyjs: PlotlyJs,
+    replay: bool,
+    markers: str,
+) -> None:
+    from qtrace.dashboards import write_dashboard
+
+    try:
+        write_dashboard(
+            analysis,
+            path,
+            plotlyjs=plotlyjs.value,
+            replay=analyze(trace, root_release="destroy_rcu") if replay else None,
+            markers=_markers(trace, markers) if markers else None,
+        )
+    except QtraceError as error:
+        _fail(error)
+    stderr.print(f"qtrace: dashboard written to {path}", markup=False)
+
+
+BeginOpt = Annotated[
+    str | None,
+    typer.Option("--begin", help="Window start: a seq (1200) or a time from the start (1.5ms)."),
+]
+EndOpt = Annotated[
+    str | None,
+    typer.Option("--end", help="Window end (inclusive): a seq or a time from the start."),
+]
+MarkersOpt = Annotated[
+    str,
+    typer.Option(
+        "--markers",
+        help="Other trace events drawn as vertical markers, as -trace globs ('' for none).",
+    ),
+]
+
+
+@app.command("analyze")
+def analyze_command(
+    traces: TracesArg,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", "-f", help="Report format.")
+    ] = ReportFormat.text,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here, not stdout.")
+    ] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            help="Findings that make the exit code 1, comma separated: 'leaked', anomaly kinds, "
+            "'anomalies' (all kinds) or 'none'. Default: any leaked view or any anomaly.",
+        ),
+    ] = None,
+    root_release: RootReleaseOpt = RootRelease.destroy,
+    begin: BeginOpt = None,
+    end: EndOpt = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the HTML dashboard here.")
+    ] = None,
+    input_format: InputFormatOpt = None,
+    trace_events: TraceEventsOpt = None,
+) -> None:
+    """Rebuild FlatView and root MemoryRegion lifetimes; report leaks, overlaps and anomalies.
+
+    Exit codes: 0 clean; 1 findings that pass --fail-on; 2 usage error; 3 unreadable input.
+    """
+    policy = None if fail_on is None else {w.strip() for w in fail_on.split(",") if w.strip()}
+    events_pattern = ANALYZE_EVENTS + ("," + DEFAULT_MARKERS if html else "")
+    trace = load(
+        traces, events=events_pattern, input_format=input_format, trace_events=trace_events
+    )
+    analysis = _analyze(trace, root_release, begin, end)
+    try:
+        failed = fails(analysis, policy)
+    except QtraceError as error:
+        _fail(error)
+    if fmt is ReportFormat.text and output is None:
+        render_text(analysis, Console(highlight=False))
+    else:
+        if fmt is ReportFormat.json:
+            text = render_json(analysis)
+        elif fmt is ReportFormat.markdown:
+            text = render_markdown(analysis)
+        else:
+            capture = Console(record=True, width=120, file=io.StringIO(), highlight=False)
+            render_text(analysis, capture)
+            text = capture.export_text()
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+    if html is not None:
+        _write_dashboard(
+            analysis, trace, html, plotlyjs=PlotlyJs.inline, replay=False, markers=DEFAULT_MARKERS
+        )
+    raise typer.Exit(EXIT_FINDINGS if failed else 0)
+
+
+@app.command("dashboard")
+def dashboard_command(
+    traces: TracesArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML page to write.")],
+    markers: MarkersOpt = DEFAULT_MARKERS,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            "--replay/--no-replay",
+            help="Also draw root pins replayed with --root-release destroy_rcu.",
+        ),
+    ] = False,
+    root_release: RootReleaseOpt = RootRelease.destroy,
+    plotlyjs: Annotated[
+        PlotlyJs,
+        typer.Option(
+            "--plotlyjs",
+            help="inline: one self-contained file; directory: one shared plotly.min.js beside it.",
+        ),
+    ] = PlotlyJs.inline,
+    begin: BeginOpt = None,
+    end: EndOpt = None,
+    input_format: InputFormatOpt = None,
+    trace_events: TraceEventsOpt = None,
+) -> None:
+    """Write an interactive HTML dashboard (offline: no network needed to view it)."""
+    pattern = ANALYZE_EVENTS + ("," + markers if markers else "")
+    trace = load(traces, events=pattern, input_format=input_format, trace_events=trace_events)
+    analysis = _analyze(trace, root_release, begin, end)
+    _write_dashboard(analysis, trace, output, plotlyjs=plotlyjs, replay=replay, markers=markers)
+
+
+app.command("batch")(batch_command)
+app.command("diff")(diff_command)
 
 
 def main() -> None:

@@ -27,7 +27,9 @@ def _merge(parts: list[ParsedInput]) -> tuple[pl.DataFrame, list[str]]:
             merged = merged.sort(["ts_ns", "_file"], maintain_order=True, nulls_last=True)
         else:
             notes.append("some inputs have no clock: files were concatenated in the order given")
-    merged = merged.drop("_file", "seq").with_row_index("seq").with_columns(pl.col("seq").cast(pl.Int64))
+    merged = (
+        merged.drop("_file", "seq").with_row_index("seq").with_columns(pl.col("seq").cast(pl.Int64))
+    )
     return merged.select(COLUMNS), notes
 
 

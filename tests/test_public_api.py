@@ -29,7 +29,7 @@ EXPECTED = {
 
 def test_all_is_exactly_the_reviewed_surface() -> None:
     assert set(qtrace.__all__) == EXPECTED
-    assert list(qtrace.__all__) == sorted(qtrace.__all__)
+    assert len(qtrace.__all__) == len(EXPECTED)  # no name listed twice
 
 
 def test_every_public_callable_has_a_docstring() -> None:
