@@ -547,19 +547,25 @@ def _args_text(layout: Layout, values: pl.DataFrame, ok: npt.NDArray[np.bool_]) 
     if not keys:
         return pl.Series("args", [""] * ok.size, pl.String)
     int_keys = [k for k, (is_string, _) in zip(keys, layout, strict=True) if not is_string]
-    raw, raw_max = None, 0
+    maxes: dict[str, int] = {}
     if int_keys:
-        maxes = values.select(pl.col(k).max() for k in int_keys).row(0)
-        raw_max = max(maxes)
-        raw = int_keys[maxes.index(raw_max)]
-    coded = [k for k in keys if k != raw]
-    distinct_values = {k: values.get_column(k).unique() for k in coded}
+        maxes = dict(zip(int_keys, values.select(int_keys).max().row(0), strict=True))
+    by_max = sorted(int_keys, key=maxes.__getitem__, reverse=True)
+    raw = by_max[0] if by_max else None
+    distinct_values = {k: values.get_column(k).unique() for k in keys if k != raw}
     span = prod(s.len() for s in distinct_values.values())
-    if raw is not None and (raw_max + 1) * span >= 2**64:
+    if raw is not None and (maxes[raw] + 1) * span >= 2**64:
+        # Too large to pack as it is (e.g. a -1 that became 0xffff...): number it too, and
+        # take as raw the next column that fits instead.
         distinct_values[raw] = values.get_column(raw).unique()
         span *= distinct_values[raw].len()
-        coded.append(raw)
         raw = None
+        for k in by_max[1:]:
+            rest = span // distinct_values[k].len()
+            if (maxes[k] + 1) * rest < 2**64:
+                raw, span = k, rest
+                break
+    coded = [k for k in keys if k != raw]
     if span >= 2**64:
         distinct = values.unique(subset=keys)
         rendered = distinct.with_columns(
@@ -801,7 +807,7 @@ def parse(opened: OpenedInput, selection: EventSelection, trace_events: Path | N
         )
     if walk.truncated:
         warnings.append(f"{name}: {walk.truncated}")
-    if not decoded.frames and not walk.mappings and not walk.truncated and not walk.damaged_places:
+    if not (walk.pieces or walk.mappings or walk.truncated or walk.damaged_places):
         warnings.append(f"{name}: no trace records after the header")
     events = _finish(decoded.frames[0], name) if decoded.frames else empty_events()
     return ParsedInput(

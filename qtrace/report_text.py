@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -15,6 +16,7 @@ from qtrace.findings import anomaly_counts, hex_pointer, status_counts
 from qtrace.model import Analysis
 
 MAX_ROWS = 20
+FOLDED_COLUMNS = {"detail", "where"}
 
 
 def verdict(analysis: Analysis) -> str:
@@ -75,9 +77,10 @@ def _where(row: dict[str, Any]) -> str:
 
 
 def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
-    header = ["run", "root", "instances", "max concurrent", "pinned at end", "intervals"]
+    # Short headers keep a root's row on one 80-column line; --format json has the long names.
+    header = ["run", "root", "views", "peak", "at end", "spans"]
     if analysis.has_clock:
-        header += ["pinned", "pending only"]
+        header += ["pinned", "pend-only"]
     rows = []
     for r in analysis.roots.sort(["run", "root"]).to_dicts():
         row = [
@@ -139,9 +142,13 @@ def _anomaly_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
 
 
 def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
-    table = Table(title=title, title_justify="left", show_lines=False)
+    # A light frame and unbroken cells (headers may wrap): 80 columns still show whole hex.
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in header:
-        table.add_column(name, overflow="fold")
+        if name in FOLDED_COLUMNS:
+            table.add_column(name, overflow="fold")
+        else:
+            table.add_column(name, no_wrap=True)
     for row in rows[:MAX_ROWS]:
         table.add_row(*row)
     if len(rows) > MAX_ROWS:
