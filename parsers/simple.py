@@ -788,7 +788,7 @@ def parse(opened: OpenedInput, selection: EventSelection, trace_events: Path | N
             size = fh.seek(0, 2)
             if size == 0:
                 raise InputError(f"{name}: empty file")
-            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            mm = _map_file(fh.fileno())
     except OSError as exc:
         raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
     try:
@@ -832,6 +832,16 @@ def _run_decode(
 ) -> _Decoded:
     # Every numpy view of the map lives inside this call, so the map can be closed after it.
     return _decode(_Fields(mm, size, order), walk, selection, trace_events, name)
+
+
+def _map_file(fd: int) -> mmap.mmap:
+    """Map the whole file read-only; on Linux pre-fault it in one go (MAP_POPULATE), which
+    is much cheaper than a page fault per 4 KiB on first touch by the bulk reads."""
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if populate:
+        flags = mmap.MAP_SHARED | populate
+        return mmap.mmap(fd, 0, flags=flags, prot=mmap.PROT_READ)
+    return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
 
 
 def _close(mm: mmap.mmap) -> None:
