@@ -16,7 +16,7 @@ $(BIN)/qtrace: pyproject.toml
 venv: $(BIN)/qtrace
 
 demo: venv
-	$(BIN)/qtrace analyze samples/pc-boot.simpletrace
+	$(BIN)/qtrace analyze samples/pc-hotplug-ts.log --html build/demo.html
 
 # Debian packages the tests drive for real: QEMU makes fresh traces, Chromium renders pages.
 system-deps:

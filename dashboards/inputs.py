@@ -115,4 +115,6 @@ def marker_events(events: pl.DataFrame, pattern: str) -> pl.DataFrame:
     wanted = ~pl.col("event").is_in(FLATVIEW_EVENTS) & (pl.col("event") != DROPPED_EVENT)
     if rx is not None:
         wanted = wanted & pl.col("event").str.contains(rx)
-    return events.filter(wanted).sort("seq")
+    # One chunk: polars 2.1 panics in pl.format/concat_str over multi-chunk string columns
+    # (the log parser's tables come in many chunks), and the hover text uses pl.format.
+    return events.filter(wanted).sort("seq").rechunk()

@@ -120,3 +120,12 @@ def test_analyze_html_and_dashboard_write_pages(leaky_log: Path, tmp_path: Path)
     assert result.exit_code == 0, result.stderr
     assert (shared.parent / "plotly.min.js").is_file()
     assert "plotly.min.js" in shared.read_text()
+
+
+def test_markers_from_a_real_log_reach_the_page(samples: Path, tmp_path: Path) -> None:
+    """pc-hotplug-ts.log has pci_update_mappings_* events: they become timeline markers."""
+    page = tmp_path / "hotplug.html"
+    result = runner.invoke(app, ["dashboard", str(samples / "pc-hotplug-ts.log"), "-o", str(page)])
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    assert "pci_update_mappings_add" in html and "e1000 00:05.0" in html

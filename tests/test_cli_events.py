@@ -120,3 +120,12 @@ def test_multiple_files_merge_by_timestamp(shared_traces: Path, tmp_path: Path) 
     assert merged["ts_ns"].is_sorted()
     assert merged["seq"].to_list() == list(range(merged.height))
     assert sorted(merged["ts_ns"].to_list()) == sorted(whole["ts_ns"].to_list())
+
+
+def test_standard_input_reads_like_a_file(shared_traces: Path) -> None:
+    data = (shared_traces / "pc-boot.simpletrace").read_bytes()
+    result = runner.invoke(app, ["events", "-", "-f", "jsonl"], input=gzip.compress(data))
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 257 + 253 + 253
+    assert {row["source"] for row in rows} == {"<stdin>"}
