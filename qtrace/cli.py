@@ -20,7 +20,7 @@ from rich.console import Console
 
 from qtrace import __version__
 from qtrace.batch.cli import batch_command, diff_command
-from qtrace.errors import EXIT_FINDINGS, EXIT_INPUT, QtraceError, UsageError
+from qtrace.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERNAL, QtraceError, UsageError
 from qtrace.events import EventSelection, Trace
 from qtrace.export import write_events
 from qtrace.ingest import read_trace
@@ -29,7 +29,7 @@ from qtrace.report import fails, render_json, render_markdown, render_text
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 clean; 1 findings that pass --fail-on; 2 usage error; "
-    "3 unreadable or invalid input."
+    "3 unreadable or invalid input; 4 a bug in qtrace."
 )
 
 app = typer.Typer(
@@ -123,7 +123,7 @@ def main_options(
     """Analyze QEMU FlatView trace events."""
 
 
-@app.command()
+@app.command("events")
 def events(
     traces: TracesArg,
     fmt: Annotated[
@@ -376,7 +376,7 @@ app.command("diff")(diff_command)
 
 
 def main() -> None:
-    """Console entry point: run the app, turning stray OS errors into one-line messages."""
+    """Console entry point: run the app; stray errors become one-line messages."""
     try:
         app()
     except BrokenPipeError:
@@ -386,3 +386,14 @@ def main() -> None:
     except OSError as error:
         stderr.print(f"qtrace: error: {error}", markup=False)
         sys.exit(EXIT_INPUT)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as error:  # polars' Rust panics derive from BaseException
+        if os.environ.get("QTRACE_DEBUG"):
+            raise
+        stderr.print(
+            f"qtrace: internal error: {type(error).__name__}: {error} "
+            "(a bug in qtrace: rerun with QTRACE_DEBUG=1 for the traceback and report it)",
+            markup=False,
+        )
+        sys.exit(EXIT_INTERNAL)

@@ -6,6 +6,7 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1  # findings that pass the --fail-on policy
 EXIT_USAGE = 2  # bad command line (Typer's own code for usage errors)
 EXIT_INPUT = 3  # unreadable or invalid input
+EXIT_INTERNAL = 4  # a bug in qtrace (never expected; reported in one line)
 
 
 class QtraceError(Exception):

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 import qtrace
@@ -129,3 +130,20 @@ def test_standard_input_reads_like_a_file(shared_traces: Path) -> None:
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 257 + 253 + 253
     assert {row["source"] for row in rows} == {"<stdin>"}
+
+
+def test_an_internal_error_is_one_line_and_exit_4(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import qtrace.cli
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(qtrace.cli, "app", broken)
+    monkeypatch.delenv("QTRACE_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as stop:
+        qtrace.cli.main()
+    assert stop.value.code == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "RuntimeError: boom" in err and "Traceback" not in err
