@@ -261,3 +261,13 @@ def test_task_turns_bombs_and_nested_archives_into_failure_records(tmp_path: Pat
     assert sorted(os.listdir(tmp_path)) == sorted(
         ["trace.log.gz", "inner.zip", "outer.zip", "spill"]
     )
+
+
+def test_directory_walk_passes_over_docs_and_hidden_files(tmp_path: Path) -> None:
+    from qtrace.batch.artifact import Discovery
+    from qtrace.batch.discover import _walk
+
+    for name in ("run.log", "testlog.txt", "README.md", "make.py", ".hidden", "report.html"):
+        (tmp_path / name).write_text("flatview_new 0x1 (root (nil))\n")
+    found = _walk(tmp_path, Discovery(), None)
+    assert sorted(p.name for p in found) == ["run.log", "testlog.txt"]

@@ -15,6 +15,7 @@ runner = CliRunner()
 def _commands() -> list[str]:
     return sorted(str(info.name) for info in app.registered_commands)
 
+
 def test_every_command_is_in_the_readme_with_help() -> None:
     readme = (ROOT / "README.md").read_text()
     assert _commands() == ["analyze", "batch", "dashboard", "diff", "events"]

@@ -17,6 +17,33 @@ from qtrace.batch.artifact import ARCHIVE_SEPARATOR, Artifact, Discovery, Part, 
 from qtrace.errors import UsageError
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+# Files a directory walk passes over: artifact folders also hold docs, scripts and reports,
+# which are no traces and must not turn a clean batch into exit 3. Named on the command
+# line, such a file is still read.
+NOT_TRACE_SUFFIXES = frozenset(
+    [
+        ".md",
+        ".rst",
+        ".py",
+        ".sh",
+        ".html",
+        ".htm",
+        ".css",
+        ".js",
+        ".json",
+        ".xml",
+        ".parquet",
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".svg",
+        ".pdf",
+    ]
+)
+
+
+def _is_walked_artifact(path: Path) -> bool:
+    return not path.name.startswith(".") and path.suffix.lower() not in NOT_TRACE_SUFFIXES
 
 
 def _walk(directory: Path, discovery: Discovery, skip: Path | None) -> list[Path]:
@@ -31,7 +58,7 @@ def _walk(directory: Path, discovery: Discovery, skip: Path | None) -> list[Path
                 discovery.unreadable.append(
                     Unreadable(str(path), "symbolic link inside an input directory: not followed")
                 )
-            elif path.is_file():
+            elif path.is_file() and _is_walked_artifact(path):
                 found.append(path)
     return found
 
