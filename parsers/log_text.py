@@ -233,12 +233,14 @@ def _columns(dialect: Dialect, g: Callable[[str], pl.Expr]) -> dict[str, pl.Expr
 
 
 def _parse_regex(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
-    """``frame`` parsed by ``dialect``'s regex; ``event`` is null where it does not match."""
+    """``frame`` parsed by ``dialect``'s regex; where it does not match, ``event`` is null."""
     parts = pl.col(TEXT).str.extract_groups(dialect.pattern)
     cols = _columns(dialect, lambda n: pl.col("_g").struct.field(n))
     return frame.with_columns(_g=parts).with_columns(
         event=pl.col("_g").struct.field("name"),
-        args=pl.col("_g").struct.field("args").fill_null(""),
+        args=pl.when(pl.col("_g").struct.field("name").is_not_null())
+        .then(pl.col("_g").struct.field("args").fill_null(""))
+        .otherwise(pl.col(TEXT)),
         **cols,
     )
 
@@ -277,7 +279,8 @@ def _parse_split(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
         )
         .with_columns(
             event=pl.when("_valid").then(text.str.slice(name_start, (space - name_start).clip(0))),
-            args=text.str.slice(space + 1),
+            # An integer choice is cheaper than choosing between two string columns.
+            args=text.str.slice(pl.when("_valid").then(space + 1).otherwise(0)),
             tid=tid,
             pid=pl.lit(None, pl.Int64),
             ts_ns=ts_ns,
@@ -308,7 +311,9 @@ def _parse_stamp_first(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
         )
         .with_columns(
             event=pl.when("_valid").then(fields.struct.field("field_1")),
-            args=fields.struct.field("field_2").fill_null(""),
+            args=pl.when("_valid")
+            .then(fields.struct.field("field_2").fill_null(""))
+            .otherwise(text),
             tid=tid,
             pid=pid,
             ts_ns=ts_ns,
@@ -318,7 +323,11 @@ def _parse_stamp_first(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
 
 
 def _parse(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
-    """Parse ``frame``'s lines as ``dialect``; ``event`` is null on lines of other shapes."""
+    """Parse ``frame``'s lines as ``dialect``.
+
+    On lines of other shapes ``event`` is null and ``args`` holds the whole line, so the
+    unmatched lines can leave the stream in the same rows as the events.
+    """
     if dialect.name in ("bare", "tid-timestamp"):
         return _parse_split(frame, dialect)
     if dialect.name in ("iso8601", "systemtap"):
@@ -438,41 +447,54 @@ def _run(
 ) -> _Scan:
     """One pass: parse the hint lines, only classify the others.
 
-    The queries share the scan and the parse (polars' common-subplan elimination runs them
-    once), so only the wanted events leave the streaming engine as rows; the rest leaves as
-    counts, or as raw text for the rare hint lines the file's dialect did not match.
+    Every hint line leaves the stream as one row of a single query: selected events,
+    other events (``_keep`` false; counted, then dropped) and lines the dialect did not
+    match (``event`` null, the whole line in ``args``, for ``_parse_others``). A second
+    query filtering the same parse made polars cache and re-read it, which cost a fifth
+    of the time. Only the counts over all lines run as a second query sharing the scan.
     """
     text = pl.col(TEXT)
     hints = _hints(selection)
     hint = None if hints is None else _any_of(hints)
     ok = pl.col("event").is_not_null()
+    keep = ok & _selected(selection)
     parsed = _parse(lines if hint is None else lines.filter(hint), dialect)
-    not_parsed = parsed.filter(~ok)
     if hint is None:
-        # Every line is a hint line: drop the noise in the stream, not after it.
-        not_parsed = not_parsed.filter(_accepts(accepted))
-    elsewhere = (
-        pl.lit(0, pl.UInt32) if hint is None else _accepts(accepted, text.filter(~hint)).sum()
-    )
+        # Every line is parsed: drop the noise (and other events) in the stream.
+        rows = parsed.filter(keep | (~ok & _accepts(accepted)))
+        elsewhere: pl.Expr = pl.lit(0, pl.UInt32)
+    else:
+        # Few lines hold a hint but are no selected event: they ride along to be counted.
+        rows = parsed
+        elsewhere = _accepts(accepted, text.filter(~hint)).sum()
+    long = text.str.len_bytes() > LONG_LINE_BYTES
     queries = [
-        parsed.filter(ok & _selected(selection)).pipe(_with_pointers).select(*OUTPUT),
-        not_parsed.select(LINE, TEXT),
-        parsed.select(ok.sum().alias("n")),
-        lines.select(pl.len().alias("n"), elsewhere.alias("trace")),
-        lines.filter(text.str.len_bytes() > LONG_LINE_BYTES).select(
-            pl.len().alias("n"), pl.col(LINE).min().alias("first")
+        # Unmatched lines keep their text in args (event null) for _parse_others.
+        rows.with_columns(_keep=keep).pipe(_with_pointers).select(*OUTPUT, "_keep"),
+        lines.select(
+            n=pl.len(),
+            trace=elsewhere,
+            n_long=long.sum(),
+            first_long=pl.col(LINE).filter(long).min(),
         ),
     ]
+    if hint is None:
+        queries.append(parsed.select(ok.sum().alias("n")))
     if lossy:
         queries.append(lines.filter(text.str.contains("\ufffd", literal=True)).select(LINE).head(1))
     found = pl.collect_all(queries, engine="streaming")
+    found_rows, counts = found[0], found[1]
+    n_ok = int(found[2]["n"][0]) if hint is None else int(found_rows["event"].is_not_null().sum())
+    # Usually every row is a kept event: filtering would copy the whole table for nothing.
+    kept = found_rows["_keep"]
+    events = found_rows if kept.all() else found_rows.filter(kept)
     return _Scan(
-        events=found[0],
-        unparsed=found[1],
-        lines_total=int(found[3]["n"][0]),
-        trace_lines=int(found[2]["n"][0]) + int(found[3]["trace"][0]),
-        long_lines=found[4],
-        replaced=found[5] if lossy else pl.DataFrame({LINE: []}),
+        events=events.drop("_keep"),
+        unparsed=found_rows.filter(~ok).select(LINE, pl.col("args").alias(TEXT)),
+        lines_total=int(counts["n"][0]),
+        trace_lines=n_ok + int(counts["trace"][0]),
+        long_lines=counts.select(n="n_long", first="first_long"),
+        replaced=found[-1] if lossy else pl.DataFrame({LINE: []}),
     )
 
 
@@ -600,7 +622,6 @@ def parse(opened: OpenedInput, selection: EventSelection) -> ParsedInput:
             f"{name}: {odd.height} FlatView events whose arguments are not '%p (root %p)' "
             f"have no view/root (first at line {odd[LINE][0]})"
         )
-    # seq numbers the file's own events; the ingest layer renumbers across files.
     # seq numbers the file's own events; the ingest layer renumbers across files.
     table = conform(events.with_row_index("seq").with_columns(pl.lit(name).alias("source")))
     return ParsedInput(

@@ -400,6 +400,65 @@ def test_garbled_flatview_lines_are_skipped_with_one_warning(tmp_path: Path) -> 
     ]
 
 
+EVERY_KIND_OF_LINE = (
+    b"1@1.000001:flatview_new 0x10 (root 0x20)\n"  # 1 selected event
+    b"1@1.000002:memory_region_ops_read mr 0x3 name 'flatview_probe'\n"  # 2 other, with hint
+    b"EAX=00000000 EBX=00000000\n"  # 3 noise
+    b"1@1.000003:pci_update_mappings_add d=0x4\n"  # 4 other event, no hint
+    b"garbled flatview_destroy 0x10\n"  # 5 mentions the hint, no trace line
+    b"2025-07-21T18:43:28Z flatview_destroy_rcu 0x10 (root 0x20)\n"  # 6 another dialect
+    b"1@1.000004:flatview_destroy 0x10 (root 0x20)\n"  # 7 selected event
+)
+
+
+def test_every_kind_of_line_is_counted_once_in_one_pass(tmp_path: Path) -> None:
+    # The events query also carries the hint lines that are no selected event (counted,
+    # then dropped) and the unmatched ones (re-read by the other dialects).
+    parsed = parse_bytes(tmp_path, EVERY_KIND_OF_LINE)
+    assert parsed.events["line"].to_list() == [1, 6, 7]
+    assert parsed.events["view"].to_list() == [0x10, 0x10, 0x10]
+    assert parsed.events["args"].to_list() == ["0x10 (root 0x20)"] * 3
+    assert parsed.lines_skipped == 2  # lines 3 and 5
+    name = tmp_path / "trace.log"
+    assert parsed.warnings == [
+        f"{name}: 1 trace lines in another dialect (iso8601; first at line 6) read along "
+        "with the tid-timestamp lines",
+        f"{name}: 1 lines mention flatview_ but are not trace lines (cut or garbled?); "
+        "skipped, first at line 5",
+    ]
+
+
+def test_every_kind_of_line_without_a_literal_hint(tmp_path: Path) -> None:
+    # "*" leaves no literal to pre-filter on: every line is parsed, noise dropped in the stream.
+    parsed = parse_bytes(tmp_path, EVERY_KIND_OF_LINE, EVERYTHING)
+    assert parsed.events["line"].to_list() == [1, 2, 4, 6, 7]
+    assert parsed.events["args"][1] == "mr 0x3 name 'flatview_probe'"
+    assert parsed.events["view"].is_null().to_list() == [False, True, True, False, False]
+    assert parsed.lines_skipped == 2
+    assert len(parsed.warnings) == 1 and "iso8601; first at line 6" in parsed.warnings[0]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"2025-07-21T18:43:28.089797Z flatview_new 0x1 (root (nil))",  # stamp-first cut
+        b"qemu-system-x86_64: (772366:main): flatview_new 0x1 (root (nil))",  # regex capture
+    ],
+)
+def test_unmatched_lines_reach_the_other_dialects_from_every_parse_path(
+    tmp_path: Path, first: bytes
+) -> None:
+    # Each parse path hands over the whole text of the lines it did not match.
+    data = first + b"\n1@1.000002:flatview_destroy_rcu 0x1 (root 0x2)\nbad flatview_x\n"
+    parsed = parse_bytes(tmp_path, data)
+    assert parsed.events["line"].to_list() == [1, 2]
+    assert parsed.events["args"][1] == "0x1 (root 0x2)"
+    assert parsed.events["tid"][1] == 1
+    assert parsed.lines_skipped == 1
+    assert "(tid-timestamp; first at line 2)" in parsed.warnings[0]
+    assert "first at line 3" in parsed.warnings[1]
+
+
 # ------------------------------------------------------------------------------- compression
 
 
