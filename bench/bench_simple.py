@@ -13,10 +13,16 @@ build/qemu-src (gitignored). When it is missing the bench fetches it the way a p
     tar -xJf qemu_*.orig.tar.xz --strip-components=1 -C .. \\
         qemu-7.2.0/scripts/simpletrace.py qemu-7.2.0/scripts/tracetool
 
-Timing: qtrace's ``parse`` is timed inside its child after a warm-up read of the small real
-trace (the first large read is the headline; reading the same file again shows the steady
-state). simpletrace.py's decode time is its wall time less its wall time on a header-only
-file (interpreter start and trace-events-all parsing); its output goes to /dev/null.
+Two comparisons, both with wall and CPU seconds (CPU counts every thread; the machine may be
+shared, so compare figures of one run only):
+
+- decoding: qtrace's ``parse`` timed inside its child after a warm-up read of the small real
+  trace (the first large read is the headline; reading the same file again shows the steady
+  state), against simpletrace.py's wall time less its wall time on a header-only file
+  (interpreter start and trace-events-all parsing);
+- end to end, what a user waits for: ``qtrace events FILE -f parquet -o out.parquet`` (with
+  ``--all`` for every event) against ``simpletrace.py trace-events-all FILE > /dev/null``,
+  each a whole process from start to exit.
 
 Run: ``python bench/bench_simple.py [--records N] [--kind flatview|mixed|both] [--json]``
 (default 2,000,000 records per trace; about a minute in all).
@@ -63,9 +69,9 @@ selection = ALL_EVENTS if sys.argv[4] == "all" else EventSelection()
 with open_input(sys.argv[3]) as opened:
     simple.parse(opened, selection, Path(sys.argv[2]))
 with open_input(sys.argv[1]) as opened:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     parsed = simple.parse(opened, selection, Path(sys.argv[2]))
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     rows, peak_kb = parsed.events.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     del parsed
     steady = seconds
@@ -73,7 +79,8 @@ with open_input(sys.argv[1]) as opened:
         start = time.perf_counter()
         simple.parse(opened, selection, Path(sys.argv[2]))
         steady = min(steady, time.perf_counter() - start)
-print(json.dumps({"seconds": seconds, "steady": steady, "rows": rows, "maxrss_kb": peak_kb}))
+print(json.dumps({"seconds": seconds, "cpu": cpu, "steady": steady, "rows": rows,
+                  "maxrss_kb": peak_kb}))
 """
 
 
@@ -144,17 +151,30 @@ def _run_qtrace(trace: Path, events: str = "all") -> dict[str, float]:
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def _run_simpletrace(trace: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of simpletrace.py printing ``trace`` to /dev/null."""
-    cmd = [sys.executable, str(SIMPLETRACE), str(TRACE_EVENTS), str(trace)]
+def _run_process(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and peak RSS (KiB) of a command, its output to /dev/null."""
     start = time.perf_counter()
     with open(os.devnull, "wb") as devnull:
-        proc = subprocess.Popen(cmd, stdout=devnull, cwd=SIMPLETRACE.parent)
+        proc = subprocess.Popen(cmd, stdout=devnull, cwd=cwd)
         _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"simpletrace.py failed on {trace}")
-    return seconds, usage.ru_maxrss
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def _run_simpletrace(trace: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and peak RSS (KiB) of simpletrace.py printing ``trace``."""
+    cmd = [sys.executable, str(SIMPLETRACE), str(TRACE_EVENTS), str(trace)]
+    return _run_process(cmd, cwd=SIMPLETRACE.parent)
+
+
+def _run_cli(trace: Path, out: Path, every_event: bool) -> tuple[float, float, int]:
+    """``qtrace events TRACE -f parquet -o OUT``: what a user runs, start to exit."""
+    qtrace = Path(sys.executable).with_name("qtrace")
+    cmd = [str(qtrace), "events", str(trace), "-f", "parquet", "-o", str(out)]
+    cmd += ["--trace-events", str(TRACE_EVENTS)] + (["--all"] if every_event else [])
+    return _run_process(cmd)
 
 
 def bench_kind(kind: str, records: int, workdir: Path) -> dict[str, float]:
@@ -165,9 +185,10 @@ def bench_kind(kind: str, records: int, workdir: Path) -> dict[str, float]:
     qtrace = _run_qtrace(trace)
     if qtrace["rows"] != records:
         raise SystemExit(f"qtrace read {qtrace['rows']} records of {records}")
-    startup_s, _ = _run_simpletrace(header_only)  # interpreter + trace-events-all parsing
-    st_wall_s, st_rss_kb = _run_simpletrace(trace)
+    startup_s, startup_cpu_s, _ = _run_simpletrace(header_only)  # interpreter + decls
+    st_wall_s, st_cpu_s, st_rss_kb = _run_simpletrace(trace)
     st_decode_s = max(st_wall_s - startup_s, 1e-9)
+    cli_s, cli_cpu_s, cli_rss_kb = _run_cli(trace, workdir / "out.parquet", every_event=True)
     # What `qtrace analyze` does by default on such a file: keep the FlatView events only.
     default = _run_qtrace(trace, "flatview") if kind == "mixed" else qtrace
     return {
@@ -184,6 +205,15 @@ def bench_kind(kind: str, records: int, workdir: Path) -> dict[str, float]:
         "ratio_steady": st_decode_s / qtrace["steady"],
         "qtrace_default_selection_s": default["seconds"],
         "ratio_default_selection": st_decode_s / default["seconds"],
+        "qtrace_cpu_s": qtrace["cpu"],
+        "simpletrace_cpu_s": st_cpu_s - startup_cpu_s,
+        "ratio_cpu": (st_cpu_s - startup_cpu_s) / qtrace["cpu"],
+        "cli_s": cli_s,
+        "cli_cpu_s": cli_cpu_s,
+        "cli_peak_rss_mib": cli_rss_kb / 1024,
+        "simpletrace_total_s": st_wall_s,
+        "simpletrace_total_cpu_s": st_cpu_s,
+        "ratio_end_to_end": st_wall_s / cli_s,
     }
 
 
@@ -207,7 +237,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"(peak RSS {r['qtrace_peak_rss_mib']:.0f} MiB); simpletrace.py "
                 f"{r['simpletrace_s']:.1f} s = {r['simpletrace_rec_per_s'] / 1e3:.0f} k rec/s "
                 f"(peak RSS {r['simpletrace_peak_rss_mib']:.0f} MiB); ratio {r['ratio']:.0f}x "
-                f"(first read in a process; {r['ratio_steady']:.0f}x when reading again)"
+                f"(first read in a process; {r['ratio_steady']:.0f}x when reading again); "
+                f"CPU {r['qtrace_cpu_s']:.2f} s vs {r['simpletrace_cpu_s']:.1f} s "
+                f"({r['ratio_cpu']:.0f}x)"
+            )
+            print(
+                f"simple/{kind}, end to end: qtrace events -f parquet {r['cli_s']:.2f} s "
+                f"(CPU {r['cli_cpu_s']:.2f} s, peak RSS {r['cli_peak_rss_mib']:.0f} MiB); "
+                f"simpletrace.py > /dev/null {r['simpletrace_total_s']:.1f} s "
+                f"(CPU {r['simpletrace_total_cpu_s']:.1f} s); ratio {r['ratio_end_to_end']:.0f}x"
             )
             if kind == "mixed":
                 print(

@@ -20,8 +20,10 @@ What happens to records that cannot be fully decoded (one warning per kind, with
 from __future__ import annotations
 
 import contextlib
+import gc
 import mmap
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
@@ -66,6 +68,8 @@ MAX_NAME_BYTES = 1024
 RUN_TRIGGER = 8  # equal-sized records in a row before a bulk run check pays for itself
 RUN_FIRST_CHUNK = 256
 RESYNC_CHAIN = 3  # records that must follow a resync candidate for it to be believed
+MAX_PADDED_STRING = 64  # strings up to this long are cut in bulk (longer ones one by one)
+CHUNK_ROWS = 1 << 15  # records handled at a time by bulk reads: their data stays in cache
 
 DROPPED_DECL = EventDecl(DROPPED_EVENT, (("uint64_t", "num_events_dropped"),))
 
@@ -326,11 +330,12 @@ class _Fields:
         self._words: npt.NDArray[np.uint64] | None = None
 
     def strided(self, start: int, stride: int, count: int, width: int) -> npt.NDArray[Any]:
-        """``count`` integers every ``stride`` bytes from ``start``, in native byte order."""
-        native = np.uint64 if width == 8 else np.uint32
+        """``count`` integers every ``stride`` bytes from ``start``, in file byte order.
+
+        A view of the file: assigning it into a native array converts the byte order.
+        """
         dtype = f"{self.order}u{width}"
-        view = np.ndarray((count,), dtype, buffer=self.mm, offset=start, strides=(stride,))
-        return view.astype(native)
+        return np.ndarray((count,), dtype, buffer=self.mm, offset=start, strides=(stride,))
 
     def _little_u64(self, offsets: Offsets) -> npt.NDArray[np.uint64]:
         """The 8 bytes at each offset read as a little-endian u64 (bytes past the end are 0).
@@ -365,14 +370,16 @@ class _Fields:
     def read(self, offsets: Offsets, width: int) -> npt.NDArray[Any]:
         """The unsigned ``width``-byte integers at ``offsets``, in native byte order."""
         native = np.uint64 if width == 8 else np.uint32
-        if offsets.size == 0:
-            return np.zeros(0, native)
-        # Reads past the end only happen for records too short for their declaration (masked
-        # out by the caller); clamping keeps them inside the file.
-        values = self._little_u64(np.minimum(offsets, self.size - width))
-        if width == 4:
-            values = values.astype(np.uint32)  # keeps the low 4 bytes: the first 4 in the file
-        return values.byteswap() if self.order == ">" else values
+        out = np.empty(offsets.size, native)
+        # In slices, so that the temporaries of the splice stay in the CPU cache.
+        for begin in range(0, offsets.size, CHUNK_ROWS):
+            part = offsets[begin : begin + CHUNK_ROWS]
+            # Reads past the end only happen for records too short for their declaration
+            # (masked out by the caller); clamping keeps them inside the file.
+            values = self._little_u64(np.minimum(part, self.size - width))
+            # Into a uint32 array this keeps the low 4 bytes: the first 4 in the file.
+            out[begin : begin + part.size] = values
+        return out.byteswap() if self.order == ">" else out
 
 
 class _Records:
@@ -381,12 +388,18 @@ class _Records:
     def __init__(self, fields: _Fields, pieces: list[Offsets | Run]) -> None:
         self.fields = fields
         self.pieces = pieces
+        self._offsets: Offsets | None = None  # computed once: every layout group takes rows
 
     @property
     def count(self) -> int:
         return sum(p[2] if isinstance(p, tuple) else p.size for p in self.pieces)
 
     def offsets(self) -> Offsets:
+        if self._offsets is None:
+            self._offsets = self._all_offsets()
+        return self._offsets
+
+    def _all_offsets(self) -> Offsets:
         parts = [
             np.arange(p[0], p[0] + p[1] * p[2], p[1], dtype=np.int64) if isinstance(p, tuple) else p
             for p in self.pieces
@@ -395,10 +408,24 @@ class _Records:
 
     def read(self, delta: int, width: int) -> npt.NDArray[Any]:
         """The ``width``-byte integer ``delta`` bytes into every record."""
-        native = np.uint64 if width == 8 else np.uint32
+        return self.read_many([(delta, width)])[0]
+
+    def read_many(
+        self, wanted: list[tuple[int, int]], as_int64: bool = False
+    ) -> list[npt.NDArray[Any]]:
+        """Several ``(delta, width)`` fields of every record, in one pass over the file.
+
+        ``as_int64`` returns them as int64 (as the events table holds them) without a copy.
+        """
+        natives = [
+            np.int64 if as_int64 else np.uint64 if width == 8 else np.uint32 for _, width in wanted
+        ]
         if len(self.pieces) == 1 and not isinstance(self.pieces[0], tuple):
-            return self.fields.read(self.pieces[0] + delta, width)
-        out = np.zeros(self.count, native)
+            return [
+                self.fields.read(self.pieces[0] + delta, w).astype(native, copy=False)
+                for (delta, w), native in zip(wanted, natives, strict=True)
+            ]
+        outs = [np.zeros(self.count, native) for native in natives]
         # Scattered records are gathered in one call (many small calls cost more than the
         # reads); runs are copied from strided views.
         scattered: list[Offsets] = []
@@ -411,19 +438,27 @@ class _Records:
                 begin += p.size
                 continue
             start, stride, count = p
-            if delta + width <= stride:  # else too short for this field: masked out anyway
-                out[begin : begin + count] = self.fields.strided(
-                    start + delta, stride, count, width
-                )
+            # A slice of the run at a time, every field from it while it is in the CPU cache
+            # (one field after the other over a whole large run reads the file many times).
+            for first in range(0, count, CHUNK_ROWS):
+                rows = min(CHUNK_ROWS, count - first)
+                at = begin + first
+                for out, (delta, width) in zip(outs, wanted, strict=True):
+                    if delta + width <= stride:  # else too short for it: masked out anyway
+                        out[at : at + rows] = self.fields.strided(
+                            start + first * stride + delta, stride, rows, width
+                        )
             begin += count
         if scattered:
-            values = self.fields.read(np.concatenate(scattered) + delta, width)
-            at = 0
-            for slot in slots:
-                size = slot.stop - slot.start
-                out[slot] = values[at : at + size]
-                at += size
-        return out
+            where = np.concatenate(scattered)
+            for out, (delta, width) in zip(outs, wanted, strict=True):
+                values = self.fields.read(where + delta, width)
+                at = 0
+                for slot in slots:
+                    size = slot.stop - slot.start
+                    out[slot] = values[at : at + size]
+                    at += size
+        return outs
 
     def take(self, rows: npt.NDArray[Any]) -> _Records:
         return _Records(self.fields, [self.offsets()[rows]])
@@ -446,6 +481,34 @@ def _names_by_id(mappings: list[tuple[int, int, str]]) -> dict[int, list[tuple[i
     return by_id
 
 
+# Up to this many distinct values, one numpy comparison per value beats a hash join.
+# (Distinct values are found with unique(maintain_order=True): hashing, where plain unique()
+# sorts the whole column.)
+FEW_VALUES = 12
+
+
+def _codes(values: npt.NDArray[np.uint64], distinct: list[int] | pl.Series) -> pl.Series:
+    """Each value's position in ``distinct`` (which holds every value that occurs)."""
+    if len(distinct) <= FEW_VALUES:
+        codes = np.zeros(values.size, np.uint32)
+        for number, value in enumerate(distinct):
+            if number:
+                codes[values == value] = number
+        return pl.Series("code", codes)
+    numbers = pl.DataFrame(
+        {"value": distinct, "code": np.arange(len(distinct), dtype=np.uint32)},
+        schema={"value": pl.UInt64, "code": pl.UInt32},
+    )
+    # A join probes faster than replace_strict when there are many distinct values.
+    looked_up = (
+        pl.LazyFrame({"value": values})
+        .join(numbers.lazy(), on="value", how="left", maintain_order="left")
+        .select("code")
+        .collect(engine="in-memory")
+    )
+    return looked_up.get_column("code")
+
+
 def _event_names(
     eids: npt.NDArray[np.uint64],
     offsets: Offsets,
@@ -453,10 +516,9 @@ def _event_names(
     present: list[int],
 ) -> pl.Series:
     """Each record's event name, through the mapping records (``present``: the ids used)."""
-    codes = pl.Series("eid", eids).replace_strict(
-        present, np.arange(len(present), dtype=np.uint32), return_dtype=pl.UInt32
+    names = pl.Series("event", [by_id[eid][-1][1] for eid in present], pl.String).gather(
+        _codes(eids, present)
     )
-    names = pl.Series("event", [by_id[eid][-1][1] for eid in present], pl.String).gather(codes)
     for eid in present:
         entries = by_id[eid]
         if len({name for _, name in entries}) == 1:
@@ -487,8 +549,43 @@ def _render_args(layout: Layout, values: pl.DataFrame) -> list[str]:
     return texts
 
 
+def _cut_strings(fields: _Fields, starts: Offsets, lengths: Offsets) -> pl.Series:
+    """The ``lengths[i]`` bytes at ``starts[i]`` of the file, as a Binary column."""
+    width = int(lengths.max()) if lengths.size else 0
+    file_bytes = np.frombuffer(fields.mm, np.uint8)
+    nonempty = lengths > 0
+    last_bytes = file_bytes[np.minimum(starts + lengths - 1, fields.size - 1)[nonempty]]
+    ends_in_nul = bool((last_bytes == 0).any())
+    if 0 < width <= MAX_PADDED_STRING and not ends_in_nul:
+        # Each string padded with NULs to one width, which numpy's fixed-width bytes type
+        # (and polars reading it) strips again: one gather of rows, no Python object per
+        # record. A string that really ends in NUL would lose it, hence the check above.
+        windows = np.lib.stride_tricks.sliding_window_view(file_bytes, width)
+        beyond = np.arange(width)
+        # In slices through one reused buffer: polars copies each slice out anyway.
+        buffer = np.empty((min(CHUNK_ROWS, starts.size), width), np.uint8)
+        parts = []
+        for begin in range(0, starts.size, CHUNK_ROWS):
+            part_starts = starts[begin : begin + CHUNK_ROWS]
+            part_lengths = lengths[begin : begin + CHUNK_ROWS]
+            padded = buffer[: part_starts.size]
+            near_end = part_starts > fields.size - width
+            padded[:] = windows[np.where(near_end, 0, part_starts)]
+            padded[beyond >= part_lengths[:, None]] = 0
+            for row in np.flatnonzero(near_end).tolist():
+                at, size = int(part_starts[row]), int(part_lengths[row])
+                padded[row] = 0
+                padded[row, :size] = file_bytes[at : at + size]
+            parts.append(pl.Series(padded.view(f"S{width}").ravel()))
+        return pl.concat(parts, rechunk=False)
+    # Variable-length slices: numpy has no ragged gather, so strings are cut one by one
+    # (map over slice objects keeps the loop in C).
+    cuts = map(slice, starts.tolist(), (starts + lengths).tolist())
+    return pl.Series(list(map(fields.mm.__getitem__, cuts)), dtype=pl.Binary)
+
+
 def _decode_layout(
-    records: _Records, lengths: npt.NDArray[np.int64], layout: Layout
+    records: _Records, lengths: npt.NDArray[np.uint32], layout: Layout
 ) -> tuple[pl.DataFrame, npt.NDArray[np.bool_]]:
     """Decode the arguments of records that share one layout.
 
@@ -503,12 +600,16 @@ def _decode_layout(
     rel = EVENT_HEADER_BYTES
     offsets: Offsets | None = None
     pos: Offsets | None = None
+    leading = next((i for i, (is_string, _) in enumerate(layout) if is_string), len(layout))
+    if leading:
+        deltas = [(rel + 8 * index, 8) for index in range(leading)]
+        for index, values in enumerate(records.read_many(deltas)):
+            columns[f"a{index}"] = pl.Series(f"a{index}", values)
+        rel += 8 * leading
+        ok &= rel <= record_bytes
     for index, (is_string, _name) in enumerate(layout):
         key = f"a{index}"
-        if pos is None and not is_string:
-            ok &= rel + 8 <= record_bytes
-            columns[key] = pl.Series(key, records.read(rel, 8))
-            rel += 8
+        if index < leading:
             continue
         if offsets is None or pos is None:
             offsets = records.offsets()
@@ -518,12 +619,7 @@ def _decode_layout(
             ok &= pos + 4 <= offsets + record_bytes
             str_len = np.where(ok, fields.read(np.where(ok, pos, offsets), 4), 0).astype(np.int64)
             ok &= pos + 4 + str_len <= offsets + record_bytes
-            starts = pos + 4
-            stops = starts + np.where(ok, str_len, 0)
-            # Variable-length slices: numpy has no ragged gather, so strings are cut one by one
-            # (map over slice objects keeps the loop in C).
-            cuts = map(slice, starts.tolist(), stops.tolist())
-            columns[key] = pl.Series(key, list(map(fields.mm.__getitem__, cuts)), pl.Binary)
+            columns[key] = _cut_strings(fields, pos + 4, np.where(ok, str_len, 0)).alias(key)
             pos = np.where(ok, pos + 4 + str_len, pos)
         else:
             ok &= pos + 8 <= offsets + record_bytes
@@ -535,8 +631,12 @@ def _decode_layout(
     return pl.DataFrame(columns), ok
 
 
-def _args_text(layout: Layout, values: pl.DataFrame, ok: npt.NDArray[np.bool_]) -> pl.Series:
-    """The ``args`` column: each distinct argument tuple rendered once, then joined back.
+def _args_text(
+    layout: Layout, values: pl.DataFrame, rows: int
+) -> tuple[pl.Series, npt.NDArray[np.uint32]]:
+    """The ``args`` text: each distinct argument tuple rendered once, and each row's number.
+
+    Returns the rendered texts and, per row, the position of its text among them.
 
     Each row's tuple becomes one integer key (hash lookups on one u64 column beat a
     multi-column join): the integer column with the largest values enters the key as it is,
@@ -545,19 +645,21 @@ def _args_text(layout: Layout, values: pl.DataFrame, ok: npt.NDArray[np.bool_]) 
     """
     keys = list(values.columns)
     if not keys:
-        return pl.Series("args", [""] * ok.size, pl.String)
+        return pl.Series("args", [""], pl.String), np.zeros(rows, np.uint32)
     int_keys = [k for k, (is_string, _) in zip(keys, layout, strict=True) if not is_string]
     maxes: dict[str, int] = {}
     if int_keys:
         maxes = dict(zip(int_keys, values.select(int_keys).max().row(0), strict=True))
     by_max = sorted(int_keys, key=maxes.__getitem__, reverse=True)
     raw = by_max[0] if by_max else None
-    distinct_values = {k: values.get_column(k).unique() for k in keys if k != raw}
+    distinct_values = {
+        k: values.get_column(k).unique(maintain_order=True) for k in keys if k != raw
+    }
     span = prod(s.len() for s in distinct_values.values())
     if raw is not None and (maxes[raw] + 1) * span >= 2**64:
         # Too large to pack as it is (e.g. a -1 that became 0xffff...): number it too, and
         # take as raw the next column that fits instead.
-        distinct_values[raw] = values.get_column(raw).unique()
+        distinct_values[raw] = values.get_column(raw).unique(maintain_order=True)
         span *= distinct_values[raw].len()
         raw = None
         for k in by_max[1:]:
@@ -571,20 +673,27 @@ def _args_text(layout: Layout, values: pl.DataFrame, ok: npt.NDArray[np.bool_]) 
         rendered = distinct.with_columns(
             pl.Series("args", _render_args(layout, distinct), pl.String)
         )
-        return values.join(rendered, on=keys, how="left", maintain_order="left")["args"]
-    key = np.zeros(ok.size, np.uint64)
+        joined = values.join(rendered, on=keys, how="left", maintain_order="left")["args"]
+        return joined, np.arange(rows, dtype=np.uint32)
+    # Built in place in one array: every full-length temporary is fresh memory to fault in.
+    key = np.zeros(rows, np.uint64)
+    if raw is not None:
+        np.multiply(values.get_column(raw).to_numpy(), np.uint64(span), out=key)
     scale = 1
     for k in coded:
         uniques = distinct_values[k]
-        codes = values.get_column(k).replace_strict(
-            uniques, np.arange(uniques.len(), dtype=np.uint32), return_dtype=pl.UInt32
-        )
-        key += codes.to_numpy().astype(np.uint64) * np.uint64(scale)
+        if uniques.dtype == pl.Binary:
+            numbers = np.arange(uniques.len(), dtype=np.uint32)
+            codes = values.get_column(k).replace_strict(uniques, numbers, return_dtype=pl.UInt32)
+        else:
+            codes = _codes(values.get_column(k).to_numpy(), uniques)
+        code_values = codes.to_numpy()
+        if scale != 1:
+            code_values = code_values * np.uint64(scale)
+        key += code_values
         scale *= uniques.len()
-    if raw is not None:
-        key += values.get_column(raw).to_numpy() * np.uint64(scale)
     tuple_key = pl.Series("key", key)
-    tuple_keys = tuple_key.unique()
+    tuple_keys = tuple_key.unique(maintain_order=True)
     remaining = tuple_keys.to_numpy()
     columns = {}
     for k in coded:
@@ -595,44 +704,74 @@ def _args_text(layout: Layout, values: pl.DataFrame, ok: npt.NDArray[np.bool_]) 
         columns[raw] = pl.Series(raw, remaining)
     distinct = pl.DataFrame({k: columns[k] for k in keys})
     text = pl.Series("args", _render_args(layout, distinct), pl.String)
-    # Gathering by number shares the rendered strings' buffers instead of copying each text.
-    numbers = np.arange(tuple_keys.len(), dtype=np.uint32)
-    return text.gather(tuple_key.replace_strict(tuple_keys, numbers, return_dtype=pl.UInt32))
+    return text, _codes(key, tuple_keys).to_numpy()
 
 
-def _group_frame(
-    records: _Records, base: pl.DataFrame, layout: Layout | None, events: list[str]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One layout group's rows in the events schema's shape, and its decoded values."""
-    if layout is None:
-        return base.select(*_BASE_COLUMNS).with_columns(
-            pl.lit(None, pl.UInt64).alias("view"),
-            pl.lit(None, pl.UInt64).alias("root"),
-            pl.lit(None, pl.String).alias("args"),
-            pl.lit(True).alias("ok"),
-        ), pl.DataFrame()
-    lengths = base.get_column("length").to_numpy()
-    values, ok = _decode_layout(records, lengths, layout)
-    args = _args_text(layout, values, ok)
-    frame = base.select(*_BASE_COLUMNS).with_columns(args, pl.Series("ok", ok))
-    flatview = [e for e in events if e in FLATVIEW_EVENTS]
-    for target in ("view", "root"):
-        source = next(
-            (f"a{i}" for i, (is_str, n) in enumerate(layout) if n == target and not is_str), None
-        )
-        column: pl.Expr | pl.Series
-        if source is None or not flatview:
-            column = pl.lit(None, pl.UInt64)
-        elif len(flatview) == len(events):
-            column = values.get_column(source)
+@dataclass
+class _Columns:
+    """The decoded columns of every selected record, filled in one layout group at a time."""
+
+    rows: int
+    texts: list[pl.Series] = field(default_factory=list)  # distinct args texts, per group
+    text_count: int = 0
+
+    def __post_init__(self) -> None:
+        # Each row's text among all the texts; pointers are 0 until a group fills them in.
+        self.codes: npt.NDArray[np.uint32] = np.zeros(self.rows, np.uint32)
+        self.has_args = np.zeros(self.rows, bool)
+        self.ok = np.ones(self.rows, bool)
+        self.pointers = {t: np.zeros(self.rows, np.uint64) for t in ("view", "root")}
+        self.has_pointer = {t: np.zeros(self.rows, bool) for t in ("view", "root")}
+
+    def add(
+        self,
+        rows: slice | npt.NDArray[np.int64],
+        layout: Layout,
+        values: pl.DataFrame,
+        ok: npt.NDArray[np.bool_],
+        flatview: npt.NDArray[np.bool_] | bool,
+    ) -> None:
+        """One group's decoded values (``flatview``: which of its records are FlatView ones)."""
+        text, codes = _args_text(layout, values, ok.size)
+        whole = isinstance(rows, slice)  # the only group: take its arrays as they are
+        self.texts.append(text)
+        if whole:
+            self.codes = codes
         else:
-            column = pl.when(pl.col("event").is_in(flatview)).then(values.get_column(source))
-        frame = frame.with_columns(column.alias(target))
-    if not ok.all():
-        frame = frame.with_columns(
-            pl.when(pl.col("ok")).then(pl.col(c)).alias(c) for c in ("args", "view", "root")
+            self.codes[rows] = codes + np.uint32(self.text_count)
+        self.text_count += text.len()
+        self.has_args[rows] = ok
+        self.ok[rows] = ok
+        for target in ("view", "root"):
+            source = next(
+                (f"a{i}" for i, (is_str, n) in enumerate(layout) if n == target and not is_str),
+                None,
+            )
+            if source is not None and np.any(flatview):
+                pointers = values.get_column(source).to_numpy()
+                if whole:
+                    self.pointers[target] = pointers
+                else:
+                    self.pointers[target][rows] = pointers
+                self.has_pointer[target][rows] = ok & flatview
+
+    def frame(self) -> pl.DataFrame:
+        """``view``, ``root``, ``args`` and ``ok``, in the rows' order."""
+        if self.text_count:
+            # One gather from the few distinct texts shares their buffers instead of copying
+            # each row's text.
+            args = pl.concat(self.texts, rechunk=True).gather(self.codes)
+        else:
+            args = pl.repeat("", self.rows, dtype=pl.String, eager=True)
+        columns = {t: pl.Series(t, self.pointers[t]) for t in ("view", "root")}
+        columns["args"] = args.alias("args")
+        masks = {"view": self.has_pointer["view"], "root": self.has_pointer["root"]}
+        masks["args"] = self.has_args
+        return pl.DataFrame({**columns, "ok": self.ok}).with_columns(
+            pl.when(pl.Series(mask)).then(pl.col(name)).alias(name)
+            for name, mask in masks.items()
+            if not mask.all()
         )
-    return frame, values
 
 
 def _declarations(names: list[str], trace_events: Path | None) -> tuple[dict[str, EventDecl], bool]:
@@ -669,7 +808,7 @@ def _decode(
     eids = records.read(8, 8)
     by_id = _names_by_id(walk.mappings)
     ids = pl.Series("eid", eids)
-    present_ids = ids.unique().to_list()
+    present_ids = ids.unique(maintain_order=True).to_list()
     unmapped = [i for i in present_ids if i not in by_id]
     if unmapped:
         rows = np.flatnonzero(ids.is_in(unmapped).to_numpy())
@@ -688,13 +827,15 @@ def _decode(
         rows = np.flatnonzero(ids.is_in(wanted).to_numpy())
         records, eids = records.take(rows), eids[rows]
     offsets = records.offsets()
+    ts_ns, pids = records.read_many([(16, 8), (28, 4)], as_int64=True)
+    lengths = records.read(24, 4)
     frame = pl.DataFrame(
         {
             "offset": offsets,
             "event": _event_names(eids, offsets, by_id, wanted),
-            "ts_ns": records.read(16, 8).astype(np.int64),
-            "length": records.read(24, 4).astype(np.int64),
-            "pid": records.read(28, 4).astype(np.int64),
+            "ts_ns": ts_ns,
+            "length": lengths,  # only for decoding: not an events column
+            "pid": pids,
         }
     )
     if any(len({n for _, n in by_id[i]}) > 1 for i in wanted):  # an id mapped to two names
@@ -725,19 +866,30 @@ def _decode(
     for event in kept:
         decl = decls.get(event)
         groups.setdefault(decl.layout if decl is not None else None, []).append(event)
-    frames = []
+    # Only the decoded columns are built per group; the record columns stay in file order.
+    columns = _Columns(frame.height)
+    event = frame.get_column("event")
+    lengths = frame.get_column("length").to_numpy()
     for layout, events in groups.items():
+        where: slice | npt.NDArray[np.int64]
         if len(groups) == 1:
-            group_records, group = records, frame
+            where, group_records, group_event, group_lengths = slice(None), records, event, lengths
         else:
-            mask = frame.get_column("event").is_in(events).to_numpy()
-            group_records, group = records.take(np.flatnonzero(mask)), frame.filter(pl.Series(mask))
-        decoded, values = _group_frame(group_records, group, layout, events)
+            where = np.flatnonzero(event.is_in(events).to_numpy())
+            group_records, group_event = records.take(where), event.gather(where)
+            group_lengths = lengths[where]
+        if layout is None:
+            continue  # kept without arguments
+        values, ok = _decode_layout(group_records, group_lengths, layout)
+        flatview_events = [e for e in events if e in FLATVIEW_EVENTS]
+        flatview: npt.NDArray[np.bool_] | bool = len(flatview_events) == len(events)
+        if flatview_events and not flatview:
+            flatview = group_event.is_in(flatview_events).to_numpy()
+        columns.add(where, layout, values, ok, flatview)
         if DROPPED_EVENT in events:
-            dropped = values.filter((decoded["event"] == DROPPED_EVENT) & decoded["ok"])
+            dropped = values.filter((group_event == DROPPED_EVENT) & pl.Series(ok))
             out.dropped_events += sum(dropped.get_column("a0").to_list())
-        frames.append(decoded.select(*_BASE_COLUMNS, "view", "root", "args", "ok"))
-    frame = frames[0] if len(frames) == 1 else pl.concat(frames)
+    frame = pl.concat([frame.select(*_BASE_COLUMNS), columns.frame()], how="horizontal")
     bad = frame.filter(~pl.col("ok"))
     if bad.height:
         out.warnings.append(
@@ -792,9 +944,10 @@ def parse(opened: OpenedInput, selection: EventSelection, trace_events: Path | N
     except OSError as exc:
         raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
     try:
-        order = _read_header(mm, size, name)
-        walk = _Walker(mm, size, order).run(HEADER_BYTES)
-        decoded = _run_decode(mm, size, order, walk, selection, trace_events, name)
+        with _gc_paused():
+            order = _read_header(mm, size, name)
+            walk = _Walker(mm, size, order).run(HEADER_BYTES)
+            decoded = _run_decode(mm, size, order, walk, selection, trace_events, name)
     finally:
         _close(mm)
     warnings = list(decoded.warnings)
@@ -832,6 +985,20 @@ def _run_decode(
 ) -> _Decoded:
     # Every numpy view of the map lives inside this call, so the map can be closed after it.
     return _decode(_Fields(mm, size, order), walk, selection, trace_events, name)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold off Python's cycle collector while reading: the walk allocates many small tuples,
+    which would trigger full collections over every object the process holds (polars and
+    numpy alone make them cost tens of ms), and it creates no cycles to collect."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _map_file(fd: int) -> mmap.mmap:

@@ -280,6 +280,48 @@ def test_string_arguments_print_as_python_bytes(tmp_path: Path) -> None:
     assert parsed.warnings == []
 
 
+@pytest.mark.parametrize(
+    "strings",
+    [
+        [b"a", b"ends in nul\x00"],  # a real trailing NUL: cut one by one, not padded
+        [b"x" * 65, b"short"],  # longer than the padded width: cut one by one
+        [b"", b"a longer string than the last one", b"end"],  # its window runs past the end
+        [b"\x00lead", b"in\x00side", b"big-endian"],
+    ],
+)
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_strings_cut_in_bulk_read_exactly(tmp_path: Path, strings: list[bytes], order: str) -> None:
+    """Bulk string cutting pads with NULs and strips them: every byte must survive anyway."""
+    decls = tmp_path / "trace-events-all"
+    decls.write_text('str_event(int n, const char *s) "%d %s"\n')
+    data = header(order) + mapping(5, "str_event", order)
+    data += b"".join(event(5, i, [i, s], order=order) for i, s in enumerate(strings))
+    parsed = parse_bytes(tmp_path, data, trace_events=decls)
+    assert parsed.events["args"].to_list() == [f"n={i:#x} s={s!r}" for i, s in enumerate(strings)]
+    assert parsed.warnings == []
+
+
+def test_layout_groups_come_back_in_file_order(tmp_path: Path) -> None:
+    """Events of different layouts are decoded group by group, then put back in file order."""
+    decls = tmp_path / "trace-events-all"
+    decls.write_text('str_event(const char *s) "%s"\nint_event(int a, int b) "%d %d"\n')
+    data = header() + mapping(5, "str_event") + mapping(6, "int_event") + flatview_mappings()
+    data += event(5, 1, [b"dev"]) + event(6, 2, [1, 2]) + event(10, 3, [0x10, 0x20])
+    data += event(6, 4, [3, 4]) + event(5, 5, [b"dev"]) + event(11, 6, [0x10, 0x20])
+    parsed = parse_bytes(tmp_path, data, trace_events=decls)
+    events = parsed.events
+    assert events["ts_ns"].to_list() == [1, 2, 3, 4, 5, 6]
+    assert events["args"].to_list() == [
+        "s=b'dev'",
+        "a=0x1 b=0x2",
+        "view=0x10 root=0x20",
+        "a=0x3 b=0x4",
+        "s=b'dev'",
+        "view=0x10 root=0x20",
+    ]
+    assert events["view"].to_list() == [None, None, 0x10, None, None, 0x10]
+
+
 def test_undeclared_event_is_kept_without_args(tmp_path: Path) -> None:
     data = header() + mapping(9, "mystery_event") + event(9, 5, [1, 2, 3]) + flatview_mappings()
     data += event(10, 6, [7, 8])
@@ -515,7 +557,7 @@ def test_many_distinct_argument_tuples(columns: int) -> None:
         {f"a{i}": [(r * 7919 + i) * 104729 + 2**63 for r in range(10_000)] for i in range(columns)}
     )
     values = values.with_columns(pl.col(c).cast(pl.UInt64) for c in values.columns)
-    ok = pl.Series([True] * values.height).to_numpy()
-    text = simple._args_text(layout, values, ok)
+    texts, numbers = simple._args_text(layout, values, values.height)
+    text = texts.gather(numbers)
     expected = [" ".join(f"x{i}={v:#x}" for i, v in enumerate(row)) for row in values.iter_rows()]
     assert text.to_list() == expected
