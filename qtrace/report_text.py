@@ -99,7 +99,7 @@ def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
 
 def _leak_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     start = _start_ns(analysis)
-    header = ["run", "view", "gen", "root", "status", "new seq", "new at", "where", "uncertain"]
+    header = ["run", "view", "gen", "root", "status", "seq", "at", "where", "uncertain"]
     leaks = analysis.views.filter(pl.col("status").is_in(["leaked", "lost"])).sort(
         ["run", "new_seq"]
     )
@@ -141,6 +141,19 @@ def _anomaly_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _drop_quiet_columns(
+    analysis: Analysis, header: list[str], rows: list[list[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """Leave out columns that say nothing in this trace, so the rest fits a terminal."""
+    quiet = set()
+    if analysis.runs <= 1:
+        quiet.add("run")
+    if not analysis.dropped_events:
+        quiet.add("uncertain")
+    keep = [i for i, name in enumerate(header) if name not in quiet]
+    return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
 def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
     # A light frame and unbroken cells (headers may wrap): 80 columns still show whole hex.
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -166,10 +179,10 @@ def render_text(analysis: Analysis, console: Console) -> None:
     """
     console.print(verdict(analysis), markup=False, highlight=False)
     console.print(_summary(analysis), markup=False, highlight=False)
-    header, rows = _root_rows(analysis)
+    header, rows = _drop_quiet_columns(analysis, *_root_rows(analysis))
     if rows:
         console.print(_rich_table("Roots", header, rows))
-    header, rows = _leak_rows(analysis)
+    header, rows = _drop_quiet_columns(analysis, *_leak_rows(analysis))
     if rows:
         console.print(_rich_table("Leaked and lost views", header, rows))
     counts = {k: n for k, n in anomaly_counts(analysis).items() if n}
@@ -177,7 +190,7 @@ def render_text(analysis: Analysis, console: Console) -> None:
         console.print(
             _rich_table("Anomalies", ["kind", "count"], [[k, str(n)] for k, n in counts.items()])
         )
-        header, rows = _anomaly_rows(analysis)
+        header, rows = _drop_quiet_columns(analysis, *_anomaly_rows(analysis))
         console.print(_rich_table("Anomaly events", header, rows))
 
 
