@@ -37,6 +37,11 @@ dialects (``bare``, ``tid-timestamp``) are cut with find-and-slice expressions a
 match test; the others, and stray lines of a second dialect, with capture regexes, which
 cost several times more per line. Invalid UTF-8 makes the fast line reader fail; the file
 is then read again through the CSV reader's lossy decoding.
+
+Before all this, ``log_fast`` (a C scanner, when it was built) tries the common case: a
+plain ``tid-timestamp`` or ``bare`` file read for the FlatView events. It answers only
+when its result is exactly what the polars path would give; ``QTRACE_NO_FASTLOG=1``
+switches it off.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from qtrace.parsers import log_fast
 from qtrace.parsers.source import OpenedInput
 
 from qtrace.errors import InputError
@@ -575,6 +581,10 @@ def parse(opened: OpenedInput, selection: EventSelection) -> ParsedInput:
     ...     parse(opened, EventSelection()).events.height
     1959
     """
+    fast = log_fast.read(opened.path, selection)
+    if fast is not None:  # the C scanner read every line; it answers as the code below would
+        damage = _damaged(opened.name, selection, fast.damaged, fast.first_damaged)
+        return _result(opened.name, BY_NAME[fast.dialect], fast.events, fast.lines_skipped, damage)
     dialect, scan, lossy = _read(opened, selection)
     name = opened.name
     warnings: list[str] = []
@@ -598,12 +608,8 @@ def parse(opened: OpenedInput, selection: EventSelection) -> ParsedInput:
             )
         if extra is not None and extra.height:
             events = pl.concat([events, extra.select(*OUTPUT)]).sort(LINE)
-        if damaged.height and selection.literal_hints():
-            hints = " or ".join(_hints(selection) or ())
-            warnings.append(
-                f"{name}: {damaged.height} lines mention {hints} but are not trace lines "
-                f"(cut or garbled?); skipped, first at line {damaged[LINE][0]}"
-            )
+        if damaged.height:
+            warnings += _damaged(name, selection, damaged.height, damaged[LINE][0])
     n_long = int(scan.long_lines["n"][0])
     if n_long:
         warnings.append(
@@ -622,6 +628,22 @@ def parse(opened: OpenedInput, selection: EventSelection) -> ParsedInput:
             f"{name}: {odd.height} FlatView events whose arguments are not '%p (root %p)' "
             f"have no view/root (first at line {odd[LINE][0]})"
         )
+    return _result(name, dialect, events, scan.lines_total - trace_lines, warnings)
+
+
+def _damaged(name: str, selection: EventSelection, n: int, first: int) -> list[str]:
+    if not n or not selection.literal_hints():
+        return []
+    hints = " or ".join(_hints(selection) or ())
+    return [
+        f"{name}: {n} lines mention {hints} but are not trace lines "
+        f"(cut or garbled?); skipped, first at line {first}"
+    ]
+
+
+def _result(
+    name: str, dialect: Dialect, events: pl.DataFrame, lines_skipped: int, warnings: list[str]
+) -> ParsedInput:
     # seq numbers the file's own events; the ingest layer renumbers across files.
     table = conform(events.with_row_index("seq").with_columns(pl.lit(name).alias("source")))
     return ParsedInput(
@@ -629,6 +651,6 @@ def parse(opened: OpenedInput, selection: EventSelection) -> ParsedInput:
         format="log",
         dialect=dialect.name,
         clock=dialect.clock,
-        lines_skipped=scan.lines_total - trace_lines,
+        lines_skipped=lines_skipped,
         warnings=warnings,
     )

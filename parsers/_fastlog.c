@@ -1,0 +1,731 @@
+/* Fast path of parsers/log_text.py for the common case: a plain log of one dialect
+ * (tid-timestamp or bare) read with the default FlatView selection.
+ *
+ * scan(buffer) walks the lines once (memchr for newlines, memmem for "flatview_") and
+ * either returns the FlatView events as compact buffers (plus the count and first line
+ * of "flatview_" lines no dialect reads), or None when the file holds anything it does
+ * not fully understand: another dialect's line (or one that might be), a FlatView event
+ * whose arguments are not "%p (root %p)", bytes that are not ASCII, a line over 1 MiB,
+ * an ambiguous dialect. The caller then runs the polars path, which is the
+ * reference; this file only has to agree with it wherever it answers.
+ *
+ * Lines are split like polars' scan_lines: on LF, one CR before it (or at the end of the
+ * file) dropped, no empty line after a final LF.
+ */
+#define _GNU_SOURCE /* memmem */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
+
+#define HINT "flatview_"
+#define HINT_LEN 9
+#define LONG_LINE_BYTES (1 << 20)
+#define SAMPLE_TRACE_LINES 64
+#define PROBE_LINES 100000
+#define MAX_EPOCH_S (INT64_MAX / 1000000000LL)
+
+enum { NONE = 0, TID = 1, BARE = 2, OTHER = 3 };
+
+/* ------------------------------------------------------------------ growable buffers */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Buf;
+
+static int buf_reserve(Buf *b, size_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p) return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ character classes */
+
+enum { DIGIT = 1, LOWER = 2, WORD = 4, PROG = 8 };
+static unsigned char CLASS[256]; /* bits above, filled at import */
+static signed char HEX[256];     /* value of a hex digit, else -1 */
+
+static void init_tables(void) {
+    for (int c = 0; c < 256; c++) {
+        int digit = c >= '0' && c <= '9', lower = c >= 'a' && c <= 'z';
+        int word = digit || lower || (c >= 'A' && c <= 'Z') || c == '_';
+        int prog = word || c == '.' || c == '/' || c == '+' || c == '-'; /* [A-Za-z0-9_./+-] */
+        CLASS[c] = (unsigned char)((digit ? DIGIT : 0) | (lower ? LOWER : 0) |
+                                   (word ? WORD : 0) | (prog ? PROG : 0));
+        HEX[c] = (signed char)(digit                    ? c - '0'
+                               : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                               : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                      : -1);
+    }
+}
+
+#define IS(c, cls) (CLASS[(unsigned char)(c)] & (cls))
+
+/* ------------------------------------------------------------------ line shapes */
+
+typedef struct {
+    int kind; /* NONE, TID, BARE or OTHER */
+    const char *name, *name_end;
+    const char *at, *dot, *colon; /* TID only */
+} Shape;
+
+static inline const char *digits(const char *p, const char *e) {
+    while (p < e && IS(*p, DIGIT)) p++;
+    return p;
+}
+
+/* A name [a-z_][A-Za-z0-9_]* followed by a space or the end; returns its end or NULL. */
+static inline const char *name_at(const char *p, const char *e) {
+    if (p >= e || !(IS(*p, LOWER) || *p == '_')) return NULL;
+    p++;
+    while (p < e && IS(*p, WORD)) p++;
+    return (p == e || *p == ' ') ? p : NULL;
+}
+
+/* Which dialect's trace line [s, e) is. OTHER means "might be a line of a dialect this
+ * scanner does not read" (the caller gives up); it errs towards OTHER. */
+static inline Shape classify(const char *s, const char *e) {
+    Shape sh = {NONE, NULL, NULL, NULL, NULL, NULL};
+    if (s == e) return sh;
+    /* prog-thread: PROG: (TID:...): */
+    const char *p = s;
+    while (p < e && IS(*p, PROG)) p++;
+    if (p > s && e - p >= 3 && p[0] == ':' && p[1] == ' ' && p[2] == '(') {
+        sh.kind = OTHER;
+        return sh;
+    }
+    if (IS(*s, DIGIT)) {
+        const char *d = digits(s, e);
+        /* iso8601 (and iso8601-prog-thread): YYYY-MM-DDT */
+        if (d - s == 4 && e - s >= 11 && s[4] == '-' && IS(s[5], DIGIT) && IS(s[6], DIGIT) &&
+            s[7] == '-' && IS(s[8], DIGIT) && IS(s[9], DIGIT) && s[10] == 'T') {
+            sh.kind = OTHER;
+            return sh;
+        }
+        if (d == e || *d != '@') return sh;
+        const char *at = d;
+        const char *sec_end = digits(at + 1, e);
+        if (sec_end == at + 1 || sec_end == e) return sh;
+        if (*sec_end == ' ') { /* systemtap: PID@NSEC NAME */
+            sh.kind = OTHER;
+            return sh;
+        }
+        if (*sec_end != '.') return sh;
+        const char *frac_end = digits(sec_end + 1, e);
+        if (frac_end == sec_end + 1 || frac_end == e || *frac_end != ':') return sh;
+        const char *ne = name_at(frac_end + 1, e);
+        if (!ne) return sh;
+        sh.kind = TID;
+        sh.at = at;
+        sh.dot = sec_end;
+        sh.colon = frac_end;
+        sh.name = frac_end + 1;
+        sh.name_end = ne;
+        return sh;
+    }
+    if (IS(*s, LOWER) || *s == '_') {
+        /* bare: (?:_|[a-z][A-Za-z0-9]*_)[A-Za-z0-9_]*(?: |$) */
+        int underscore = 0;
+        p = s;
+        while (p < e && IS(*p, WORD)) underscore |= (*p++ == '_');
+        if (underscore && (p == e || *p == ' ')) {
+            sh.kind = BARE;
+            sh.name = s;
+            sh.name_end = p;
+        }
+    }
+    return sh;
+}
+
+/* A pointer at p: (nil), or 0x and 1..16 hex digits. Returns its end, or NULL. */
+static inline const char *pointer(const char *p, const char *e, uint64_t *out) {
+    if (e - p >= 5 && memcmp(p, "(nil)", 5) == 0) {
+        *out = 0;
+        return p + 5;
+    }
+    if (e - p < 3 || p[0] != '0' || p[1] != 'x') return NULL;
+    const char *q = p + 2, *stop = e - q > 17 ? q + 17 : e;
+    uint64_t v = 0;
+    int h;
+    while (q < stop && (h = HEX[(unsigned char)*q]) >= 0) {
+        v = (v << 4) | (uint64_t)h;
+        q++;
+    }
+    if (q == p + 2 || q - p > 18) return NULL;
+    *out = v;
+    return q;
+}
+
+/* Exactly "VIEW (root ROOT)". A pointer holds no space, so the first " (root " (where
+ * polars cuts) must follow the view directly. */
+static inline int view_root(const char *a, const char *e, uint64_t *view, uint64_t *root) {
+    static const char mark[] = " (root ";
+    const size_t mark_len = sizeof mark - 1;
+    if (e - a < 2 || e[-1] != ')') return 0;
+    const char *m = pointer(a, e, view);
+    if (!m || (size_t)(e - m) < mark_len + 1 || memcmp(m, mark, mark_len) != 0) return 0;
+    return pointer(m + mark_len, e - 1, root) == e - 1;
+}
+
+static const int64_t POW10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+
+/* SEC.FRAC (digits, a dot, digits) in nanoseconds, as polars reads it: a double, times
+ * 1e6, rounded half to even, times 1000. Below 2**32 s with at most 6 fraction digits the
+ * double's error stays under a quarter microsecond, so exact integer arithmetic gives the
+ * same number without strtod. 0 when polars would give null (or the text is too long to
+ * be read the same way). */
+static inline int stamp_ns(const char *p, const char *dot, const char *e, int64_t *out) {
+    if (dot - p <= 10 && e - dot - 1 <= 6) {
+        int64_t sec = 0, us = 0;
+        for (const char *q = p; q < dot; q++) sec = sec * 10 + (*q - '0');
+        for (const char *q = dot + 1; q < e; q++) us = us * 10 + (*q - '0');
+        if (sec < (1LL << 32)) {
+            *out = (sec * 1000000 + us * POW10[6 - (e - dot - 1)]) * 1000;
+            return 1;
+        }
+    }
+    size_t n = (size_t)(e - p);
+    char stamp[48];
+    if (n > 40) return 0; /* polars reads only the first 40 characters */
+    memcpy(stamp, p, n);
+    stamp[n] = 0;
+    double us = nearbyint(strtod(stamp, NULL) * 1e6);
+    if (!(us < (double)MAX_EPOCH_S * 1e6)) return 0;
+    *out = (int64_t)us * 1000;
+    return 1;
+}
+
+/* The next "flatview_" in [p, e): memchr for its rarest-enough first byte, then compare;
+ * cheaper than memmem's set-up on the short hops between lines. */
+static const char *find_hint(const char *p, const char *e) {
+    while (e - p >= HINT_LEN) {
+        p = memchr(p, 'f', (size_t)(e - p) - (HINT_LEN - 1));
+        if (!p) return NULL;
+        if (memcmp(p + 1, HINT + 1, HINT_LEN - 1) == 0) return p;
+        p++;
+    }
+    return NULL;
+}
+
+static int flatview_kind(const char *n, const char *ne) {
+    size_t len = (size_t)(ne - n);
+    if (len == 12 && memcmp(n, "flatview_new", 12) == 0) return 0;
+    if (len == 20 && memcmp(n, "flatview_destroy_rcu", 20) == 0) return 1;
+    if (len == 16 && memcmp(n, "flatview_destroy", 16) == 0) return 2;
+    return -1;
+}
+
+/* True when the buffer holds only bytes 0x01..0x7f (ASCII without NUL): then it is valid
+ * UTF-8 and polars' line reader and regexes see exactly these bytes. */
+static int plain_ascii(const unsigned char *p, size_t n) {
+    const uint64_t high = 0x8080808080808080ULL, low = 0x0101010101010101ULL;
+    uint64_t bad = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        bad |= (w | ((w - low) & ~w)) & high; /* high bit set, or a zero byte */
+        if ((i & 0xffff) == 0 && bad) return 0;
+    }
+    for (; i < n; i++)
+        if (p[i] == 0 || p[i] >= 0x80) return 0;
+    return bad == 0;
+}
+
+/* ------------------------------------------------------------------ Arrow export */
+
+/* Columns leave as Arrow C Data Interface arrays (PyCapsules "arrow_schema" and
+ * "arrow_array"), which polars imports without copying and without numpy. */
+
+typedef struct ArrowSchema {
+    const char *format, *name, *metadata;
+    int64_t flags, n_children;
+    struct ArrowSchema **children;
+    struct ArrowSchema *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+} ArrowSchema;
+
+typedef struct ArrowArray {
+    int64_t length, null_count, offset, n_buffers, n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+} ArrowArray;
+
+static void schema_release(ArrowSchema *s) { s->release = NULL; }
+
+static void array_release(ArrowArray *a) {
+    for (int64_t i = 1; i < a->n_buffers; i++) free((void *)a->buffers[i]);
+    free(a->buffers);
+    a->release = NULL;
+}
+
+static void schema_capsule_free(PyObject *cap) {
+    ArrowSchema *s = PyCapsule_GetPointer(cap, "arrow_schema");
+    if (s) {
+        if (s->release) s->release(s);
+        free(s);
+    }
+}
+
+static void array_capsule_free(PyObject *cap) {
+    ArrowArray *a = PyCapsule_GetPointer(cap, "arrow_array");
+    if (a) {
+        if (a->release) a->release(a);
+        free(a);
+    }
+}
+
+/* A (schema, array) capsule pair of n values in format ("l" int64, "L" uint64, "c" int8,
+ * "U" large string: *second holds the bytes). Takes *values and *second (sets them NULL). */
+static PyObject *export(const char *format, int64_t n, void **values, void **second) {
+    int64_t n_buffers = second ? 3 : 2;
+    ArrowSchema *s = calloc(1, sizeof *s);
+    ArrowArray *a = calloc(1, sizeof *a);
+    const void **buffers = calloc((size_t)n_buffers, sizeof *buffers);
+    if (!s || !a || !buffers) {
+        free(s);
+        free(a);
+        free(buffers);
+        return PyErr_NoMemory();
+    }
+    s->format = format;
+    s->name = "";
+    s->release = schema_release;
+    buffers[1] = *values;
+    *values = NULL;
+    if (second) {
+        buffers[2] = *second;
+        *second = NULL;
+    }
+    a->length = n;
+    a->n_buffers = n_buffers;
+    a->buffers = buffers;
+    a->release = array_release;
+    PyObject *sc = PyCapsule_New(s, "arrow_schema", schema_capsule_free);
+    if (!sc) {
+        free(s);
+        array_release(a);
+        free(a);
+        return NULL;
+    }
+    PyObject *ac = PyCapsule_New(a, "arrow_array", array_capsule_free);
+    if (!ac) {
+        Py_DECREF(sc);
+        array_release(a);
+        free(a);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", sc, ac);
+}
+
+/* Strings leave as Arrow string views ("vu", polars' own layout, so nothing is converted):
+ * 16 bytes each, the text inline up to 12 bytes, else a 4-byte prefix and (buffer,
+ * offset) into the data. Offsets are int32, so the one data allocation is presented as
+ * overlapping buffers starting every 1 GiB; a string (under 1 MiB + 1 GiB) always fits
+ * the buffer its start falls in. */
+#define VIEW_SPAN ((size_t)1 << 30)
+
+typedef struct {
+    int32_t length;
+    union {
+        char inline_data[12];
+        struct {
+            char prefix[4];
+            int32_t buffer, offset;
+        } ref;
+    } u;
+} StringView;
+
+static inline void string_view(StringView *v, const char *data, size_t start, size_t len) {
+    memset(v, 0, sizeof *v);
+    v->length = (int32_t)len;
+    if (len <= 12) {
+        memcpy(v->u.inline_data, data + start, len);
+    } else {
+        memcpy(v->u.ref.prefix, data + start, 4);
+        v->u.ref.buffer = (int32_t)(start / VIEW_SPAN);
+        v->u.ref.offset = (int32_t)(start % VIEW_SPAN);
+    }
+}
+
+typedef struct {
+    void *views, *data, *sizes; /* what the release frees */
+} ViewsOwner;
+
+static void views_release(ArrowArray *a) {
+    ViewsOwner *o = a->private_data;
+    free(o->views);
+    free(o->data);
+    free(o->sizes);
+    free(o);
+    free(a->buffers);
+    a->release = NULL;
+}
+
+/* A (schema, array) capsule pair of n string views over data (size bytes); takes both. */
+static PyObject *export_views(int64_t n, StringView **views, char **data, size_t size) {
+    size_t n_data = size ? (size - 1) / VIEW_SPAN + 1 : 1;
+    ArrowSchema *s = calloc(1, sizeof *s);
+    ArrowArray *a = calloc(1, sizeof *a);
+    ViewsOwner *o = calloc(1, sizeof *o);
+    const void **buffers = calloc(n_data + 3, sizeof *buffers);
+    int64_t *sizes = calloc(n_data, sizeof *sizes);
+    if (!s || !a || !o || !buffers || !sizes) {
+        free(s);
+        free(a);
+        free(o);
+        free(buffers);
+        free(sizes);
+        return PyErr_NoMemory();
+    }
+    s->format = "vu";
+    s->name = "";
+    s->release = schema_release;
+    buffers[1] = *views;
+    for (size_t j = 0; j < n_data; j++) {
+        buffers[2 + j] = *data + j * VIEW_SPAN;
+        sizes[j] = (int64_t)(size - j * VIEW_SPAN);
+    }
+    buffers[2 + n_data] = sizes;
+    o->views = *views;
+    o->data = *data;
+    o->sizes = sizes;
+    *views = NULL;
+    *data = NULL;
+    a->length = n;
+    a->n_buffers = (int64_t)n_data + 3;
+    a->buffers = buffers;
+    a->release = views_release;
+    a->private_data = o;
+    PyObject *sc = PyCapsule_New(s, "arrow_schema", schema_capsule_free);
+    if (!sc) {
+        free(s);
+        views_release(a);
+        free(a);
+        return NULL;
+    }
+    PyObject *ac = PyCapsule_New(a, "arrow_array", array_capsule_free);
+    if (!ac) {
+        Py_DECREF(sc);
+        views_release(a);
+        free(a);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", sc, ac);
+}
+
+/* ------------------------------------------------------------------ the scan */
+
+typedef struct {
+    int64_t *line, *ts, *tid;
+    uint64_t *view, *root;
+    StringView *event, *args_view;
+    Buf args;
+    char *names; /* the event views' data */
+    size_t n, cap, first_cap;
+    size_t ready, args_ready; /* events and args bytes prefaulted */
+} Events;
+
+/* All three names are prefixes of the longest, so one data buffer serves them. */
+static const char NAMES[] = "flatview_destroy_rcu";
+
+static void events_free(Events *ev) {
+    free(ev->line);
+    free(ev->ts);
+    free(ev->tid);
+    free(ev->view);
+    free(ev->root);
+    free(ev->event);
+    free(ev->args_view);
+    free(ev->args.data);
+    free(ev->names);
+}
+
+#define GROW(field, cap)                                                                 \
+    do {                                                                                 \
+        void *p_ = realloc(ev->field, (cap) * sizeof *ev->field);                       \
+        if (!p_) return -1;                                                              \
+        ev->field = p_;                                                                  \
+    } while (0)
+
+/* Fault in [from, to) bytes of p in one call: the columns are written once, front to
+ * back, and taking a page fault per 4 KiB cost a quarter of the scan. Best effort: on
+ * kernels without MADV_POPULATE_WRITE (before 5.14) the pages fault in as usual. */
+static void prefault(void *p, size_t from, size_t to) {
+#ifdef MADV_POPULATE_WRITE
+    uintptr_t start = ((uintptr_t)p + from) & ~(uintptr_t)4095;
+    uintptr_t stop = ((uintptr_t)p + to) & ~(uintptr_t)4095;
+    if (stop > start) madvise((void *)start, stop - start, MADV_POPULATE_WRITE);
+#else
+    (void)p;
+    (void)from;
+    (void)to;
+#endif
+}
+
+#define PREFAULT_EVENTS ((size_t)1 << 16)
+#define PREFAULT_BYTES ((size_t)1 << 22)
+
+/* Prefault the column slots of the next PREFAULT_EVENTS events. */
+static void events_prefault(Events *ev) {
+    size_t from = ev->ready, to = from + PREFAULT_EVENTS;
+    if (to > ev->cap) to = ev->cap;
+    prefault(ev->line, from * 8, to * 8);
+    prefault(ev->ts, from * 8, to * 8);
+    prefault(ev->tid, from * 8, to * 8);
+    prefault(ev->view, from * 8, to * 8);
+    prefault(ev->root, from * 8, to * 8);
+    prefault(ev->event, from * 16, to * 16);
+    prefault(ev->args_view, from * 16, to * 16);
+    ev->ready = to;
+}
+
+/* Room for one more event; -1 when out of memory. */
+static int events_grow(Events *ev) {
+    if (ev->n < ev->cap) return 0;
+    size_t cap = ev->cap ? ev->cap * 2 : ev->first_cap;
+    GROW(line, cap);
+    GROW(ts, cap);
+    GROW(tid, cap);
+    GROW(view, cap);
+    GROW(root, cap);
+    GROW(event, cap);
+    GROW(args_view, cap);
+    ev->cap = cap;
+    return 0;
+}
+
+/* One stretch of whole lines, scanned by one thread. Line numbers count from the
+ * stretch's start; the caller shifts the later stretch's. */
+typedef struct {
+    const char *from, *to;
+    Events ev;
+    int ok, nomem;
+    int64_t lines, n_tid, n_bare, hint_bare, first_tid, bare_before_tid, damaged, first_damaged;
+} Part;
+
+static void scan_part(Part *pt) {
+    Events *ev = &pt->ev;
+    const char *buf = pt->from, *end = pt->to;
+    size_t size = (size_t)(end - buf);
+    StringView names[3];
+    string_view(&names[0], NAMES, 0, 12); /* flatview_new: inline */
+    string_view(&names[1], NAMES, 0, 20);
+    string_view(&names[2], NAMES, 0, 16);
+    memcpy(names[0].u.inline_data, "flatview_new", 12);
+    /* An event line takes at least 32 bytes: room for all of them up front (untouched
+     * pages cost nothing), so the columns are never copied while growing. */
+    ev->first_cap = size / 32 + 1024;
+    ev->names = malloc(sizeof NAMES);
+    if (!ev->names) goto oom;
+    if (events_grow(ev) || buf_reserve(&ev->args, size / 2 + 4096)) {
+        /* A small machine may refuse that much address space: grow as needed instead. */
+        events_free(ev);
+        memset(ev, 0, sizeof *ev);
+        ev->first_cap = 4096;
+        ev->names = malloc(sizeof NAMES);
+        if (!ev->names || events_grow(ev) || buf_reserve(&ev->args, 4096)) goto oom;
+    }
+    memcpy(ev->names, NAMES, sizeof NAMES);
+    if (!plain_ascii((const unsigned char *)buf, size)) return;
+    if (memmem(buf, size, "tracing_mark_write: ", 20)) return; /* ftrace */
+    const char *hint = find_hint(buf, end);
+    const char *s = buf;
+    int64_t lines = 0;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *e = nl ? nl : end;
+        const char *next = nl ? nl + 1 : end;
+        if (e > s && e[-1] == '\r') e--;
+        lines++;
+        if (e - s > LONG_LINE_BYTES) return;
+        Shape sh = classify(s, e);
+        if (sh.kind == OTHER) return;
+        if (sh.kind == TID) {
+            if (!pt->n_tid) pt->first_tid = lines;
+            pt->n_tid++;
+        } else if (sh.kind == BARE) {
+            pt->n_bare++;
+            if (!pt->n_tid) pt->bare_before_tid++;
+        }
+        if (hint && hint < e) { /* a line holding "flatview_" */
+            if (sh.kind == BARE)
+                pt->hint_bare++;
+            else if (sh.kind == NONE && !pt->damaged++) /* cut or garbled: no dialect reads it */
+                pt->first_damaged = lines;
+            int kind = sh.kind == NONE ? -1 : flatview_kind(sh.name, sh.name_end);
+            if (kind >= 0) {
+                const char *args = sh.name_end == e ? e : sh.name_end + 1;
+                size_t i = ev->n, len = (size_t)(e - args);
+                if (events_grow(ev) || buf_reserve(&ev->args, len)) goto oom;
+                if (i >= ev->ready) events_prefault(ev);
+                if (ev->args.len + len > ev->args_ready) {
+                    size_t to = ev->args.len + len + PREFAULT_BYTES;
+                    if (to > ev->args.cap) to = ev->args.cap;
+                    prefault(ev->args.data, ev->args_ready, to);
+                    ev->args_ready = to;
+                }
+                if (!view_root(args, e, &ev->view[i], &ev->root[i])) return;
+                int64_t tid = 0, ts = 0;
+                if (sh.kind == TID) {
+                    if (sh.at - s > 18) return; /* might not fit an Int64 */
+                    for (const char *p = s; p < sh.at; p++) tid = tid * 10 + (*p - '0');
+                    if (!stamp_ns(sh.at + 1, sh.dot, sh.colon, &ts)) return;
+                }
+                ev->line[i] = lines;
+                ev->ts[i] = ts;
+                ev->tid[i] = tid;
+                ev->event[i] = names[kind];
+                memcpy(ev->args.data + ev->args.len, args, len);
+                string_view(&ev->args_view[i], ev->args.data, ev->args.len, len);
+                ev->args.len += len;
+                ev->n++;
+            }
+            hint = find_hint(next, end);
+        }
+        s = next;
+    }
+    pt->lines = lines;
+    pt->ok = 1;
+    return;
+oom:
+    pt->nomem = 1;
+}
+
+static void *scan_thread(void *arg) {
+    scan_part(arg);
+    return NULL;
+}
+
+/* The columns of one part as a dict of capsule pairs; takes the part's buffers. */
+static PyObject *export_part(Part *pt) {
+    Events *ev = &pt->ev;
+    int64_t n = (int64_t)ev->n;
+    PyObject *col[7] = {
+        export("l", n, (void **)&ev->line, NULL),
+        export("l", n, (void **)&ev->ts, NULL),
+        export("l", n, (void **)&ev->tid, NULL),
+        export_views(n, &ev->event, &ev->names, sizeof NAMES - 1),
+        export("L", n, (void **)&ev->view, NULL),
+        export("L", n, (void **)&ev->root, NULL),
+        export_views(n, &ev->args_view, &ev->args.data, ev->args.len),
+    };
+    for (int i = 0; i < 7; i++) {
+        if (!col[i]) {
+            for (int j = 0; j < 7; j++) Py_XDECREF(col[j]);
+            return NULL;
+        }
+    }
+    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "line", col[0], "ts_ns", col[1],
+                         "tid", col[2], "event", col[3], "view", col[4], "root", col[5],
+                         "args", col[6]);
+}
+
+static PyObject *scan(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    Py_ssize_t split_bytes = (Py_ssize_t)64 << 20; /* below this one thread is quicker */
+    if (!PyArg_ParseTuple(args, "y*|n:scan", &view, &split_bytes)) return NULL;
+    const char *buf = view.buf, *end = buf + view.len;
+    Part part[2];
+    memset(part, 0, sizeof part);
+    int n_parts = 1;
+    part[0].from = buf;
+    part[0].to = end;
+
+    Py_BEGIN_ALLOW_THREADS;
+    /* Two halves split after a newline, the second in its own thread. */
+    const char *half = buf + view.len / 2;
+    const char *nl =
+        view.len >= split_bytes ? memchr(half, '\n', (size_t)(end - half)) : NULL;
+    pthread_t thread;
+    if (nl && nl + 1 < end) {
+        part[0].to = part[1].from = nl + 1;
+        part[1].to = end;
+        n_parts = pthread_create(&thread, NULL, scan_thread, &part[1]) == 0 ? 2 : 1;
+        if (n_parts == 1) part[0].to = end;
+    }
+    scan_part(&part[0]);
+    if (n_parts == 2) pthread_join(thread, NULL);
+    Py_END_ALLOW_THREADS;
+    PyBuffer_Release(&view);
+
+    Part *a = &part[0], *b = &part[1];
+    int nomem = a->nomem || (n_parts == 2 && b->nomem);
+    int ok = a->ok && (n_parts == 1 || b->ok);
+    int64_t lines = a->lines, n_tid = a->n_tid, n_bare = a->n_bare, hint_bare = a->hint_bare;
+    int64_t first_tid = a->first_tid, bare_before_tid = a->bare_before_tid;
+    int64_t damaged = a->damaged, first_damaged = a->first_damaged;
+    if (ok && n_parts == 2) {
+        for (size_t i = 0; i < b->ev.n; i++) b->ev.line[i] += a->lines;
+        if (!a->n_tid) {
+            first_tid = b->n_tid ? b->first_tid + a->lines : 0;
+            bare_before_tid = a->n_bare + b->bare_before_tid;
+        }
+        if (!a->damaged) first_damaged = b->damaged ? b->first_damaged + a->lines : 0;
+        lines += b->lines;
+        n_tid += b->n_tid;
+        n_bare += b->n_bare;
+        hint_bare += b->hint_bare;
+        damaged += b->damaged;
+    }
+    const char *dialect = NULL;
+    int64_t trace = 0;
+    if (ok && n_tid && !hint_bare &&
+        (bare_before_tid < SAMPLE_TRACE_LINES || first_tid <= PROBE_LINES)) {
+        dialect = "tid-timestamp"; /* bare lines there are other -d output */
+        trace = n_tid;
+    } else if (ok && !n_tid && n_bare) {
+        dialect = "bare";
+        trace = n_bare;
+    }
+    PyObject *parts = NULL;
+    if (dialect && !nomem) {
+        parts = PyList_New(n_parts);
+        for (int i = 0; parts && i < n_parts; i++) {
+            PyObject *one = export_part(&part[i]);
+            if (!one) Py_CLEAR(parts);
+            else PyList_SET_ITEM(parts, i, one);
+        }
+    }
+    for (int i = 0; i < n_parts; i++) events_free(&part[i].ev); /* what export did not take */
+    if (nomem) return PyErr_NoMemory();
+    if (!dialect) Py_RETURN_NONE;
+    if (!parts) return NULL;
+    return Py_BuildValue("{s:s,s:L,s:L,s:L,s:N}", "dialect", dialect, "lines_skipped",
+                         (long long)(lines - trace), "damaged", (long long)damaged,
+                         "first_damaged", (long long)first_damaged, "parts", parts);
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS,
+     "scan(buffer, split_bytes=64 MiB) -> dict | None: the FlatView events of a plain "
+     "tid-timestamp or bare log, or None when the polars path must read it. Buffers of "
+     "split_bytes or more are scanned in two halves by two threads."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fastlog", "Fast path of qtrace.parsers.log_text.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__fastlog(void) {
+    init_tables();
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,7 @@
+"""The C scanner behind ``qtrace.parsers.log_fast`` (parsers/_fastlog.c)."""
+
+from typing import Any
+
+from _typeshed import ReadableBuffer
+
+def scan(buffer: ReadableBuffer, split_bytes: int = ..., /) -> dict[str, Any] | None: ...

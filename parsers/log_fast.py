@@ -1,0 +1,122 @@
+"""The C fast path of ``log_text``: plain tid-timestamp and bare logs, FlatView events only.
+
+``_fastlog.scan`` (``parsers/_fastlog.c``) reads the mapped file in one pass and answers
+only when it understood every line; otherwise (another dialect, a garbled ``flatview_``
+line, bytes that are not ASCII, a line over 1 MiB, ...) it returns None and ``log_text``
+runs its polars path, the reference this must match exactly. The extension is optional:
+without a compiler the package installs without it and every log takes the polars path.
+``QTRACE_NO_FASTLOG=1`` forces the polars path (the tests compare the two).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from qtrace.events import FLATVIEW_EVENTS, EventSelection
+
+try:
+    from qtrace.parsers import _fastlog
+except ImportError:  # built without a compiler
+    _fastlog = None  # type: ignore[assignment]
+
+NO_FASTLOG = "QTRACE_NO_FASTLOG"
+SPLIT_BYTES = 64 << 20  # files this large are scanned in two halves by two threads
+
+
+@dataclass(frozen=True)
+class FastScan:
+    """What the fast path read: the events (``log_text.OUTPUT`` columns) and the counts."""
+
+    dialect: str
+    events: pl.DataFrame
+    lines_skipped: int
+    damaged: int  # lines holding "flatview_" that no dialect reads
+    first_damaged: int  # line number of the first of them (0 when none)
+
+
+class _Arrow:
+    """One column from the scanner (Arrow C Data Interface capsules), for ``pl.Series``.
+
+    polars imports it without copying, and without numpy.
+    """
+
+    def __init__(self, capsules: tuple[object, object]) -> None:
+        self._capsules = capsules
+
+    def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]:
+        return self._capsules
+
+
+def _column(found: dict[str, Any], name: str) -> pl.Series:
+    return pl.Series(_Arrow(found[name])).alias(name)
+
+
+def _frame(part: dict[str, Any], timed: bool) -> pl.DataFrame:
+    event = _column(part, "event")
+    nulls = pl.Series(values=[], dtype=pl.Int64).extend_constant(None, event.len())
+    return pl.DataFrame(
+        [
+            _column(part, "ts_ns") if timed else nulls.alias("ts_ns"),
+            _column(part, "tid") if timed else nulls.alias("tid"),
+            nulls.alias("pid"),
+            event,
+            _column(part, "view"),
+            _column(part, "root"),
+            _column(part, "args"),
+            _column(part, "line"),
+        ]
+    )
+
+
+def available() -> bool:
+    """True when the extension is built and not switched off by ``QTRACE_NO_FASTLOG=1``."""
+    return _fastlog is not None and os.environ.get(NO_FASTLOG, "") != "1"
+
+
+def read(path: Path, selection: EventSelection) -> FastScan | None:
+    """The FlatView events of the log at ``path``, or None when the polars path must read it.
+
+    Parameters
+    ----------
+    path
+        A plain (decompressed) log file.
+    selection
+        Only the default FlatView selection is handled here.
+
+    Returns
+    -------
+    FastScan or None
+        None when the extension is missing or switched off, the selection is another, or
+        the file holds anything but well-formed lines of one common dialect.
+    """
+    if not available() or selection.keeps_all:
+        return None
+    if set(selection.patterns or ()) != set(FLATVIEW_EVENTS):
+        return None
+    with path.open("rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return None  # mmap cannot map an empty file; the polars path reports it
+        # Mapping the cached pages in one call beats a fault per page during the scan.
+        populate = getattr(mmap, "MAP_POPULATE", 0)
+        flags = mmap.MAP_SHARED | populate
+        with mmap.mmap(fh.fileno(), 0, flags=flags, prot=mmap.PROT_READ) as mapped:
+            found = _fastlog.scan(mapped, SPLIT_BYTES)
+    if found is None:
+        return None
+    timed = found["dialect"] == "tid-timestamp"
+    # The scanner reads a large file in two halves (two threads): one frame each.
+    frames = [_frame(part, timed) for part in found["parts"]]
+    events = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
+    return FastScan(
+        found["dialect"],
+        events,
+        found["lines_skipped"],
+        found["damaged"],
+        found["first_damaged"],
+    )

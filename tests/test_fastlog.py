@@ -1,0 +1,246 @@
+"""The C fast path of the log parser gives exactly what the polars path gives.
+
+``QTRACE_NO_FASTLOG=1`` forces the polars path (the reference); every comparison reads the
+same file both ways and wants equal frames, dialect, clock, skipped count and warnings, or
+the same error.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from qtrace.parsers import log_fast, log_text
+from qtrace.parsers.source import open_input
+
+from qtrace.errors import InputError
+from qtrace.events import EventSelection, ParsedInput
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_LOGS = sorted(ROOT.glob("samples/*.log")) + sorted(Path("/work/shared/traces").glob("*.log"))
+TS_LOG = Path("/work/shared/traces/qemu10-pc-bridges-ts.log")
+FLATVIEW = EventSelection()
+
+NEW = b"31546@1795569496.114719:flatview_new 0x563e2c468170 (root 0x563e2c2b82e0)"
+RCU = b"31546@1795569496.276444:flatview_destroy_rcu 0x563e2c468170 (root 0x563e2c2b82e0)"
+DESTROY = b"31548@1795569496.276500:flatview_destroy 0x563e2c468170 (root 0x563e2c2b82e0)"
+BARE_NEW = b"flatview_new 0x5583a1b2c3d0 (root 0x5583a1b00000)"
+BARE_DESTROY = b"flatview_destroy 0x5583a1b2c3d0 (root 0x5583a1b00000)"
+
+
+def _read(
+    path: Path, polars_only: bool, selection: EventSelection, split_bytes: int
+) -> ParsedInput | str:
+    with (
+        mock.patch.dict(os.environ, {log_fast.NO_FASTLOG: "1" if polars_only else "0"}),
+        mock.patch.object(log_fast, "SPLIT_BYTES", split_bytes),
+    ):
+        try:
+            with open_input(str(path)) as opened:
+                return log_text.parse(opened, selection)
+        except InputError as exc:
+            return f"InputError: {exc}"
+
+
+def assert_same(path: Path, selection: EventSelection = FLATVIEW) -> ParsedInput | str:
+    """Read ``path`` both ways; fail unless everything agrees. Returns the fast result.
+
+    The fast path runs twice: as configured (one thread for small files) and with every
+    file split in two halves scanned by two threads, as large files are.
+    """
+    slow = _read(path, True, selection, log_fast.SPLIT_BYTES)
+    results = [_read(path, False, selection, split) for split in (log_fast.SPLIT_BYTES, 1)]
+    for fast in results:
+        if isinstance(fast, str) or isinstance(slow, str):
+            assert fast == slow
+            continue
+        assert fast.events.schema == slow.events.schema
+        assert fast.events.equals(slow.events), (fast.events, slow.events)
+        assert (fast.format, fast.dialect, fast.clock) == (slow.format, slow.dialect, slow.clock)
+        assert fast.lines_skipped == slow.lines_skipped
+        assert fast.warnings == slow.warnings
+    return results[0]
+
+
+def fast_answers(path: Path, selection: EventSelection = FLATVIEW) -> bool:
+    with mock.patch.dict(os.environ, {log_fast.NO_FASTLOG: "0"}):
+        return log_fast.read(path, selection) is not None
+
+
+def write(tmp_path: Path, data: bytes, name: str = "t.log") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_the_extension_is_built_here() -> None:
+    # CI compiles it (gcc and the Python headers are there): a missing module is a failure.
+    from qtrace.parsers import _fastlog
+
+    assert log_fast.available()
+    assert _fastlog.scan(b"") is None
+    found = _fastlog.scan(b"a_b\n" + BARE_NEW + b"\n" + BARE_DESTROY, 1)
+    assert found is not None and len(found["parts"]) == 2  # split between two threads
+
+
+@pytest.mark.parametrize("path", REAL_LOGS, ids=lambda p: p.name)
+def test_real_logs_read_the_same_both_ways(path: Path) -> None:
+    result = assert_same(path)
+    assert isinstance(result, ParsedInput) and result.events.height > 0
+    # Every real log is one the fast path reads by itself (no fallback hides it).
+    assert fast_answers(path)
+
+
+def test_fast_result_on_the_real_log_holds_the_expected_values() -> None:
+    result = assert_same(TS_LOG)
+    assert isinstance(result, ParsedInput)
+    first = result.events.row(0, named=True)
+    assert first["ts_ns"] == 1795569496114719000
+    assert first["tid"] == 31546
+    assert first["event"] == "flatview_new"
+    assert first["view"] == 0x563E2C466C50
+    assert first["root"] == 0
+    assert first["args"] == "0x563e2c466c50 (root (nil))"
+    assert first["line"] == 1
+    assert result.events["seq"].to_list() == list(range(result.events.height))
+
+
+EDGE_FILES: dict[str, tuple[bytes, bool]] = {
+    # name: (content, whether the fast path must answer it itself)
+    "crlf": (b"\r\n".join([NEW, RCU, DESTROY]) + b"\r\n", True),
+    "no_trailing_newline": (b"\n".join([NEW, RCU, DESTROY]), True),
+    "cr_at_end_without_newline": (b"\n".join([NEW, RCU, DESTROY]) + b"\r", True),
+    "two_crs": (NEW + b"\r\r\n" + RCU + b"\n", False),
+    "empty_lines": (b"\n\n" + NEW + b"\n\n\n" + RCU + b"\n\n", True),
+    "noise_lines": (
+        b"EAX=00000000 EBX=00000000\nIN: \ncheck_exception old: 0xffffffff new 0xd\n"
+        + NEW
+        + b"\nqemu-system-x86_64: terminating on signal 15\n"
+        + b"2025-07-21 18:43:28.089+0000: 31540: info : qemuProcessLaunch:7345 : x\n"
+        + RCU
+        + b"\n31546@1795569496.2:memory_region_ops_read cpu 0 flatview_x\n",
+        True,
+    ),
+    "garbled_flatview_line": (NEW + b"\n31546@17955694flatview_new 0x1 (ro\n" + RCU, True),
+    "cut_args": (NEW + b"\n31546@1795569496.2:flatview_new 0x563e2c4\n", False),
+    "bare_flatview_line_in_ts_file": (NEW + b"\n" + BARE_NEW + b"\n", False),
+    "ts_line_in_bare_file": (BARE_NEW + b"\n" + NEW + b"\n", False),
+    "nil_and_uppercase": (
+        b"1@2.3:flatview_new (nil) (root (nil))\n1@2.3:flatview_destroy 0xABCdef (root 0x1)\n",
+        True,
+    ),
+    "seventeen_hex_digits": (b"1@2.3:flatview_new 0x12345678901234567 (root 0x1)\n", False),
+    "plus_in_hex": (b"1@2.3:flatview_new 0x+1 (root 0x1)\n", False),
+    "two_root_marks": (b"1@2.3:flatview_new 0x1 (root 0x2) (root 0x3)\n", False),
+    "huge_tid": (b"12345678901234567890@2.3:flatview_new 0x1 (root 0x2)\n", False),
+    "long_stamp": (b"1@2." + b"5" * 60 + b":flatview_new 0x1 (root 0x2)\n", False),
+    "stamp_beyond_int64": (b"1@99999999999.5:flatview_new 0x1 (root 0x2)\n", False),
+    "half_microsecond": (b"1@1.0000005:flatview_new 0x1 (root 0x2)\n" + NEW + b"\n", True),
+    "name_without_args": (b"1@2.3:flatview_new\n" + NEW + b"\n", False),
+    "iso8601": (b"2025-07-21T18:43:28.089797Z flatview_new 0x1 (root 0x2)\n", False),
+    "iso_line_in_ts_file": (NEW + b"\n2025-07-21T18:43:28Z memory_region_ops_read x\n", False),
+    "systemtap_line": (NEW + b"\n4242@1753123408089797000 pci_cfg_read x\n", False),
+    "prog_thread_line": (NEW + b"\nqemu-system-x86_64: (772366:main): foo_bar x\n", False),
+    "ftrace_marker": (NEW + b"\nqemu-4242 [001] .... 1.5: tracing_mark_write: a_b x\n", False),
+    "non_ascii": (NEW + b"\nlibvirt: caf\xc3\xa9\n" + RCU + b"\n", False),
+    "invalid_utf8": (NEW + b"\nlibvirt: \xff\xfe\n" + RCU + b"\n", False),
+    "nul_byte": (NEW + b"\n\x00\x01\n" + RCU + b"\n", False),
+    "long_line": (NEW + b"\n" + b"x" * ((1 << 20) + 5) + b"\n" + RCU + b"\n", False),
+    "other_flatview_event": (NEW + b"\n1@2.3:flatview_foo 0x1 (root 0x2)\n", True),
+    "bare_prose_and_events": (
+        b"char device redirected to /dev/pts/3\n" + BARE_NEW + b"\n" + BARE_DESTROY + b"\n",
+        True,
+    ),
+    "only_noise": (b"EAX=0\nIN: \n", False),
+    "flatview_in_noise_only": (b"EAX=0 flatview_\n", False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_FILES))
+def test_edge_files_read_the_same_both_ways(name: str, tmp_path: Path) -> None:
+    data, answered = EDGE_FILES[name]
+    path = write(tmp_path, data)
+    assert_same(path)
+    assert fast_answers(path) is answered
+
+
+def test_empty_file_reads_the_same_both_ways(tmp_path: Path) -> None:
+    path = write(tmp_path, b"")
+    assert isinstance(assert_same(path), str)
+    assert not fast_answers(path)
+
+
+def test_dialect_decided_like_the_polars_path_when_bare_lines_come_first(
+    tmp_path: Path,
+) -> None:
+    # 64 or more bare-looking lines before the first timestamped one: the polars path
+    # probes the first 100,000 lines for prefixed lines.
+    bare = b"check_exception old: 0xffffffff new 0xd\n"
+    near = write(tmp_path, bare * 70 + NEW + b"\n", "near.log")
+    result = assert_same(near)
+    assert isinstance(result, ParsedInput) and result.dialect == "tid-timestamp"
+    assert fast_answers(near)
+    far = write(tmp_path, bare * (log_text.PROBE_LINES + 5) + NEW + b"\n", "far.log")
+    result = assert_same(far)
+    assert isinstance(result, ParsedInput) and result.dialect == "bare"
+    assert not fast_answers(far)
+
+
+def test_other_selections_take_the_polars_path() -> None:
+    for selection in (EventSelection(patterns=("flatview_new",)), EventSelection(patterns=None)):
+        assert not fast_answers(TS_LOG, selection)
+        assert_same(TS_LOG, selection)
+
+
+def test_switch_forces_the_polars_path() -> None:
+    with mock.patch.dict(os.environ, {log_fast.NO_FASTLOG: "1"}):
+        assert not log_fast.available()
+        assert log_fast.read(TS_LOG, FLATVIEW) is None
+
+
+def test_args_column_is_a_plain_string_column() -> None:
+    found = log_fast.read(TS_LOG, FLATVIEW)
+    assert found is not None
+    assert found.events["args"].dtype == pl.String
+    assert found.events["args"].str.ends_with(")").all()
+
+
+REAL_LINES = TS_LOG.read_bytes().splitlines()[::40]  # all three events
+BYTES = st.sampled_from([*b"0123456789abcdefx@.:_ ()\r\nAZ-T\t", 0xC3, 0xFF])
+
+
+@st.composite
+def mutated_logs(draw: st.DrawFn) -> bytes:
+    """Real lines with a few bytes inserted, deleted or replaced, and noise lines mixed in."""
+    lines = list(draw(st.lists(st.sampled_from(REAL_LINES), min_size=1, max_size=12)))
+    for _ in range(draw(st.integers(0, 4))):
+        i = draw(st.integers(0, len(lines) - 1))
+        line = bytearray(lines[i])
+        at = draw(st.integers(0, len(line)))
+        op = draw(st.sampled_from(["insert", "delete", "replace", "noise", "bare"]))
+        if op == "insert":
+            line[at:at] = bytes([draw(BYTES)])
+        elif op == "delete":
+            del line[at : at + draw(st.integers(1, 8))]
+        elif op == "replace" and at < len(line):
+            line[at] = draw(BYTES)
+        elif op == "noise":
+            lines.insert(i, b"EAX=00000000 flatview_" if at % 2 else b"IN: ")
+        elif op == "bare":
+            lines.insert(i, BARE_NEW)
+        lines[i] = bytes(line)
+    ending = draw(st.sampled_from([b"\n", b"\r\n"]))
+    return ending.join(lines) + draw(st.sampled_from([b"", ending]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=mutated_logs())
+def test_mutated_real_lines_read_the_same_both_ways(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        assert_same(write(Path(tmp), data))
