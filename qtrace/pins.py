@@ -176,12 +176,13 @@ INTERVAL_COLUMNS = [
 def root_intervals(steps: pl.DataFrame, bounds: pl.DataFrame) -> pl.DataFrame:
     """Lifetime intervals (``pinned``) and windows pinned only by pending views."""
     total = pl.col("live") + pl.col("pending")
-    pinned = spans(steps, pl.when(total > 0).then(pl.lit("pinned")), bounds)
-    pending_only = spans(
-        steps,
-        pl.when((pl.col("live") == 0) & (pl.col("pending") > 0)).then(pl.lit("pending_only")),
-        bounds,
+    # Boolean keys over every step; the kind name is attached to the few spans only.
+    pinned = spans(steps, pl.when(total > 0).then(pl.lit(True)), bounds).with_columns(
+        key=pl.lit("pinned")
     )
+    pending_only = spans(
+        steps, pl.when((pl.col("live") == 0) & (pl.col("pending") > 0)).then(pl.lit(True)), bounds
+    ).with_columns(key=pl.lit("pending_only"))
     return (
         pl.concat([pinned, pending_only], how="vertical")
         .rename({"key": "kind"})
@@ -211,17 +212,21 @@ def overlaps(steps: pl.DataFrame, bounds: pl.DataFrame) -> pl.DataFrame:
     ``pending+pending``; a change of class starts a new span.
     """
     live, pending = pl.col("live"), pl.col("pending")
+    # Small integer codes over every step; the names are attached to the few spans only
+    # (building a string per step dominated this function).
+    phase_names = {0: "live+pending", 1: "live+live", 2: "pending+pending"}
     phases = (
         pl.when(live + pending < 2)
         .then(None)
         .when((live > 0) & (pending > 0))
-        .then(pl.lit("live+pending"))
+        .then(pl.lit(0, pl.UInt8))
         .when(live >= 2)
-        .then(pl.lit("live+live"))
-        .otherwise(pl.lit("pending+pending"))
+        .then(pl.lit(1, pl.UInt8))
+        .otherwise(pl.lit(2, pl.UInt8))
     )
     return (
         spans(steps, phases, bounds)
+        .with_columns(pl.col("key").replace_strict(phase_names, return_dtype=pl.String))
         .rename({"key": "phases"})
         .select(OVERLAP_COLUMNS)
         .sort(["run", "root", "start_seq"])
