@@ -33,6 +33,13 @@ class Plan:
     notes: tuple[str, ...]
 
 
+def _lane_bucket_grid(lanes: pl.DataFrame, buckets: int) -> pl.DataFrame:
+    """Every (lane, bucket) pair, so empty buckets carry the level in from the left."""
+    return lanes.select("lane").join(
+        pl.DataFrame({"bucket": pl.int_range(0, buckets, eager=True)}), how="cross"
+    )
+
+
 def bucket_count(lanes: int) -> int:
     """Buckets per lane: one per pixel column, fewer when there are very many lanes."""
     return max(MIN_BUCKETS, min(BUCKETS, MAX_CELLS // max(lanes, 1)))
@@ -127,9 +134,7 @@ def bucket_maxima(
             pl.col("pending").sort_by("seq").last().alias("pending_last"),
         )
     )
-    grid = lanes.select("lane").join(
-        pl.DataFrame({"bucket": pl.int_range(0, buckets, eager=True)}), how="cross"
-    )
+    grid = _lane_bucket_grid(lanes, buckets)
     filled = (
         grid.join(per_bucket, on=["lane", "bucket"], how="left")
         .sort("lane", "bucket")
@@ -184,9 +189,7 @@ def bucket_live_means(
         pl.col("raw").min().alias("first_raw"),
         pl.col("live").sort_by("seq").last().alias("live_last"),
     )
-    grid = lanes.select("lane").join(
-        pl.DataFrame({"bucket": pl.int_range(0, buckets, eager=True)}), how="cross"
-    )
+    grid = _lane_bucket_grid(lanes, buckets)
     filled = (
         grid.join(per_bucket, on=["lane", "bucket"], how="left")
         .sort("lane", "bucket")
