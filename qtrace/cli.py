@@ -14,7 +14,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, NoReturn
 
-import polars as pl
 import typer
 from rich.console import Console
 
@@ -79,7 +78,7 @@ def _fail(error: QtraceError) -> NoReturn:
 
 
 def _report_reading(trace: Trace) -> None:
-    """One warning line per kind of damage, then a count of what was skipped."""
+    """One warning line per kind of damage; each says what was skipped and where."""
     for warning in trace.warnings:
         stderr.print(f"qtrace: warning: {warning}", markup=False)
 
@@ -230,12 +229,6 @@ def _analyze(trace: Trace, release: RootRelease, begin: str | None, end: str | N
         _fail(error)
 
 
-def _markers(trace: Trace, pattern: str) -> pl.DataFrame:
-    from qtrace.dashboards import marker_events
-
-    return marker_events(trace.events, pattern)
-
-
 def _write_dashboard(
     analysis: Analysis,
     trace: Trace,
@@ -245,7 +238,7 @@ def _write_dashboard(
     replay: bool,
     markers: str,
 ) -> None:
-    from qtrace.dashboards import write_dashboard
+    from qtrace.dashboards import marker_events, write_dashboard
 
     try:
         write_dashboard(
@@ -253,7 +246,7 @@ def _write_dashboard(
             path,
             plotlyjs=plotlyjs.value,
             replay=analyze(trace, root_release="destroy_rcu") if replay else None,
-            markers=_markers(trace, markers) if markers else None,
+            markers=marker_events(trace.events, markers) if markers else None,
         )
     except QtraceError as error:
         _fail(error)
