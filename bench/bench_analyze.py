@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "traces" / "pc-boot.simpletrace"
@@ -71,7 +72,10 @@ def sample_events(sample: Path = SAMPLE) -> dict[str, np.ndarray]:
     events = read_trace(sample).events
     fv = events.filter(events["event"].is_in(list(EVENT_IDS)))
     return {
-        "event_id": fv["event"].replace_strict(EVENT_IDS).to_numpy().astype(np.uint64),
+        "event_id": fv["event"]
+        .cast(pl.String)
+        .replace_strict(EVENT_IDS, return_dtype=pl.UInt64)
+        .to_numpy(),
         "ts_ns": fv["ts_ns"].to_numpy().astype(np.uint64),
         "view": fv["view"].to_numpy().astype(np.uint64),
         "root": fv["root"].to_numpy().astype(np.uint64),

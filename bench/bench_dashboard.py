@@ -27,6 +27,8 @@ from pathlib import Path
 
 import polars as pl
 
+from qtrace.events import FLATVIEW_EVENTS
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "traces" / "pc-bridges-mixed.simpletrace"
 POINTER_STRIDE = 1 << 40  # moves each copy's view pointers into a range of its own
@@ -48,7 +50,7 @@ def repeated_trace(sample: Path, instances: int) -> pl.DataFrame:
     from qtrace.model import analyze
 
     trace = qtrace.read_trace(sample)
-    events = trace.events.filter(pl.col("event").str.starts_with("flatview_"))
+    events = trace.events.filter(pl.col("event").is_in(FLATVIEW_EVENTS))
     views = analyze(trace).views
     current = views.filter(pl.col("status") == "current").select("view", "root")
     freed_per_copy = views.height - current.height - 1  # nor the empty view

@@ -40,6 +40,7 @@ NOISE_LINES = (
     b"check_exception old: 0xffffffff new 0xd",
     b"qemu-system-x86_64: terminating on signal 15 from pid 1234 (/usr/sbin/libvirtd)",
 )
+MEMORY_SLACK_MIB = 500e6 / 2**20  # the target: the FlatView lines' bytes plus 500 MB
 NOISE_PER_100 = 12  # noise lines per 100 trace lines: about 11% of all lines
 
 
@@ -129,6 +130,16 @@ def time_qtrace(path: Path) -> dict[str, object]:
     return result
 
 
+def flatview_share(path: Path) -> int:
+    """Bytes of the log's FlatView lines (newlines included): the memory target's base."""
+    grep = subprocess.Popen(["grep", "-F", "flatview_", str(path)], stdout=subprocess.PIPE)
+    assert grep.stdout is not None
+    out = grep.stdout
+    total = sum(len(chunk) for chunk in iter(lambda: out.read(1 << 24), b""))
+    grep.wait()
+    return total
+
+
 def count_lines(path: Path) -> int:
     with path.open("rb") as fh:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 24), b""))
@@ -170,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"built {path} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
         size_mib = path.stat().st_size / (1024 * 1024)
         lines = count_lines(path)
+        share_mib = flatview_share(path) / 2**20
+        target_mib = share_mib + MEMORY_SLACK_MIB
         # Warm the page cache so neither side pays for the disk.
         time_grep(path)
         grep_s, grep_cpu, grep_hits = time_grep(path)
@@ -192,6 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("qtrace MB/s", f"{size_mib / qt_s:,.0f}"),
             ("ratio vs grep", f"{ratio:.2f}x wall, {qt_cpu / grep_cpu:.1f}x CPU (target <= 3x)"),
             ("qtrace peak RSS", f"{qt['peak_rss_mib']:,.0f} MiB"),
+            (
+                "memory target",
+                f"FlatView share {share_mib:,.0f} MiB + 500 MB = {target_mib:,.0f} MiB "
+                f"(peak is {float(qt['peak_rss_mib']) / target_mib:.2f} of it)",  # type: ignore[arg-type]
+            ),
         ]
         width = max(len(name) for name, _ in rows)
         for name, value in rows:
@@ -201,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         if ratio > 3:
             print("note: slower than the 3x-grep target (see the figures above)")
+        if float(qt["peak_rss_mib"]) > target_mib:  # type: ignore[arg-type]
+            print("note: peak memory above the target (see the figures above)")
         return 0
     finally:
         if args.keep:

@@ -418,7 +418,12 @@ def _marker_lines(
     if markers is None or markers.height == 0:
         return []
     raw = pl.col("ts_ns") if axis.has_clock else pl.col("seq")
-    kept = markers.filter(raw.is_not_null()).sort("seq")
+    # Plain strings (the table's are categorical) for the hover text built from them.
+    kept = (
+        markers.filter(raw.is_not_null())
+        .sort("seq")
+        .with_columns(pl.col("event", "source").cast(pl.String))
+    )
     names = sorted(kept.get_column("event").unique().to_list())
     per_name = max(MAX_MARKERS // max(len(names), 1), 1)
     traces = []

@@ -111,10 +111,13 @@ def marker_events(events: pl.DataFrame, pattern: str) -> pl.DataFrame:
     14
     """
     selection = EventSelection.parse(pattern, default=None)
-    rx = selection.regex()
-    wanted = ~pl.col("event").is_in(FLATVIEW_EVENTS) & (pl.col("event") != DROPPED_EVENT)
-    if rx is not None:
-        wanted = wanted & pl.col("event").str.contains(rx)
+    # The globs are matched against the few distinct names, not every row.
+    names = [
+        name
+        for name in events.get_column("event").unique().to_list()
+        if name not in FLATVIEW_EVENTS and name != DROPPED_EVENT and selection.matches(name)
+    ]
+    wanted = pl.col("event").is_in(names)
     # One chunk: polars 2.1 panics in pl.format/concat_str over multi-chunk string columns
     # (the log parser's tables come in many chunks), and the hover text uses pl.format.
     return events.filter(wanted).sort("seq").rechunk()

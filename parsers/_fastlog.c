@@ -6,7 +6,7 @@
  * of "flatview_" lines no dialect reads), or None when the file holds anything it does
  * not fully understand: another dialect's line (or one that might be), a FlatView event
  * whose arguments are not "%p (root %p)", bytes that are not ASCII, a line over 1 MiB,
- * an ambiguous dialect. The caller then runs the polars path, which is the
+ * an ambiguous dialect. FlatView events carry no args text: view and root hold them. The caller then runs the polars path, which is the
  * reference; this file only has to agree with it wherever it answers.
  *
  * Lines are split like polars' scan_lines: on LF, one CR before it (or at the end of the
@@ -31,24 +31,6 @@
 #define MAX_EPOCH_S (INT64_MAX / 1000000000LL)
 
 enum { NONE = 0, TID = 1, BARE = 2, OTHER = 3 };
-
-/* ------------------------------------------------------------------ growable buffers */
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-} Buf;
-
-static int buf_reserve(Buf *b, size_t extra) {
-    if (b->len + extra <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + extra) cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p) return -1;
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
 
 /* ------------------------------------------------------------------ character classes */
 
@@ -290,10 +272,10 @@ static void array_capsule_free(PyObject *cap) {
     }
 }
 
-/* A (schema, array) capsule pair of n values in format ("l" int64, "L" uint64, "c" int8,
- * "U" large string: *second holds the bytes). Takes *values and *second (sets them NULL). */
-static PyObject *export(const char *format, int64_t n, void **values, void **second) {
-    int64_t n_buffers = second ? 3 : 2;
+/* A (schema, array) capsule pair of n values in format ("l" int64, "L" uint64, "i" int32,
+ * "c" int8). Takes *values (sets it NULL). */
+static PyObject *export(const char *format, int64_t n, void **values) {
+    int64_t n_buffers = 2;
     ArrowSchema *s = calloc(1, sizeof *s);
     ArrowArray *a = calloc(1, sizeof *a);
     const void **buffers = calloc((size_t)n_buffers, sizeof *buffers);
@@ -308,10 +290,6 @@ static PyObject *export(const char *format, int64_t n, void **values, void **sec
     s->release = schema_release;
     buffers[1] = *values;
     *values = NULL;
-    if (second) {
-        buffers[2] = *second;
-        *second = NULL;
-    }
     a->length = n;
     a->n_buffers = n_buffers;
     a->buffers = buffers;
@@ -333,127 +311,68 @@ static PyObject *export(const char *format, int64_t n, void **values, void **sec
     return Py_BuildValue("(NN)", sc, ac);
 }
 
-/* Strings leave as Arrow string views ("vu", polars' own layout, so nothing is converted):
- * 16 bytes each, the text inline up to 12 bytes, else a 4-byte prefix and (buffer,
- * offset) into the data. Offsets are int32, so the one data allocation is presented as
- * overlapping buffers starting every 1 GiB; a string (under 1 MiB + 1 GiB) always fits
- * the buffer its start falls in. */
-#define VIEW_SPAN ((size_t)1 << 30)
+/* ------------------------------------------------------------------ windows of the input
+ * A mapped file is read in windows of whole lines: each window's pages are faulted in with
+ * one call before it is read and dropped from the mapping after it, so the process never
+ * holds more than a window or two of the file (the page cache keeps it, outside our RSS).
+ * A mapping that covered the whole file would add the file's size to peak memory. */
 
-typedef struct {
-    int32_t length;
-    union {
-        char inline_data[12];
-        struct {
-            char prefix[4];
-            int32_t buffer, offset;
-        } ref;
-    } u;
-} StringView;
+#define WINDOW_BYTES ((size_t)32 << 20)
+#define PAGE ((uintptr_t)4095)
 
-static inline void string_view(StringView *v, const char *data, size_t start, size_t len) {
-    memset(v, 0, sizeof *v);
-    v->length = (int32_t)len;
-    if (len <= 12) {
-        memcpy(v->u.inline_data, data + start, len);
-    } else {
-        memcpy(v->u.ref.prefix, data + start, 4);
-        v->u.ref.buffer = (int32_t)(start / VIEW_SPAN);
-        v->u.ref.offset = (int32_t)(start % VIEW_SPAN);
-    }
+static const char *page_up(const char *p) {
+    return (const char *)(((uintptr_t)p + PAGE) & ~PAGE);
 }
 
-typedef struct {
-    void *views, *data, *sizes; /* what the release frees */
-} ViewsOwner;
+static const char *page_down(const char *p) { return (const char *)((uintptr_t)p & ~PAGE); }
 
-static void views_release(ArrowArray *a) {
-    ViewsOwner *o = a->private_data;
-    free(o->views);
-    free(o->data);
-    free(o->sizes);
-    free(o);
-    free(a->buffers);
-    a->release = NULL;
+/* The end of the window starting at s: just after the first newline past WINDOW_BYTES,
+ * or the end of the buffer. */
+static const char *next_window(const char *s, const char *end) {
+    if ((size_t)(end - s) <= WINDOW_BYTES) return end;
+    const char *nl = memchr(s + WINDOW_BYTES, '\n', (size_t)(end - s - WINDOW_BYTES));
+    return nl ? nl + 1 : end;
 }
 
-/* A (schema, array) capsule pair of n string views over data (size bytes); takes both. */
-static PyObject *export_views(int64_t n, StringView **views, char **data, size_t size) {
-    size_t n_data = size ? (size - 1) / VIEW_SPAN + 1 : 1;
-    ArrowSchema *s = calloc(1, sizeof *s);
-    ArrowArray *a = calloc(1, sizeof *a);
-    ViewsOwner *o = calloc(1, sizeof *o);
-    const void **buffers = calloc(n_data + 3, sizeof *buffers);
-    int64_t *sizes = calloc(n_data, sizeof *sizes);
-    if (!s || !a || !o || !buffers || !sizes) {
-        free(s);
-        free(a);
-        free(o);
-        free(buffers);
-        free(sizes);
-        return PyErr_NoMemory();
+static void populate(const char *from, const char *to) {
+#ifdef MADV_POPULATE_READ
+    const char *start = page_down(from);
+    if (to > start) madvise((void *)start, (size_t)(to - start), MADV_POPULATE_READ);
+#else
+    (void)from;
+    (void)to;
+#endif
+}
+
+/* Drop the pages wholly read, from *released up to the page holding upto (only ever on a
+ * file mapping: there MADV_DONTNEED forgets pages the file still holds). */
+static void release_pages(const char **released, const char *upto) {
+    const char *stop = page_down(upto);
+    if (stop > *released) {
+        madvise((void *)*released, (size_t)(stop - *released), MADV_DONTNEED);
+        *released = stop;
     }
-    s->format = "vu";
-    s->name = "";
-    s->release = schema_release;
-    buffers[1] = *views;
-    for (size_t j = 0; j < n_data; j++) {
-        buffers[2 + j] = *data + j * VIEW_SPAN;
-        sizes[j] = (int64_t)(size - j * VIEW_SPAN);
-    }
-    buffers[2 + n_data] = sizes;
-    o->views = *views;
-    o->data = *data;
-    o->sizes = sizes;
-    *views = NULL;
-    *data = NULL;
-    a->length = n;
-    a->n_buffers = (int64_t)n_data + 3;
-    a->buffers = buffers;
-    a->release = views_release;
-    a->private_data = o;
-    PyObject *sc = PyCapsule_New(s, "arrow_schema", schema_capsule_free);
-    if (!sc) {
-        free(s);
-        views_release(a);
-        free(a);
-        return NULL;
-    }
-    PyObject *ac = PyCapsule_New(a, "arrow_array", array_capsule_free);
-    if (!ac) {
-        Py_DECREF(sc);
-        views_release(a);
-        free(a);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", sc, ac);
 }
 
 /* ------------------------------------------------------------------ the scan */
 
 typedef struct {
-    int64_t *line, *ts, *tid;
+    int64_t *seq, *line, *ts;
+    int32_t *tid; /* a pid_t */
     uint64_t *view, *root;
-    StringView *event, *args_view;
-    Buf args;
-    char *names; /* the event views' data */
+    int8_t *event; /* 0 new, 1 destroy_rcu, 2 destroy: the caller names them */
     size_t n, cap, first_cap;
-    size_t ready, args_ready; /* events and args bytes prefaulted */
+    size_t ready; /* events prefaulted */
 } Events;
 
-/* All three names are prefixes of the longest, so one data buffer serves them. */
-static const char NAMES[] = "flatview_destroy_rcu";
-
 static void events_free(Events *ev) {
+    free(ev->seq);
     free(ev->line);
     free(ev->ts);
     free(ev->tid);
     free(ev->view);
     free(ev->root);
     free(ev->event);
-    free(ev->args_view);
-    free(ev->args.data);
-    free(ev->names);
 }
 
 #define GROW(field, cap)                                                                 \
@@ -479,19 +398,18 @@ static void prefault(void *p, size_t from, size_t to) {
 }
 
 #define PREFAULT_EVENTS ((size_t)1 << 16)
-#define PREFAULT_BYTES ((size_t)1 << 22)
 
 /* Prefault the column slots of the next PREFAULT_EVENTS events. */
 static void events_prefault(Events *ev) {
     size_t from = ev->ready, to = from + PREFAULT_EVENTS;
     if (to > ev->cap) to = ev->cap;
+    prefault(ev->seq, from * 8, to * 8);
     prefault(ev->line, from * 8, to * 8);
     prefault(ev->ts, from * 8, to * 8);
-    prefault(ev->tid, from * 8, to * 8);
+    prefault(ev->tid, from * 4, to * 4);
     prefault(ev->view, from * 8, to * 8);
     prefault(ev->root, from * 8, to * 8);
-    prefault(ev->event, from * 16, to * 16);
-    prefault(ev->args_view, from * 16, to * 16);
+    prefault(ev->event, from, to);
     ev->ready = to;
 }
 
@@ -499,13 +417,13 @@ static void events_prefault(Events *ev) {
 static int events_grow(Events *ev) {
     if (ev->n < ev->cap) return 0;
     size_t cap = ev->cap ? ev->cap * 2 : ev->first_cap;
+    GROW(seq, cap);
     GROW(line, cap);
     GROW(ts, cap);
     GROW(tid, cap);
     GROW(view, cap);
     GROW(root, cap);
     GROW(event, cap);
-    GROW(args_view, cap);
     ev->cap = cap;
     return 0;
 }
@@ -515,6 +433,7 @@ static int events_grow(Events *ev) {
 typedef struct {
     const char *from, *to;
     Events ev;
+    int release; /* the buffer maps a file: fault its pages in and out by window */
     int ok, nomem;
     int64_t lines, n_tid, n_bare, hint_bare, first_tid, bare_before_tid, damaged, first_damaged;
 } Part;
@@ -523,34 +442,31 @@ static void scan_part(Part *pt) {
     Events *ev = &pt->ev;
     const char *buf = pt->from, *end = pt->to;
     size_t size = (size_t)(end - buf);
-    StringView names[3];
-    string_view(&names[0], NAMES, 0, 12); /* flatview_new: inline */
-    string_view(&names[1], NAMES, 0, 20);
-    string_view(&names[2], NAMES, 0, 16);
-    memcpy(names[0].u.inline_data, "flatview_new", 12);
     /* An event line takes at least 32 bytes: room for all of them up front (untouched
      * pages cost nothing), so the columns are never copied while growing. */
     ev->first_cap = size / 32 + 1024;
-    ev->names = malloc(sizeof NAMES);
-    if (!ev->names) goto oom;
-    if (events_grow(ev) || buf_reserve(&ev->args, size / 2 + 4096)) {
+    if (events_grow(ev)) {
         /* A small machine may refuse that much address space: grow as needed instead. */
         events_free(ev);
         memset(ev, 0, sizeof *ev);
         ev->first_cap = 4096;
-        ev->names = malloc(sizeof NAMES);
-        if (!ev->names || events_grow(ev) || buf_reserve(&ev->args, 4096)) goto oom;
+        if (events_grow(ev)) goto oom;
     }
-    memcpy(ev->names, NAMES, sizeof NAMES);
-    if (!plain_ascii((const unsigned char *)buf, size)) return;
-    if (memmem(buf, size, "tracing_mark_write: ", 20)) return; /* ftrace */
-    const char *hint = find_hint(buf, end);
-    const char *s = buf;
+    const char *s = buf, *wend = buf, *released = page_up(buf);
+    const char *hint = NULL;
     int64_t lines = 0;
     while (s < end) {
-        const char *nl = memchr(s, '\n', (size_t)(end - s));
-        const char *e = nl ? nl : end;
-        const char *next = nl ? nl + 1 : end;
+        if (s >= wend) { /* the next window of whole lines */
+            if (pt->release) release_pages(&released, s);
+            wend = next_window(s, end);
+            if (pt->release) populate(s, wend);
+            if (!plain_ascii((const unsigned char *)s, (size_t)(wend - s))) return;
+            if (memmem(s, (size_t)(wend - s), "tracing_mark_write: ", 20)) return; /* ftrace */
+            hint = find_hint(s, wend);
+        }
+        const char *nl = memchr(s, '\n', (size_t)(wend - s));
+        const char *e = nl ? nl : wend;
+        const char *next = nl ? nl + 1 : wend;
         if (e > s && e[-1] == '\r') e--;
         lines++;
         if (e - s > LONG_LINE_BYTES) return;
@@ -571,35 +487,29 @@ static void scan_part(Part *pt) {
             int kind = sh.kind == NONE ? -1 : flatview_kind(sh.name, sh.name_end);
             if (kind >= 0) {
                 const char *args = sh.name_end == e ? e : sh.name_end + 1;
-                size_t i = ev->n, len = (size_t)(e - args);
-                if (events_grow(ev) || buf_reserve(&ev->args, len)) goto oom;
+                size_t i = ev->n;
+                if (events_grow(ev)) goto oom;
                 if (i >= ev->ready) events_prefault(ev);
-                if (ev->args.len + len > ev->args_ready) {
-                    size_t to = ev->args.len + len + PREFAULT_BYTES;
-                    if (to > ev->args.cap) to = ev->args.cap;
-                    prefault(ev->args.data, ev->args_ready, to);
-                    ev->args_ready = to;
-                }
                 if (!view_root(args, e, &ev->view[i], &ev->root[i])) return;
                 int64_t tid = 0, ts = 0;
                 if (sh.kind == TID) {
-                    if (sh.at - s > 18) return; /* might not fit an Int64 */
+                    if (sh.at - s > 10) return; /* might not fit a pid_t */
                     for (const char *p = s; p < sh.at; p++) tid = tid * 10 + (*p - '0');
+                    if (tid > INT32_MAX) return;
                     if (!stamp_ns(sh.at + 1, sh.dot, sh.colon, &ts)) return;
                 }
+                ev->seq[i] = (int64_t)i;
                 ev->line[i] = lines;
                 ev->ts[i] = ts;
-                ev->tid[i] = tid;
-                ev->event[i] = names[kind];
-                memcpy(ev->args.data + ev->args.len, args, len);
-                string_view(&ev->args_view[i], ev->args.data, ev->args.len, len);
-                ev->args.len += len;
+                ev->tid[i] = (int32_t)tid;
+                ev->event[i] = (int8_t)kind;
                 ev->n++;
             }
-            hint = find_hint(next, end);
+            hint = find_hint(next, wend);
         }
         s = next;
     }
+    if (pt->release) release_pages(&released, end);
     pt->lines = lines;
     pt->ok = 1;
     return;
@@ -617,13 +527,13 @@ static PyObject *export_part(Part *pt) {
     Events *ev = &pt->ev;
     int64_t n = (int64_t)ev->n;
     PyObject *col[7] = {
-        export("l", n, (void **)&ev->line, NULL),
-        export("l", n, (void **)&ev->ts, NULL),
-        export("l", n, (void **)&ev->tid, NULL),
-        export_views(n, &ev->event, &ev->names, sizeof NAMES - 1),
-        export("L", n, (void **)&ev->view, NULL),
-        export("L", n, (void **)&ev->root, NULL),
-        export_views(n, &ev->args_view, &ev->args.data, ev->args.len),
+        export("l", n, (void **)&ev->seq),
+        export("l", n, (void **)&ev->line),
+        export("l", n, (void **)&ev->ts),
+        export("i", n, (void **)&ev->tid),
+        export("c", n, (void **)&ev->event),
+        export("L", n, (void **)&ev->view),
+        export("L", n, (void **)&ev->root),
     };
     for (int i = 0; i < 7; i++) {
         if (!col[i]) {
@@ -631,22 +541,24 @@ static PyObject *export_part(Part *pt) {
             return NULL;
         }
     }
-    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "line", col[0], "ts_ns", col[1],
-                         "tid", col[2], "event", col[3], "view", col[4], "root", col[5],
-                         "args", col[6]);
+    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "seq", col[0], "line", col[1],
+                         "ts_ns", col[2], "tid", col[3], "event", col[4], "view", col[5],
+                         "root", col[6]);
 }
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer view;
     Py_ssize_t split_bytes = (Py_ssize_t)64 << 20; /* below this one thread is quicker */
-    if (!PyArg_ParseTuple(args, "y*|n:scan", &view, &split_bytes)) return NULL;
+    int release = 0;
+    if (!PyArg_ParseTuple(args, "y*|np:scan", &view, &split_bytes, &release)) return NULL;
     const char *buf = view.buf, *end = buf + view.len;
     Part part[2];
     memset(part, 0, sizeof part);
     int n_parts = 1;
     part[0].from = buf;
     part[0].to = end;
+    part[0].release = part[1].release = release;
 
     Py_BEGIN_ALLOW_THREADS;
     /* Two halves split after a newline, the second in its own thread. */
@@ -672,7 +584,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     int64_t first_tid = a->first_tid, bare_before_tid = a->bare_before_tid;
     int64_t damaged = a->damaged, first_damaged = a->first_damaged;
     if (ok && n_parts == 2) {
-        for (size_t i = 0; i < b->ev.n; i++) b->ev.line[i] += a->lines;
+        for (size_t i = 0; i < b->ev.n; i++) {
+            b->ev.line[i] += a->lines;
+            b->ev.seq[i] += (int64_t)a->ev.n;
+        }
         if (!a->n_tid) {
             first_tid = b->n_tid ? b->first_tid + a->lines : 0;
             bare_before_tid = a->n_bare + b->bare_before_tid;
@@ -714,9 +629,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(buffer, split_bytes=64 MiB) -> dict | None: the FlatView events of a plain "
-     "tid-timestamp or bare log, or None when the polars path must read it. Buffers of "
-     "split_bytes or more are scanned in two halves by two threads."},
+     "scan(buffer, split_bytes=64 MiB, release=False) -> dict | None: the FlatView events "
+     "of a plain tid-timestamp or bare log, or None when the polars path must read it. "
+     "Buffers of split_bytes or more are scanned in two halves by two threads. release: "
+     "the buffer is a read-only file mapping whose pages may be dropped once read."},
     {NULL, NULL, 0, NULL},
 };
 

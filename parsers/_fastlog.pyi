@@ -4,4 +4,6 @@ from typing import Any
 
 from _typeshed import ReadableBuffer
 
-def scan(buffer: ReadableBuffer, split_bytes: int = ..., /) -> dict[str, Any] | None: ...
+def scan(
+    buffer: ReadableBuffer, split_bytes: int = ..., release: bool = ..., /
+) -> dict[str, Any] | None: ...

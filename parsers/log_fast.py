@@ -57,18 +57,27 @@ def _column(found: dict[str, Any], name: str) -> pl.Series:
     return pl.Series(_Arrow(found[name])).alias(name)
 
 
+# The scanner's event codes (0, 1, 2) index this.
+EVENT_NAMES = pl.Series("event", FLATVIEW_EVENTS, pl.Categorical)
+
+
 def _frame(part: dict[str, Any], timed: bool) -> pl.DataFrame:
-    event = _column(part, "event")
-    nulls = pl.Series(values=[], dtype=pl.Int64).extend_constant(None, event.len())
+    event = EVENT_NAMES.gather(_column(part, "event").cast(pl.UInt32))
+    n = event.len()
+    no_time = pl.Series("ts_ns", [], pl.Int64).extend_constant(None, n)
+    no_thread = pl.Series("tid", [], pl.Int32).extend_constant(None, n)
+    # view and root hold a FlatView event's arguments: no text is kept for them.
+    no_args = pl.Series("args", [], pl.String).extend_constant(None, n)
     return pl.DataFrame(
         [
-            _column(part, "ts_ns") if timed else nulls.alias("ts_ns"),
-            _column(part, "tid") if timed else nulls.alias("tid"),
-            nulls.alias("pid"),
+            _column(part, "seq"),
+            _column(part, "ts_ns") if timed else no_time,
+            _column(part, "tid") if timed else no_thread,
+            no_thread.alias("pid"),
             event,
             _column(part, "view"),
             _column(part, "root"),
-            _column(part, "args"),
+            no_args,
             _column(part, "line"),
         ]
     )
@@ -102,11 +111,10 @@ def read(path: Path, selection: EventSelection) -> FastScan | None:
     with path.open("rb") as fh:
         if os.fstat(fh.fileno()).st_size == 0:
             return None  # mmap cannot map an empty file; the polars path reports it
-        # Mapping the cached pages in one call beats a fault per page during the scan.
-        populate = getattr(mmap, "MAP_POPULATE", 0)
-        flags = mmap.MAP_SHARED | populate
-        with mmap.mmap(fh.fileno(), 0, flags=flags, prot=mmap.PROT_READ) as mapped:
-            found = _fastlog.scan(mapped, SPLIT_BYTES)
+        # The scanner faults the mapping in and out a window at a time (release=True), so
+        # the file never counts whole towards the process's memory.
+        with mmap.mmap(fh.fileno(), 0, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ) as mapped:
+            found = _fastlog.scan(mapped, SPLIT_BYTES, True)
     if found is None:
         return None
     timed = found["dialect"] == "tid-timestamp"

@@ -215,25 +215,25 @@ def _ns_from(sec: pl.Expr, frac: pl.Expr | None) -> pl.Expr:
 
 def _columns(dialect: Dialect, g: Callable[[str], pl.Expr]) -> dict[str, pl.Expr]:
     """tid, pid and ts_ns of ``dialect`` from its regex groups (``g(name)``)."""
-    null = pl.lit(None, pl.Int64)
-    tid, pid, ts = null, null, null
+    tid, pid = pl.lit(None, pl.Int32), pl.lit(None, pl.Int32)
+    ts = pl.lit(None, pl.Int64)
     if dialect.name == "tid-timestamp":
-        tid = g("tid").cast(pl.Int64, strict=False)
+        tid = g("tid").cast(pl.Int32, strict=False)
         ts = _ns_from(g("sec"), g("frac"))
     elif dialect.name in ("iso8601", "iso8601-prog-thread"):
         stamp = g("iso").str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="ns", strict=False)
         frac_ns = g("frac").str.pad_end(9, "0").cast(pl.Int64, strict=False).fill_null(0)
         ts = stamp.cast(pl.Int64) + frac_ns
         if dialect.name == "iso8601-prog-thread":
-            tid = g("tid").cast(pl.Int64, strict=False)
+            tid = g("tid").cast(pl.Int32, strict=False)
     elif dialect.name == "prog-thread":
-        tid = g("tid").cast(pl.Int64, strict=False)
+        tid = g("tid").cast(pl.Int32, strict=False)
     elif dialect.name == "systemtap":
-        pid = g("pid").cast(pl.Int64, strict=False)
+        pid = g("pid").cast(pl.Int32, strict=False)
         ts = g("nsec").cast(pl.Int64, strict=False)
     elif dialect.name == "ftrace":
         head = g("head")
-        pid = head.str.extract(FTRACE_PID, 1).cast(pl.Int64, strict=False)
+        pid = head.str.extract(FTRACE_PID, 1).cast(pl.Int32, strict=False)
         ts = _ns_from(head.str.extract(FTRACE_TS, 1), head.str.extract(FTRACE_TS, 2))
     return {"tid": tid, "pid": pid, "ts_ns": ts}
 
@@ -260,7 +260,7 @@ def _parse_split(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
     """
     text = pl.col(TEXT)
     at, colon, space = pl.col("_at"), pl.col("_colon"), pl.col("_space")
-    tid: pl.Expr = pl.lit(None, pl.Int64)
+    tid: pl.Expr = pl.lit(None, pl.Int32)
     ts_ns: pl.Expr = pl.lit(None, pl.Int64)
     name_start: pl.Expr = pl.lit(0, pl.Int64)
     position = {"_space": text.str.find(" ", literal=True).fill_null(text.str.len_bytes())}
@@ -275,7 +275,7 @@ def _parse_split(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
             pl.Float64, strict=False
         )
         stamp_us = (stamp_s * 1e6).round()
-        tid = text.str.head(at.clip(0)).cast(pl.Int64, strict=False)
+        tid = text.str.head(at.clip(0)).cast(pl.Int32, strict=False)
         ts_ns = pl.when(stamp_us < MAX_EPOCH_S * 1e6).then(stamp_us.cast(pl.Int64) * 1000)
     return (
         frame.with_columns(
@@ -288,7 +288,7 @@ def _parse_split(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
             # An integer choice is cheaper than choosing between two string columns.
             args=text.str.slice(pl.when("_valid").then(space + 1).otherwise(0)),
             tid=tid,
-            pid=pl.lit(None, pl.Int64),
+            pid=pl.lit(None, pl.Int32),
             ts_ns=ts_ns,
         )
         .drop("_valid", *position)
@@ -300,15 +300,15 @@ def _parse_stamp_first(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
     text = pl.col(TEXT)
     fields = pl.col("_fields")
     stamp = fields.struct.field("field_0")
-    tid: pl.Expr = pl.lit(None, pl.Int64)
-    pid: pl.Expr = pl.lit(None, pl.Int64)
+    tid: pl.Expr = pl.lit(None, pl.Int32)
+    pid: pl.Expr = pl.lit(None, pl.Int32)
     if dialect.name == "iso8601":
         ts_ns = stamp.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", strict=False).cast(
             pl.Int64
         )
     else:
         pid_ns = stamp.str.split_exact("@", 1)
-        pid = pid_ns.struct.field("field_0").cast(pl.Int64, strict=False)
+        pid = pid_ns.struct.field("field_0").cast(pl.Int32, strict=False)
         ts_ns = pid_ns.struct.field("field_1").cast(pl.Int64, strict=False)
     return (
         frame.with_columns(
@@ -346,6 +346,8 @@ ROOT_MARK = " (root "
 
 def _with_pointers(frame: pl.LazyFrame) -> pl.LazyFrame:
     """``view`` and ``root`` of FlatView events, from ``%p (root %p)``; null where odd.
+
+    ``args`` becomes null where both pointers were read.
 
     A pointer is ``0x`` and hex digits, or ``(nil)`` for NULL (SystemTap prints 0x0).
     Prefix and suffix tests cost next to nothing; only the two hex slices allocate. A
@@ -386,6 +388,9 @@ def _with_pointers(frame: pl.LazyFrame) -> pl.LazyFrame:
             .when(args.str.contains(" (root 0x", literal=True) & root_fits)
             .then(hex_at(root_start + 2, end)),
         )
+        # view and root now hold a FlatView event's arguments: the text is kept only for
+        # other events and odd FlatView lines (a third of a large log's table otherwise).
+        .with_columns(args=pl.when(pl.col("view").is_null() | pl.col("root").is_null()).then(args))
         .drop("_mark")
     )
 
@@ -645,7 +650,11 @@ def _result(
     name: str, dialect: Dialect, events: pl.DataFrame, lines_skipped: int, warnings: list[str]
 ) -> ParsedInput:
     # seq numbers the file's own events; the ingest layer renumbers across files.
-    table = conform(events.with_row_index("seq").with_columns(pl.lit(name).alias("source")))
+    # (with_row_index keeps the columns' chunks aligned: a column of other chunks would make
+    # polars copy the whole table into one chunk, doubling peak memory.)
+    if "seq" not in events.columns:  # the C scanner numbers its events itself
+        events = events.with_row_index("seq")
+    table = conform(events.with_columns(source=pl.lit(name, pl.Categorical)))
     return ParsedInput(
         events=table,
         format="log",

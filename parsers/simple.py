@@ -516,7 +516,7 @@ def _event_names(
     present: list[int],
 ) -> pl.Series:
     """Each record's event name, through the mapping records (``present``: the ids used)."""
-    names = pl.Series("event", [by_id[eid][-1][1] for eid in present], pl.String).gather(
+    names = pl.Series("event", [by_id[eid][-1][1] for eid in present], pl.Categorical).gather(
         _codes(eids, present)
     )
     for eid in present:
@@ -529,7 +529,7 @@ def _event_names(
         map_offsets = np.array([off for off, _ in entries], np.int64)
         which = np.maximum(np.searchsorted(map_offsets, offsets[rows], side="right") - 1, 0)
         chosen = [entries[i][1] for i in which.tolist()]
-        names = names.scatter(rows, pl.Series(chosen, dtype=pl.String))
+        names = names.scatter(rows, pl.Series(chosen, dtype=pl.Categorical))
     return names
 
 
@@ -732,15 +732,18 @@ class _Columns:
         flatview: npt.NDArray[np.bool_] | bool,
     ) -> None:
         """One group's decoded values (``flatview``: which of its records are FlatView ones)."""
-        text, codes = _args_text(layout, values, ok.size)
         whole = isinstance(rows, slice)  # the only group: take its arrays as they are
-        self.texts.append(text)
-        if whole:
-            self.codes = codes
-        else:
-            self.codes[rows] = codes + np.uint32(self.text_count)
-        self.text_count += text.len()
-        self.has_args[rows] = ok
+        # A FlatView event's arguments are its view and root: text only for the others.
+        is_flatview = np.broadcast_to(np.asarray(flatview, bool), ok.shape)
+        if not is_flatview.all():
+            text, codes = _args_text(layout, values, ok.size)
+            self.texts.append(text)
+            if whole:
+                self.codes = codes
+            else:
+                self.codes[rows] = codes + np.uint32(self.text_count)
+            self.text_count += text.len()
+        self.has_args[rows] = ok & ~is_flatview
         self.ok[rows] = ok
         for target in ("view", "root"):
             source = next(
@@ -757,7 +760,9 @@ class _Columns:
 
     def frame(self) -> pl.DataFrame:
         """``view``, ``root``, ``args`` and ``ok``, in the rows' order."""
-        if self.text_count:
+        if not self.has_args.any():
+            args = pl.Series("args", [], pl.String).extend_constant(None, self.rows)
+        elif self.text_count:
             # One gather from the few distinct texts shares their buffers instead of copying
             # each row's text.
             args = pl.concat(self.texts, rechunk=True).gather(self.codes)
@@ -766,7 +771,8 @@ class _Columns:
         columns = {t: pl.Series(t, self.pointers[t]) for t in ("view", "root")}
         columns["args"] = args.alias("args")
         masks = {"view": self.has_pointer["view"], "root": self.has_pointer["root"]}
-        masks["args"] = self.has_args
+        if self.has_args.any():  # else args is all null already
+            masks["args"] = self.has_args
         return pl.DataFrame({**columns, "ok": self.ok}).with_columns(
             pl.when(pl.Series(mask)).then(pl.col(name)).alias(name)
             for name, mask in masks.items()
@@ -835,7 +841,7 @@ def _decode(
             "event": _event_names(eids, offsets, by_id, wanted),
             "ts_ns": ts_ns,
             "length": lengths,  # only for decoding: not an events column
-            "pid": pids,
+            "pid": pl.Series(pids).cast(pl.Int32, strict=False),  # a pid_t
         }
     )
     if any(len({n for _, n in by_id[i]}) > 1 for i in wanted):  # an id mapped to two names
@@ -907,7 +913,7 @@ def _finish(frame: pl.DataFrame, name: str) -> pl.DataFrame:
         frame = frame.sort("offset")
     return conform(
         frame.with_row_index("seq").with_columns(
-            pl.lit(name).alias("source"), pl.lit(None, pl.Int64).alias("tid")
+            source=pl.lit(name, pl.Categorical), tid=pl.lit(None, pl.Int32)
         )
     )
 

@@ -17,6 +17,9 @@ StrPath = str | os.PathLike[str]
 def _merge(parts: list[ParsedInput]) -> tuple[pl.DataFrame, list[str]]:
     """One table in trace order: files with clocks merge by timestamp, others concatenate."""
     notes: list[str] = []
+    if len(parts) == 1:
+        # Already numbered by its parser: no copy of a table that may be gigabytes.
+        return parts[0].events.select(COLUMNS), notes
     frames = [
         p.events.with_columns(pl.lit(i, pl.Int32).alias("_file")) for i, p in enumerate(parts)
     ]
