@@ -390,7 +390,11 @@ def _with_pointers(frame: pl.LazyFrame) -> pl.LazyFrame:
         )
         # view and root now hold a FlatView event's arguments: the text is kept only for
         # other events and odd FlatView lines (a third of a large log's table otherwise).
-        .with_columns(args=pl.when(pl.col("view").is_null() | pl.col("root").is_null()).then(args))
+        .with_columns(
+            args=pl.when(pl.col("view").is_null() | pl.col("root").is_null()).then(args),
+            # Categorical within the stream, so the rows it gathers never hold a name each.
+            event=pl.col("event").cast(pl.Categorical),
+        )
         .drop("_mark")
     )
 
