@@ -70,6 +70,8 @@ RUN_FIRST_CHUNK = 256
 RESYNC_CHAIN = 3  # records that must follow a resync candidate for it to be believed
 MAX_PADDED_STRING = 64  # strings up to this long are cut in bulk (longer ones one by one)
 CHUNK_ROWS = 1 << 15  # records handled at a time by bulk reads: their data stays in cache
+BLOCK_RECORDS = 1 << 19  # records decoded at a time: bounds the temporaries (and their litter)
+RELEASE_BYTES = 64 << 20  # the walk lets go of the pages behind it every this many bytes
 
 DROPPED_DECL = EventDecl(DROPPED_EVENT, (("uint64_t", "num_events_dropped"),))
 
@@ -135,9 +137,10 @@ def _run_length(mm: mmap.mmap, size: int, order: str, start: int, stride: int) -
         good = (types == RECORD_EVENT) & (lengths == stride - 8)
         if not good.all():
             return total + int(good.argmin())
+        _release(mm, base, base + rows * stride)  # checked: decoding maps them again
         total += rows
         rows_left -= rows
-        chunk *= 16
+        chunk = min(chunk * 16, BLOCK_RECORDS)
     return total
 
 
@@ -153,6 +156,7 @@ class _Walker:
         self.type_word = struct.Struct(order + "Q").unpack_from
         self.event_pattern = struct.pack(order + "Q", RECORD_EVENT)
         self.walk = _Walk()
+        self.released = 0  # pages before this offset were let go
         self._known: set[int] = {DROPPED_EVENT_ID}
         self._known_count = 0
 
@@ -254,6 +258,8 @@ class _Walker:
         same = 0
         single_end = -1  # where the last record kept one at a time ends
         while off < size:
+            if off - self.released >= RELEASE_BYTES:
+                self.released = _release(self.mm, self.released, off)
             left = size - off
             if left >= EVENT_HEADER_BYTES:
                 rtype, _eid, _ts, length, _pid = self.event_header(self.mm, off)
@@ -465,11 +471,56 @@ class _Records:
 
 
 @dataclass
+class _Tally:
+    """Records of one kind of trouble, over every block: how many, and the first."""
+
+    count: int = 0
+    first_offset: int = -1
+    first_event: str = ""
+
+    def add(self, count: int, offset: int, event: str = "") -> None:
+        if count and self.count == 0:
+            self.first_offset, self.first_event = offset, event
+        self.count += count
+
+
+@dataclass
 class _Decoded:
+    """What the blocks decoded: their frames, and what could not be decoded in them."""
+
     frames: list[pl.DataFrame] = field(default_factory=list)
     dropped_events: int = 0
     bytes_skipped: int = 0
-    warnings: list[str] = field(default_factory=list)
+    unmapped: _Tally = field(default_factory=_Tally)  # event ids no mapping names
+    undeclared: dict[str, int] = field(default_factory=dict)  # records kept without args
+    mismatched: _Tally = field(default_factory=_Tally)  # records that do not fit their decl
+
+    def warnings(self, name: str, loaded: bool) -> list[str]:
+        """One line per kind of trouble (``loaded``: a trace-events file was read)."""
+        out = []
+        if self.unmapped.count:
+            out.append(
+                f"{name}: {self.unmapped.count} records (first at offset "
+                f"{self.unmapped.first_offset}) have event ids no mapping record names; skipped"
+            )
+        if self.undeclared:
+            why = (
+                "not declared in the trace-events file"
+                if loaded
+                else "their argument types need the build's trace-events-all (--trace-events)"
+            )
+            out.append(
+                f"{name}: {sum(self.undeclared.values())} records of {len(self.undeclared)} "
+                f"event types kept without arguments: {why} (e.g. {min(self.undeclared)})"
+            )
+        if self.mismatched.count:
+            out.append(
+                f"{name}: {self.mismatched.count} records (first {self.mismatched.first_event} "
+                f"at offset {self.mismatched.first_offset}) do not match their declaration; "
+                "kept without arguments (is the trace-events file from the build that wrote "
+                "this trace?)"
+            )
+        return out
 
 
 def _names_by_id(mappings: list[tuple[int, int, str]]) -> dict[int, list[tuple[int, str]]]:
@@ -799,20 +850,16 @@ def _declarations(names: list[str], trace_events: Path | None) -> tuple[dict[str
     return chosen, loaded
 
 
-def _decode(
-    fields: _Fields,
-    walk: _Walk,
+def _decode_block(
+    records: _Records,
+    by_id: dict[int, list[tuple[int, str]]],
     selection: EventSelection,
-    trace_events: Path | None,
-    name: str,
-) -> _Decoded:
-    out = _Decoded()
-    records = _Records(fields, walk.pieces)
-    if records.count == 0:
-        return out
+    decls: dict[str, EventDecl],
+    out: _Decoded,
+) -> None:
+    """Decode one block of records into a frame appended to ``out.frames``."""
     # Choose records by event id first, so unwanted events are never decoded at all.
     eids = records.read(8, 8)
-    by_id = _names_by_id(walk.mappings)
     ids = pl.Series("eid", eids)
     present_ids = ids.unique(maintain_order=True).to_list()
     unmapped = [i for i in present_ids if i not in by_id]
@@ -820,10 +867,7 @@ def _decode(
         rows = np.flatnonzero(ids.is_in(unmapped).to_numpy())
         lost = records.take(rows)
         out.bytes_skipped += int(lost.read(24, 4).sum()) + 8 * rows.size
-        out.warnings.append(
-            f"{name}: {rows.size} records (first at offset {lost.offsets()[0]}) have event ids "
-            "no mapping record names; skipped"
-        )
+        out.unmapped.add(rows.size, int(lost.offsets()[0]))
     wanted = [
         i
         for i in present_ids
@@ -832,6 +876,8 @@ def _decode(
     if len(wanted) != len(present_ids):
         rows = np.flatnonzero(ids.is_in(wanted).to_numpy())
         records, eids = records.take(rows), eids[rows]
+    if records.count == 0:
+        return
     offsets = records.offsets()
     ts_ns, pids = records.read_many([(16, 8), (28, 4)], as_int64=True)
     lengths = records.read(24, 4)
@@ -854,20 +900,12 @@ def _decode(
         records = records.take(np.flatnonzero(mask))
         frame = frame.filter(pl.Series(mask))
     if frame.height == 0:
-        return out
-    decls, loaded = _declarations(kept, trace_events)
+        return
     undeclared = [n for n in kept if n not in decls]
     if undeclared:
-        count = frame.filter(pl.col("event").is_in(undeclared)).height
-        why = (
-            "not declared in the trace-events file"
-            if loaded
-            else "their argument types need the build's trace-events-all (--trace-events)"
-        )
-        out.warnings.append(
-            f"{name}: {count} records of {len(undeclared)} event types kept without "
-            f"arguments: {why} (e.g. {undeclared[0]})"
-        )
+        counts = frame.filter(pl.col("event").is_in(undeclared)).group_by("event").len()
+        for event_name, count in counts.iter_rows():
+            out.undeclared[event_name] = out.undeclared.get(event_name, 0) + count
     groups: dict[Layout | None, list[str]] = {}
     for event in kept:
         decl = decls.get(event)
@@ -898,23 +936,50 @@ def _decode(
     frame = pl.concat([frame.select(*_BASE_COLUMNS), columns.frame()], how="horizontal")
     bad = frame.filter(~pl.col("ok"))
     if bad.height:
-        out.warnings.append(
-            f"{name}: {bad.height} records (first {bad.item(0, 'event')} at offset "
-            f"{bad.item(0, 'offset')}) do not match their declaration; kept without arguments "
-            "(is the trace-events file from the build that wrote this trace?)"
-        )
-    out.frames = [frame]
-    return out
+        out.mismatched.add(bad.height, bad.item(0, "offset"), bad.item(0, "event"))
+    # Numbered here, as Int64, so the table's columns keep the blocks' chunks (one column
+    # of other chunks would make polars copy the whole table into one).
+    first_seq = sum(f.height for f in out.frames)
+    seq = pl.Series("seq", np.arange(first_seq, first_seq + frame.height, dtype=np.int64))
+    out.frames.append(frame.drop("ok").with_columns(seq))
 
 
-def _finish(frame: pl.DataFrame, name: str) -> pl.DataFrame:
-    """The events schema, in file order."""
-    if not frame.get_column("offset").is_sorted():
-        frame = frame.sort("offset")
+def _blocks(pieces: list[Offsets | Run], size: int) -> Iterator[list[Offsets | Run]]:
+    """``pieces`` cut into consecutive blocks of at most ``size`` records, in file order."""
+    block: list[Offsets | Run] = []
+    room = size
+    for piece in pieces:
+        left = piece[2] if isinstance(piece, tuple) else piece.size
+        while left:
+            take = min(left, room)
+            if isinstance(piece, tuple):
+                start, stride, _ = piece
+                block.append((start, stride, take))
+                piece = (start + take * stride, stride, left - take)
+            else:
+                block.append(piece[:take])
+                piece = piece[take:]
+            left -= take
+            room -= take
+            if room == 0:
+                yield block
+                block, room = [], size
+    if block:
+        yield block
+
+
+def _first_offset(pieces: list[Offsets | Run]) -> int:
+    first = pieces[0]
+    return first[0] if isinstance(first, tuple) else int(first[0])
+
+
+def _finish(frames: list[pl.DataFrame], name: str) -> pl.DataFrame:
+    """The events schema, in file order (blocks stay chunks: no copy into one)."""
+    frame = pl.concat(frames, rechunk=False)
+    if not frame.get_column("offset").is_sorted():  # blocks come in file order: a safeguard
+        frame = frame.sort("offset").with_columns(seq=pl.int_range(pl.len(), dtype=pl.Int64))
     return conform(
-        frame.with_row_index("seq").with_columns(
-            source=pl.lit(name, pl.Categorical), tid=pl.lit(None, pl.Int32)
-        )
+        frame.with_columns(source=pl.lit(name, pl.Categorical), tid=pl.lit(None, pl.Int32))
     )
 
 
@@ -953,10 +1018,10 @@ def parse(opened: OpenedInput, selection: EventSelection, trace_events: Path | N
         with _gc_paused():
             order = _read_header(mm, size, name)
             walk = _Walker(mm, size, order).run(HEADER_BYTES)
-            decoded = _run_decode(mm, size, order, walk, selection, trace_events, name)
+            decoded, decoded_loaded = _run_decode(mm, size, order, walk, selection, trace_events)
     finally:
         _close(mm)
-    warnings = list(decoded.warnings)
+    warnings = decoded.warnings(name, decoded_loaded)
     if walk.damaged_places:
         warnings.insert(
             0,
@@ -968,7 +1033,7 @@ def parse(opened: OpenedInput, selection: EventSelection, trace_events: Path | N
         warnings.append(f"{name}: {walk.truncated}")
     if not (walk.pieces or walk.mappings or walk.truncated or walk.damaged_places):
         warnings.append(f"{name}: no trace records after the header")
-    events = _finish(decoded.frames[0], name) if decoded.frames else empty_events()
+    events = _finish(decoded.frames, name) if decoded.frames else empty_events()
     return ParsedInput(
         events=events,
         format="simple",
@@ -987,10 +1052,37 @@ def _run_decode(
     walk: _Walk,
     selection: EventSelection,
     trace_events: Path | None,
-    name: str,
-) -> _Decoded:
+) -> tuple[_Decoded, bool]:
+    """Decode the walked records a block at a time; also whether trace-events was read.
+
+    Each block's temporaries and mapped pages are let go before the next, so memory stays
+    near the size of the table being built, however large the file.
+    """
     # Every numpy view of the map lives inside this call, so the map can be closed after it.
-    return _decode(_Fields(mm, size, order), walk, selection, trace_events, name)
+    out = _Decoded()
+    by_id = _names_by_id(walk.mappings)
+    names = sorted({n for _, _, n in walk.mappings if selection.matches(n)} | {DROPPED_EVENT})
+    decls, loaded = _declarations(names, trace_events)
+    fields = _Fields(mm, size, order)
+    released = 0
+    for block in _blocks(walk.pieces, BLOCK_RECORDS):
+        released = _release(mm, released, _first_offset(block))
+        _decode_block(_Records(fields, block), by_id, selection, decls, out)
+    _release(mm, released, size)
+    return out, loaded
+
+
+def _release(mm: mmap.mmap, start: int, end: int) -> int:
+    """Drop the mapped pages wholly inside [start, end) from memory; return the new start.
+
+    The file stays in the page cache: a later read of those bytes faults them back in.
+    """
+    start += -start % mmap.PAGESIZE
+    end -= end % mmap.PAGESIZE
+    if end > start:
+        mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+        return end
+    return start
 
 
 @contextlib.contextmanager
@@ -1008,12 +1100,9 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _map_file(fd: int) -> mmap.mmap:
-    """Map the whole file read-only; on Linux pre-fault it in one go (MAP_POPULATE), which
-    is much cheaper than a page fault per 4 KiB on first touch by the bulk reads."""
-    populate = getattr(mmap, "MAP_POPULATE", 0)
-    if populate:
-        flags = mmap.MAP_SHARED | populate
-        return mmap.mmap(fd, 0, flags=flags, prot=mmap.PROT_READ)
+    """Map the whole file read-only. Its pages are faulted in as they are read and let go
+    behind the walk and each decoded block (``_release``), so the file never counts whole
+    towards the process's memory."""
     return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
 
 

@@ -27,6 +27,16 @@ MAGIC = 0xF2B177CB0AA429B4
 FLATVIEW_IDS = {"flatview_new": 10, "flatview_destroy_rcu": 11, "flatview_destroy": 12}
 
 
+@pytest.fixture(autouse=True, params=[None, 3], ids=["one-block", "small-blocks"])
+def block_records(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs twice: files decoded whole, and cut into blocks of 3 records (large
+    files are decoded a block at a time; the result and the warnings must not change).
+    Tests of the 49,500-record real trace ask for larger blocks (``block_records(n)``)."""
+    if request.param is not None:
+        asked = request.node.get_closest_marker("block_records")
+        monkeypatch.setattr(simple, "BLOCK_RECORDS", asked.args[0] if asked else request.param)
+
+
 # --- building synthetic files ---------------------------------------------------------------
 
 
@@ -109,6 +119,7 @@ def test_real_traces_are_present() -> None:
     assert {p.name for p in REAL_TRACES} >= {"pc-boot.simpletrace", "pc-bridges-mixed.simpletrace"}
 
 
+@pytest.mark.block_records(997)
 @pytest.mark.parametrize("trace", REAL_TRACES, ids=lambda p: p.stem)
 def test_same_records_as_qemu_simpletrace(trace: Path) -> None:
     parsed = parse_bytes_path(trace)
@@ -149,6 +160,7 @@ def test_real_trace_columns() -> None:
     assert (first["event"], first["view"], first["root"]) == ("flatview_new", 0x56181CEEFD20, 0)
 
 
+@pytest.mark.block_records(997)
 def test_default_selection_needs_no_trace_events() -> None:
     parsed = parse_bytes_path(SHARED / "pc-bridges-mixed.simpletrace", EventSelection(), None)
     counts = dict(parsed.events.group_by("event").len().iter_rows())
@@ -157,6 +169,7 @@ def test_default_selection_needs_no_trace_events() -> None:
     assert parsed.events["view"].null_count() == 0
 
 
+@pytest.mark.block_records(997)
 def test_without_declarations_other_events_are_kept_without_args(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -175,6 +188,7 @@ def test_without_declarations_other_events_are_kept_without_args(
     assert parsed.events.filter(pl.col("event") != "flatview_new")["view"].null_count() == 611
 
 
+@pytest.mark.block_records(997)
 def test_glob_selection_on_real_mixed_trace() -> None:
     parsed = parse_bytes_path(
         SHARED / "pc-bridges-mixed.simpletrace", EventSelection(("pci_update_mappings_*",))
