@@ -46,14 +46,20 @@ def flatview_rows(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.filter(pl.col("is_fv")).select("seq", "ts_ns", "drops_upto", "row")
 
 
-def with_stamp(frame: pl.DataFrame, fv_rows: pl.DataFrame, prefix: str) -> pl.DataFrame:
-    """Add ``{prefix}_seq``, ``_ts_ns``, ``_drops``, ``_row`` of the event at ``{prefix}_pos``."""
-    index = frame[f"{prefix}_pos"]
+STAMP_SOURCES = {"seq": "seq", "ts_ns": "ts_ns", "drops": "drops_upto", "row": "row"}
+
+
+def with_stamps(
+    frame: pl.DataFrame, fv_rows: pl.DataFrame, stamps: dict[str, tuple[str, ...]]
+) -> pl.DataFrame:
+    """Add ``{prefix}_{field}`` (seq, ts_ns, drops, row) of the event at ``{prefix}_pos``.
+
+    One select, so polars runs the gathers (random reads at 10M events) in parallel.
+    """
     picked = fv_rows.select(
-        pl.col("seq").gather(index).alias(f"{prefix}_seq"),
-        pl.col("ts_ns").gather(index).alias(f"{prefix}_ts_ns"),
-        pl.col("drops_upto").gather(index).alias(f"{prefix}_drops"),
-        pl.col("row").gather(index).alias(f"{prefix}_row"),
+        pl.col(STAMP_SOURCES[field]).gather(frame[f"{prefix}_pos"]).alias(f"{prefix}_{field}")
+        for prefix, fields in stamps.items()
+        for field in fields
     )
     return frame.hstack(picked)
 
@@ -63,73 +69,63 @@ def classify_events(rows: pl.DataFrame) -> pl.DataFrame:
 
     Roles: ROLE_NEW; ROLE_RCU and ROLE_DESTROY (paired with the open instance);
     ROLE_DOUBLE_RCU (a second destroy_rcu on a pending instance); ROLE_ORPHAN_RCU and
-    ROLE_ORPHAN_DESTROY (no open instance). ``segment`` numbers the (pointer, generation)
-    segments; ``inst_root`` is the root the instance was created with. The frame is kept
-    narrow (``pos`` locates everything else) because sorting it is the model's main cost.
+    ROLE_ORPHAN_DESTROY (no open instance). ``inst_root`` is the root the instance was
+    created with. The frame is kept narrow (``pos`` locates everything else) because
+    sorting it is the model's main cost.
     """
-    fv = (
-        rows.filter(pl.col("is_fv"))
-        .select("pos", "run", "view", "root", "code")
-        # Rows are in seq order and runs follow seq, so a stable sort by pointer alone gives
-        # (view, run, seq) order: each pointer of each run is a block of consecutive rows.
-        .sort("view", maintain_order=True)
-        .with_columns(
-            is_new=pl.col("code") == NEW,
-            is_rcu=(pl.col("code") == RCU).cast(pl.Int64),
-            is_destroy=(pl.col("code") == DESTROY).cast(pl.Int64),
-            pointer_start=group_starts("view", "run"),
-        )
-        .with_columns(
-            generation=cum_sum_within(pl.col("is_new").cast(pl.Int64), pl.col("pointer_start")) - 1,
-            segment_start=pl.col("pointer_start") | pl.col("is_new"),
-        )
-        .with_columns(
-            # Counts of the segment's earlier events: the instance's state before this one.
-            rcu_before=cum_sum_within(pl.col("is_rcu"), pl.col("segment_start")) - pl.col("is_rcu"),
-            destroy_before=cum_sum_within(pl.col("is_destroy"), pl.col("segment_start"))
-            - pl.col("is_destroy"),
-            inst_root=pl.when(pl.col("generation") >= 0).then(
-                first_within(pl.col("root"), pl.col("segment_start"))
-            ),
-            segment=pl.col("segment_start").cast(pl.Int64).cum_sum(),
-        )
-    )
-    is_open = (pl.col("generation") >= 0) & (pl.col("destroy_before") == 0)
-    is_rcu = pl.col("is_rcu") == 1
-    is_destroy = pl.col("is_destroy") == 1
+    is_new = pl.col("code") == NEW
+    is_rcu = pl.col("code") == RCU
+    is_destroy = pl.col("code") == DESTROY
+    segment_start = pl.col("pointer_start") | is_new
+    # Counts of the segment's earlier events: the instance's state before this one.
+    rcu, destroy = is_rcu.cast(pl.Int64), is_destroy.cast(pl.Int64)
+    rcu_before = cum_sum_within(rcu, segment_start) - rcu
+    destroy_before = cum_sum_within(destroy, segment_start) - destroy
+    is_open = (pl.col("generation") >= 0) & (destroy_before == 0)
     role = (
-        pl.when(pl.col("is_new"))
+        pl.when(is_new)
         .then(ROLE_NEW)
-        .when(is_rcu & ~is_open)
+        .when(is_rcu & ~pl.col("is_open"))
         .then(ROLE_ORPHAN_RCU)
         .when(is_rcu & (pl.col("rcu_before") == 0))
         .then(ROLE_RCU)
         .when(is_rcu)
         .then(ROLE_DOUBLE_RCU)
-        .when(is_destroy & ~is_open)
+        .when(is_destroy & ~pl.col("is_open"))
         .then(ROLE_ORPHAN_DESTROY)
         .otherwise(ROLE_DESTROY)
         .cast(pl.Int8)
     )
-    return fv.select(
-        "pos",
-        "run",
-        "view",
-        "root",
-        "code",
-        "generation",
-        "segment",
-        "rcu_before",
-        "inst_root",
-        role=role,
-        is_open=is_open,
+    return (
+        rows.lazy()
+        .filter(pl.col("is_fv"))
+        .select("pos", "run", "view", "root", "code")
+        # Rows are in seq order and runs follow seq, so a stable sort by pointer alone gives
+        # (view, run, seq) order: each pointer of each run is a block of consecutive rows.
+        .sort("view", maintain_order=True)
+        .with_columns(pointer_start=group_starts("view", "run"))
+        .with_columns(generation=cum_sum_within(is_new.cast(pl.Int64), pl.col("pointer_start")) - 1)
+        .with_columns(
+            rcu_before=rcu_before,
+            is_open=is_open,
+            inst_root=pl.when(pl.col("generation") >= 0).then(
+                first_within(pl.col("root"), segment_start)
+            ),
+        )
+        .select(
+            "pos",
+            "run",
+            "view",
+            "root",
+            "code",
+            "generation",
+            "rcu_before",
+            "inst_root",
+            role=role,
+            is_open="is_open",
+        )
+        .collect(engine="in-memory")
     )
-
-
-def _paired(fv: pl.DataFrame, role: int, prefix: str) -> pl.DataFrame:
-    """The events of one role, keyed by segment, as ``{prefix}_pos``."""
-    paired = fv.filter(pl.col("role") == role)
-    return paired.select(pl.col("segment").set_sorted(), pl.col("pos").alias(f"{prefix}_pos"))
 
 
 def build_instances(
@@ -141,63 +137,44 @@ def build_instances(
     pinned to the end of the trace); ``live_end_seq`` ends its live phase; ``life_end_seq``
     is where it stopped existing (the span checked against dropped-events records).
     """
-    # fv is in segment order, so both sides of the joins below are sorted by segment and
-    # polars can merge them instead of hashing.
-    news = fv.filter(pl.col("role") == ROLE_NEW).select(
-        *INSTANCE, pl.col("segment").set_sorted(), "root", pl.col("pos").alias("new_pos")
+    role, pos = pl.col("role"), pl.col("pos")
+    # Without doubles and orphans, an instance is its new, then its destroy_rcu if paired,
+    # then its destroy if paired: consecutive rows, since fv keeps each instance's events
+    # together and in order.
+    inst = (
+        fv.lazy()
+        .filter(role.is_in([ROLE_NEW, ROLE_RCU, ROLE_DESTROY]))
+        .select(
+            *INSTANCE,
+            "root",
+            role,
+            new_pos=pos,
+            rcu_pos=pl.when(role.shift(-1) == ROLE_RCU).then(pos.shift(-1)),
+            destroy_pos=pl.when(role.shift(-1) == ROLE_DESTROY)
+            .then(pos.shift(-1))
+            .when((role.shift(-1) == ROLE_RCU) & (role.shift(-2) == ROLE_DESTROY))
+            .then(pos.shift(-2)),
+        )
+        .filter(role == ROLE_NEW)
+        .drop("role")
+        .collect(engine="in-memory")
     )
-    inst = news.join(
-        _paired(fv, ROLE_RCU, "rcu"), on="segment", how="left", maintain_order="left"
-    ).join(_paired(fv, ROLE_DESTROY, "destroy"), on="segment", how="left", maintain_order="left")
-    for prefix in ("new", "rcu", "destroy"):
-        inst = with_stamp(inst, fv_rows, prefix)
-    inst = inst.rename({"new_row": "row"}).drop("rcu_row", "destroy_row")
-    # Rows stay in (view, run, seq) order, so the next row of the same pointer is the
-    # instance that follows this one.
-    inst = inst.with_columns(
-        [
-            next_within(pl.col(c), *POINTER).alias(f"next_{c}")
-            for c in (
-                "new_seq",
-                "new_ts_ns",
-                "new_pos",
-                "root",
-                "row",
-                "new_drops",
-            )
-        ]
-    )
-    traced = pl.lit(destroy_traced)
+    paired = ("seq", "ts_ns", "drops")
+    inst = with_stamps(
+        inst, fv_rows, {"new": (*paired, "row"), "rcu": paired, "destroy": paired}
+    ).rename({"new_row": "row"})
     # A new on a live pointer always ends the old instance; on a pending one only when the
     # trace has destroy events (otherwise the old instance was freed at its destroy_rcu).
     ended_by_new = (
         pl.col("next_new_seq").is_not_null()
         & pl.col("destroy_seq").is_null()
-        & (pl.col("rcu_seq").is_null() | traced)
+        & (pl.col("rcu_seq").is_null() | destroy_traced)
     )
-    inst = inst.with_columns(
-        [
-            pl.when(ended_by_new).then(pl.col(f"next_new_{c}")).alias(f"lost_{c}")
-            for c in ("seq", "ts_ns", "pos", "drops")
-        ]
-        + [
-            pl.when(~traced).then(pl.col(f"rcu_{c}")).alias(f"rcu_free_{c}")
-            for c in ("seq", "ts_ns", "pos", "drops")
-        ]
-    )
-    life_end = _pick([_stamp("destroy"), _stamp("lost"), _stamp("rcu_free")])
+    # What ends an instance's life, first found first; without destroy events an instance is
+    # freed at its destroy_rcu.
+    life_ends = ["destroy", "lost"] if destroy_traced else ["destroy", "lost", "rcu"]
+    life_end = _pick([_stamp(p) for p in life_ends])
     live_end = _pick([_stamp("rcu"), _stamp("destroy"), _stamp("lost")])
-    inst = inst.with_columns(
-        life_end_seq=life_end[0],
-        life_end_ts_ns=life_end[1],
-        life_end_pos=life_end[2],
-        live_end_seq=live_end[0],
-        live_end_ts_ns=live_end[1],
-        live_end_pos=live_end[2],
-        life_end_drops=pl.coalesce(
-            pl.col("destroy_drops"), pl.col("lost_drops"), pl.col("rcu_free_drops")
-        ),
-    )
     live_at_end = pl.col("life_end_seq").is_null() & pl.col("rcu_seq").is_null()
     nil_root = pl.col("root") == 0
     first_nil = pl.col("new_seq") == pl.col("new_seq").filter(nil_root).min().over("run")
@@ -205,7 +182,7 @@ def build_instances(
     status = (
         pl.when(pl.col("lost_seq").is_not_null())
         .then(pl.lit("lost"))
-        .when(pl.col("destroy_seq").is_not_null() | pl.col("rcu_free_seq").is_not_null())
+        .when(pl.any_horizontal(pl.col(f"{p}_seq").is_not_null() for p in life_ends))
         .then(pl.lit("freed"))
         .when(pl.col("rcu_seq").is_not_null())
         .then(pl.lit("rcu_pending"))
@@ -215,28 +192,45 @@ def build_instances(
         .then(pl.lit("current"))
         .otherwise(pl.lit("leaked"))
     )
-    return inst.with_columns(
-        status=status,
-        end_seq=pl.col("life_end_seq"),
-        end_ts_ns=pl.col("life_end_ts_ns"),
-        end_pos=pl.col("life_end_pos"),
-        live_ns=pl.col("live_end_ts_ns") - pl.col("new_ts_ns"),
-        grace_ns=pl.col("destroy_ts_ns") - pl.col("rcu_ts_ns"),
+    return (
+        inst.lazy()
+        # Rows stay in (view, run, seq) order, so the next row of the same pointer is the
+        # instance that follows this one.
+        .with_columns(
+            next_within(pl.col(c), *POINTER).alias(f"next_{c}")
+            for c in ("new_seq", "new_ts_ns", "new_pos", "root", "row", "new_drops")
+        )
+        .with_columns(
+            pl.when(ended_by_new).then(pl.col(f"next_new_{c}")).alias(f"lost_{c}")
+            for c in ("seq", "ts_ns", "pos", "drops")
+        )
+        .with_columns(
+            life_end_seq=life_end[0],
+            life_end_ts_ns=life_end[1],
+            life_end_pos=life_end[2],
+            live_end_seq=live_end[0],
+            live_end_ts_ns=live_end[1],
+            live_end_pos=live_end[2],
+            life_end_drops=pl.coalesce(pl.col(f"{p}_drops") for p in life_ends),
+        )
+        .with_columns(
+            status=status,
+            end_seq=pl.col("life_end_seq"),
+            end_ts_ns=pl.col("life_end_ts_ns"),
+            end_pos=pl.col("life_end_pos"),
+            live_ns=pl.col("live_end_ts_ns") - pl.col("new_ts_ns"),
+            grace_ns=pl.col("destroy_ts_ns") - pl.col("rcu_ts_ns"),
+        )
+        .collect(engine="in-memory")
     )
 
 
 def mark_uncertain(inst: pl.DataFrame, bounds: pl.DataFrame) -> pl.DataFrame:
     """``uncertain``: a dropped-events record lies inside the instance's life."""
-    return (
-        inst.join(bounds.select("run", "drops_at_run_end"), on="run", how="left")
-        .with_columns(
-            uncertain=(
-                pl.coalesce(pl.col("life_end_drops"), pl.col("drops_at_run_end"))
-                - pl.col("new_drops")
-            )
-            > 0
-        )
-        .drop("drops_at_run_end")
+    # Runs are numbered 0, 1, ... and bounds has one row per run in that order.
+    run_end = bounds["drops_at_run_end"].gather(inst["run"])
+    return inst.with_columns(
+        uncertain=(pl.coalesce(pl.col("life_end_drops"), run_end) - pl.col("new_drops")) > 0
     )
 
 
@@ -304,7 +298,9 @@ def _event_anomalies(fv: pl.DataFrame, fv_rows: pl.DataFrame) -> pl.DataFrame:
         )
         for kind, cond, detail in rules
     ]
-    found = with_stamp(pl.concat(frames, how="vertical"), fv_rows, "at")
+    found = with_stamps(
+        pl.concat(frames, how="vertical"), fv_rows, {"at": ("seq", "ts_ns", "drops", "row")}
+    )
     return found.select(
         "run",
         "kind",

@@ -26,7 +26,7 @@ CONCURRENCY_SCHEMA = {
 }
 
 
-def _delta(frame: pl.DataFrame, at: pl.Expr, d_live: int, d_pending: int) -> pl.DataFrame:
+def _delta(frame: pl.LazyFrame, at: pl.Expr, d_live: int, d_pending: int) -> pl.LazyFrame:
     """One level change per instance at FlatView event ``at`` (a pos; rows with one)."""
     return frame.filter(at.is_not_null()).select(
         "rid",
@@ -37,20 +37,32 @@ def _delta(frame: pl.DataFrame, at: pl.Expr, d_live: int, d_pending: int) -> pl.
 
 
 def _sorted_deltas(deltas: pl.DataFrame, n_roots: int, n_events: int) -> pl.DataFrame:
-    """Deltas in (rid, pos) order; one packed Int64 key when both fit, as that sorts fastest."""
+    """Deltas in (rid, pos) order.
+
+    When they fit, rid, pos and both changes (each -1, 0 or +1: two bits) are packed into one
+    Int64 key, as sorting a single column is fastest; the order of the changes within one
+    (rid, pos) does not matter, since levels are read after the last of them.
+    """
     pos_bits = max(n_events, 1).bit_length()
-    if pos_bits + max(n_roots, 1).bit_length() > 62:
+    if pos_bits + 4 + max(n_roots, 1).bit_length() > 62:
         return deltas.sort(["rid", "pos"])
-    key = (pl.col("rid") * (1 << pos_bits) + pl.col("pos")).alias("key")
+    key = (
+        pl.col("rid") * (1 << (pos_bits + 4))
+        + pl.col("pos") * 16
+        + (pl.col("d_live") + 1).cast(pl.Int64) * 4
+        + (pl.col("d_pending") + 1).cast(pl.Int64)
+    )
     return (
-        deltas.select(key, "d_live", "d_pending")
+        deltas.lazy()
+        .select(key.alias("key"))
         .sort("key")
         .select(
-            (pl.col("key") // (1 << pos_bits)).alias("rid"),
-            (pl.col("key") % (1 << pos_bits)).alias("pos"),
-            "d_live",
-            "d_pending",
+            (pl.col("key") // (1 << (pos_bits + 4))).alias("rid"),
+            (pl.col("key") // 16 % (1 << pos_bits)).alias("pos"),
+            (pl.col("key") // 4 % 4 - 1).cast(pl.Int8).alias("d_live"),
+            (pl.col("key") % 4 - 1).cast(pl.Int8).alias("d_pending"),
         )
+        .collect(engine="in-memory")
     )
 
 
@@ -65,7 +77,12 @@ def concurrency(instances: pl.DataFrame, fv_rows: pl.DataFrame) -> pl.DataFrame:
         pl.col("root") != 0
     )
     root_ids = pinned.select(ROOT).unique().sort(ROOT).with_row_index("rid")
-    pinned = pinned.join(root_ids, on=ROOT, how="left").with_columns(pl.col("rid").cast(pl.Int64))
+    # Deltas are sorted below, so the join need not keep the instances' order.
+    joined = (
+        pinned.lazy()
+        .join(root_ids.lazy(), on=ROOT, how="left")
+        .with_columns(pl.col("rid").cast(pl.Int64))
+    )
     has_pending = pl.col("rcu_seq").is_not_null() & (
         pl.col("end_seq").is_null() | (pl.col("end_seq") > pl.col("rcu_seq"))
     )
@@ -73,44 +90,40 @@ def concurrency(instances: pl.DataFrame, fv_rows: pl.DataFrame) -> pl.DataFrame:
     # to pending (one row) or, without a pending phase, leaves at its end; then leaves pending.
     deltas = pl.concat(
         [
-            _delta(pinned, pl.col("new_pos"), 1, 0),
-            _delta(pinned, pl.when(has_pending).then(pl.col("rcu_pos")), -1, 1),
-            _delta(pinned, pl.when(~has_pending).then(pl.col("end_pos")), -1, 0),
-            _delta(pinned, pl.when(has_pending).then(pl.col("end_pos")), 0, -1),
+            _delta(joined, pl.col("new_pos"), 1, 0),
+            _delta(joined, pl.when(has_pending).then(pl.col("rcu_pos")), -1, 1),
+            _delta(joined, pl.when(~has_pending).then(pl.col("end_pos")), -1, 0),
+            _delta(joined, pl.when(has_pending).then(pl.col("end_pos")), 0, -1),
         ],
         how="vertical",
-    )
+    ).collect(engine="in-memory")
     deltas = _sorted_deltas(deltas, root_ids.height, fv_rows.height)
     root_start = group_starts("rid")
     last_of_event = pl.any_horizontal(
         [pl.col(c).ne_missing(pl.col(c).shift(-1)) for c in ("rid", "pos")]
     )
     steps = (
-        deltas.with_columns(
+        deltas.lazy()
+        .with_columns(
             live=cum_sum_within(pl.col("d_live").cast(pl.Int64), root_start),
             pending=cum_sum_within(pl.col("d_pending").cast(pl.Int64), root_start),
         )
         # Levels after all the changes of one event; one row per event.
         .filter(last_of_event)
-        .with_columns(
-            prev_live=previous_within(pl.col("live"), "rid").fill_null(0),
-            prev_pending=previous_within(pl.col("pending"), "rid").fill_null(0),
-        )
         # Changes that cancel out within one event leave the levels as they were.
         .filter(
-            (pl.col("live") != pl.col("prev_live")) | (pl.col("pending") != pl.col("prev_pending"))
+            (pl.col("live") != previous_within(pl.col("live"), "rid").fill_null(0))
+            | (pl.col("pending") != previous_within(pl.col("pending"), "rid").fill_null(0))
         )
+        .select("live", "pending", "pos", "rid")
+        .collect(engine="in-memory")
     )
-    index = steps["pos"]
-    ids = steps["rid"]
-    located = pl.DataFrame(
-        [
-            root_ids["run"].gather(ids),
-            root_ids["root"].gather(ids),
-            fv_rows["seq"].gather(index),
-            fv_rows["ts_ns"].gather(index),
-        ]
-    ).hstack(steps.select("live", "pending", "pos", "rid"))
+    # One select per source frame, so polars runs the gathers in parallel.
+    located = (
+        root_ids.select(pl.col(ROOT).gather(steps["rid"]))
+        .hstack(fv_rows.select(pl.col("seq", "ts_ns").gather(steps["pos"])))
+        .hstack(steps)
+    )
     return located.select([pl.col(c).cast(t) for c, t in CONCURRENCY_SCHEMA.items()])
 
 

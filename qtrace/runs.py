@@ -68,37 +68,48 @@ def prepare(events: pl.DataFrame) -> pl.DataFrame:
     tell whether a span contains one). Rows before every FlatView event that belong to no
     run are left out.
     """
+    code = _code(pl.col("event"))
     rows = (
-        events.select("seq", "ts_ns", "event", "view", "root", "args")
-        .with_row_index("row")
-        .with_columns(code=_code(pl.col("event")))
-        .filter(pl.col("code").is_not_null())
-        .sort("seq")
+        events.lazy()
         .select(
-            pl.col("row").cast(pl.Int64),
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
+            "seq",
+            "ts_ns",
+            code.alias("code"),
+            "view",
+            "root",
+            # Only finalize rows need their arguments parsed; the rest stay null (cheap), and
+            # the wide text column is not carried through the filter and sort.
+            mr=_pointer_in(pl.when(code == FINALIZE).then(pl.col("args"))),
+        )
+        .filter(pl.col("code").is_not_null())
+    )
+    # Traces come in seq order; sorting a sorted frame would still copy every column.
+    if not events["seq"].is_sorted():
+        rows = rows.sort("seq")
+    is_fv = pl.col("code") <= DESTROY
+    raw_run = ((pl.col("code") == NEW) & (pl.col("root") == 0)).cast(pl.Int64).cum_sum()
+    # A pre-run exists only when FlatView events come before the first nil-root new.
+    pre_run = (is_fv & (pl.col("raw_run") == 0)).any()
+    return (
+        rows.with_columns(is_fv=is_fv, is_drop=pl.col("code") == DROP, raw_run=raw_run)
+        .with_columns(run=pl.col("raw_run") - pl.when(pre_run).then(0).otherwise(1))
+        .filter(pl.col("run") >= 0)
+        .select(
+            "row",
             "seq",
             "ts_ns",
             "code",
             "view",
             "root",
-            is_fv=pl.col("code") <= DESTROY,
-            is_drop=pl.col("code") == DROP,
-            # Only finalize rows need their arguments parsed; the rest stay null (cheap).
-            mr=_pointer_in(pl.when(pl.col("code") == FINALIZE).then(pl.col("args"))),
-            raw_run=((pl.col("code") == NEW) & (pl.col("root") == 0)).cast(pl.Int64).cum_sum(),
-        )
-    )
-    # A pre-run exists only when FlatView events come before the first nil-root new.
-    pre_run = rows.filter(pl.col("is_fv") & (pl.col("raw_run") == 0)).height > 0
-    shift = 0 if pre_run else 1
-    return (
-        rows.with_columns(run=pl.col("raw_run") - shift)
-        .filter(pl.col("run") >= 0)
-        .with_columns(
+            "is_fv",
+            "is_drop",
+            "mr",
+            "run",
             pos=pl.col("is_fv").cast(pl.Int64).cum_sum() - 1,
             drops_upto=pl.col("is_drop").cast(pl.Int64).cum_sum(),
         )
-        .drop("raw_run")
+        .collect(engine="in-memory")
     )
 
 
