@@ -7,6 +7,7 @@ and the batch outputs read nothing else.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -99,8 +100,13 @@ class EventSelection:
         return tuple(sorted(set(hints)))
 
     def matches(self, name: str) -> bool:
+        return self._compiled is None or self._compiled.match(name) is not None
+
+    @functools.cached_property
+    def _compiled(self) -> re.Pattern[str] | None:
+        # Built once: a simple trace maps every QEMU event (thousands of names to test).
         rx = self.regex()
-        return rx is None or re.match(rx, name) is not None
+        return None if rx is None else re.compile(rx)
 
 
 ALL_EVENTS = EventSelection(None)
