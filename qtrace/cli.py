@@ -12,7 +12,7 @@ import re
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -23,6 +23,7 @@ from qtrace.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERNAL, QtraceError,
 from qtrace.events import EventSelection, Trace
 from qtrace.export import write_events
 from qtrace.ingest import read_trace
+from qtrace.messages import fail, say
 from qtrace.model import Analysis, analyze
 from qtrace.report import fails, render_json, render_markdown, render_text
 
@@ -40,7 +41,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class InputFormat(StrEnum):
@@ -72,15 +72,10 @@ TraceEventsOpt = Annotated[
 ]
 
 
-def _fail(error: QtraceError) -> NoReturn:
-    stderr.print(f"qtrace: error: {error}", markup=False)
-    raise typer.Exit(error.exit_code)
-
-
 def _report_reading(trace: Trace) -> None:
     """One warning line per kind of damage; each says what was skipped and where."""
     for warning in trace.warnings:
-        stderr.print(f"qtrace: warning: {warning}", markup=False)
+        say(f"warning: {warning}")
 
 
 def load(
@@ -99,7 +94,7 @@ def load(
             trace_events=trace_events,
         )
     except QtraceError as error:
-        _fail(error)
+        fail(error)
     _report_reading(trace)
     return trace
 
@@ -147,13 +142,13 @@ def events(
     In csv and jsonl, view and root print as 0x hex as QEMU prints them.
     """
     if all_events and pattern is not None:
-        _fail(UsageError("--all and --events exclude each other"))
+        fail(UsageError("--all and --events exclude each other"))
     selection = "*" if all_events else pattern
     trace = load(traces, events=selection, input_format=input_format, trace_events=trace_events)
     try:
         write_events(trace.events, fmt.value, output)
     except QtraceError as error:
-        _fail(error)
+        fail(error)
 
 
 class ReportFormat(StrEnum):
@@ -195,11 +190,11 @@ def _window_bound(text: str | None, flag: str) -> tuple[int | None, str | None]:
         return None, None
     match = WINDOW_BOUND.match(text.strip())
     if match is None:
-        _fail(UsageError(f"{flag} {text!r}: give a seq (1200) or a time from the start (1.5ms)"))
+        fail(UsageError(f"{flag} {text!r}: give a seq (1200) or a time from the start (1.5ms)"))
     unit = match["unit"]
     if unit is None:
         if "." in match["number"]:
-            _fail(UsageError(f"{flag} {text!r}: a seq is a whole number; add a unit for a time"))
+            fail(UsageError(f"{flag} {text!r}: a seq is a whole number; add a unit for a time"))
         return int(match["number"]), "seq"
     return round(float(match["number"]) * TIME_UNITS_NS[unit]), "ns"
 
@@ -209,12 +204,12 @@ def _analyze(trace: Trace, release: RootRelease, begin: str | None, end: str | N
     end_value, end_unit = _window_bound(end, "--end")
     units = {u for u in (begin_unit, end_unit) if u is not None}
     if len(units) > 1:
-        _fail(UsageError("--begin and --end must both be seqs or both be times"))
+        fail(UsageError("--begin and --end must both be seqs or both be times"))
     unit: Literal["seq", "ns"] = "ns" if units == {"ns"} else "seq"
     if unit == "ns":
         start = trace.events["ts_ns"].min()
         if not isinstance(start, int):
-            _fail(UsageError("a time window needs a trace with a clock; give --begin/--end as seq"))
+            fail(UsageError("a time window needs a trace with a clock; give --begin/--end as seq"))
         begin_value = None if begin_value is None else start + begin_value
         end_value = None if end_value is None else start + end_value
     try:
@@ -226,7 +221,7 @@ def _analyze(trace: Trace, release: RootRelease, begin: str | None, end: str | N
             window_unit=unit,
         )
     except QtraceError as error:
-        _fail(error)
+        fail(error)
 
 
 def _write_dashboard(
@@ -249,8 +244,8 @@ def _write_dashboard(
             markers=marker_events(trace.events, markers) if markers else None,
         )
     except QtraceError as error:
-        _fail(error)
-    stderr.print(f"qtrace: dashboard written to {path}", markup=False)
+        fail(error)
+    say(f"dashboard written to {path}")
 
 
 BeginOpt = Annotated[
@@ -309,7 +304,7 @@ def analyze_command(
     try:
         failed = fails(analysis, policy)
     except QtraceError as error:
-        _fail(error)
+        fail(error)
     if fmt is ReportFormat.text and output is None:
         render_text(analysis, Console(highlight=False))
     else:
@@ -377,16 +372,15 @@ def main() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
     except OSError as error:
-        stderr.print(f"qtrace: error: {error}", markup=False)
+        say(f"error: {error}")
         sys.exit(EXIT_INPUT)
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as error:  # polars' Rust panics derive from BaseException
         if os.environ.get("QTRACE_DEBUG"):
             raise
-        stderr.print(
-            f"qtrace: internal error: {type(error).__name__}: {error} "
-            "(a bug in qtrace: rerun with QTRACE_DEBUG=1 for the traceback and report it)",
-            markup=False,
+        say(
+            f"internal error: {type(error).__name__}: {error} "
+            "(a bug in qtrace: rerun with QTRACE_DEBUG=1 for the traceback and report it)"
         )
         sys.exit(EXIT_INTERNAL)

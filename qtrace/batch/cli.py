@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from qtrace.batch.artifact import DEFAULT_MAX_INPUT_BYTES
 from qtrace.batch.runner import run_batch
 from qtrace.errors import QtraceError
-
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+from qtrace.messages import fail, say
 
 BATCH_EXIT_CODES = (
     "Exit codes: 0 nothing failed; 1 findings that fail by --fail-on (or, with --baseline, got "
@@ -120,21 +118,16 @@ def batch_command(
             dashboards=not no_dashboards,
         )
     except QtraceError as error:
-        stderr.print(f"qtrace: error: {error}", markup=False)
-        raise typer.Exit(error.exit_code) from None
+        fail(error)
     totals = result.totals
-    stderr.print(
-        f"qtrace: {totals['artifacts']} artifacts: {totals['clean']} clean, "
+    say(
+        f"{totals['artifacts']} artifacts: {totals['clean']} clean, "
         f"{totals['with_findings']} with findings, {totals['unreadable']} unreadable; "
-        f"report in {result.out_dir}/index.html",
-        markup=False,
+        f"report in {result.out_dir}/index.html"
     )
     for verdict in result.verdicts:
         if verdict.improved:
-            stderr.print(
-                f"qtrace: improved: {verdict.artifact}: {', '.join(verdict.improved)}",
-                markup=False,
-            )
+            say(f"improved: {verdict.artifact}: {', '.join(verdict.improved)}")
     raise typer.Exit(result.exit_code)
 
 
@@ -156,8 +149,7 @@ def diff_command(
     try:
         result = diff(a, b)
     except QtraceError as error:
-        stderr.print(f"qtrace: error: {error}", markup=False)
-        raise typer.Exit(error.exit_code) from None
+        fail(error)
     if fmt is DiffFormat.json:
         text = json.dumps(render_json(result), indent=1) + "\n"
     elif fmt is DiffFormat.html:
