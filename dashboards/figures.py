@@ -278,38 +278,18 @@ def timeline_figure(
         heat = _heatmap(means, geometry, axis)
         if heat is not None:
             traces.append(heat)
-    for category, (name, colour, pattern) in PENDING_CATEGORIES.items():
-        part = rows.filter(pl.col("pending_cat") == category)
-        if part.height:
-            traces.append(
-                _phase_bars(
-                    part,
-                    axis,
-                    "live_end_raw",
-                    "pending_end_raw",
-                    PENDING_BAR_WIDTH,
-                    name,
-                    colour,
-                    pattern,
-                    category,
+    # Pending tails first, so the live bars are drawn over them.
+    phases = (
+        ("pending_cat", PENDING_CATEGORIES, "live_end_raw", "pending_end_raw", PENDING_BAR_WIDTH),
+        ("live_cat", LIVE_CATEGORIES, "start_raw", "live_end_raw", LIVE_BAR_WIDTH),
+    )
+    for column, categories, start, end, width in phases:
+        for category, (name, colour, pattern) in categories.items():
+            part = rows.filter(pl.col(column) == category)
+            if part.height:
+                traces.append(
+                    _phase_bars(part, axis, start, end, width, name, colour, pattern, category)
                 )
-            )
-    for category, (name, colour, pattern) in LIVE_CATEGORIES.items():
-        part = rows.filter(pl.col("live_cat") == category)
-        if part.height:
-            traces.append(
-                _phase_bars(
-                    part,
-                    axis,
-                    "start_raw",
-                    "live_end_raw",
-                    LIVE_BAR_WIDTH,
-                    name,
-                    colour,
-                    pattern,
-                    category,
-                )
-            )
     traces.extend(_anomaly_points(anomalies, lanes, geometry, axis))
     traces.extend(_marker_lines(markers, geometry, axis))
     ticked = geometry.table
