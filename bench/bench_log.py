@@ -11,7 +11,9 @@ process (so its peak RSS is measured alone).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import re
 import resource
 import shutil
 import subprocess
@@ -60,22 +62,35 @@ def sample_block(sample: Path = SAMPLE, noise_per_100: int = NOISE_PER_100) -> b
 
 
 def build_log(
-    path: Path, size_bytes: int, sample: Path = SAMPLE, noise_per_100: int = NOISE_PER_100
+    path: Path,
+    size_bytes: int,
+    sample: Path = SAMPLE,
+    noise_per_100: int = NOISE_PER_100,
+    dialect: str = "tid-timestamp",
 ) -> int:
     """Write a log of at least ``size_bytes``; return how many blocks it holds.
 
     Block ``k`` is the sample one second later than block ``k-1`` (the sample spans 0.16 s,
     so timestamps stay ordered) with its pointers moved to another high half, so no two
-    blocks are byte-identical.
+    blocks are byte-identical. ``dialect="iso8601"`` prints the stamps as QEMU 10.1 does.
     """
     block = sample_block(sample, noise_per_100)
+    if dialect == "iso8601":  # TID@SEC.USEC:name -> STAMP.USECZ name (SEC is one value)
+        block = re.sub(
+            rb"(?m)^[0-9]+" + re.escape(SAMPLE_SECONDS) + rb"([0-9]+):", rb"@\1Z ", block
+        )
     blocks = 0
     written = 0
     with path.open("wb", buffering=1 << 22) as out:
         while written < size_bytes:
-            seconds = b"@%d." % (1795569496 + blocks)
-            high = b"0x%04x" % (0x5600 + blocks % 0x100)
-            data = block.replace(SAMPLE_SECONDS, seconds).replace(b"0x563e", high)
+            second = 1795569496 + blocks
+            if dialect == "iso8601":
+                when = datetime.datetime.fromtimestamp(second, datetime.UTC)
+                seconds = when.strftime("%Y-%m-%dT%H:%M:%S.").encode()
+                data = re.sub(rb"(?m)^@", seconds, block)
+            else:
+                data = block.replace(SAMPLE_SECONDS, b"@%d." % second)
+            data = data.replace(b"0x563e", b"0x%04x" % (0x5600 + blocks % 0x100))
             out.write(data)
             written += len(data)
             blocks += 1
@@ -157,6 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the generated log")
     parser.add_argument("--log", type=Path, default=None, help="use this log, build none")
     parser.add_argument(
+        "--dialect",
+        choices=["tid-timestamp", "iso8601"],
+        default="tid-timestamp",
+        help="stamps as QEMU up to 10.0 (default) or from 10.1 on print them",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -177,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             path = workdir / "big.log"
             start = time.perf_counter()
-            build_log(path, args.size_mb * 1024 * 1024, noise_per_100=args.noise_per_100)
+            size = args.size_mb * 1024 * 1024
+            build_log(path, size, noise_per_100=args.noise_per_100, dialect=args.dialect)
             print(f"built {path} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
         size_mib = path.stat().st_size / (1024 * 1024)
         lines = count_lines(path)

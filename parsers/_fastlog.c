@@ -1,5 +1,5 @@
 /* Fast path of parsers/log_text.py for the common case: a plain log of one dialect
- * (tid-timestamp or bare) read with the default FlatView selection.
+ * (tid-timestamp, iso8601 or bare) read with the default FlatView selection.
  *
  * scan(buffer) walks the lines once (memchr for newlines, memmem for "flatview_") and
  * either returns the FlatView events as compact buffers (plus the count and first line
@@ -30,7 +30,7 @@
 #define PROBE_LINES 100000
 #define MAX_EPOCH_S (INT64_MAX / 1000000000LL)
 
-enum { NONE = 0, TID = 1, BARE = 2, OTHER = 3 };
+enum { NONE = 0, TID = 1, BARE = 2, OTHER = 3, ISO = 4 };
 
 /* ------------------------------------------------------------------ character classes */
 
@@ -57,9 +57,9 @@ static void init_tables(void) {
 /* ------------------------------------------------------------------ line shapes */
 
 typedef struct {
-    int kind; /* NONE, TID, BARE or OTHER */
+    int kind; /* NONE, TID, BARE, ISO or OTHER */
     const char *name, *name_end;
-    const char *at, *dot, *colon; /* TID only */
+    const char *at, *dot, *colon; /* TID: the '@', '.' and ':'; ISO: at is the 'Z' */
 } Shape;
 
 static inline const char *digits(const char *p, const char *e) {
@@ -73,6 +73,54 @@ static inline const char *name_at(const char *p, const char *e) {
     p++;
     while (p < e && IS(*p, WORD)) p++;
     return (p == e || *p == ' ') ? p : NULL;
+}
+
+/* Two digits at p as a number. */
+static inline int two(const char *p) { return (p[0] - '0') * 10 + (p[1] - '0'); }
+
+/* The 'Z' ending an ISO-8601 stamp YYYY-MM-DDTHH:MM:SS[.F{1,9}]Z at s (the date part is
+ * checked by the caller), or NULL. */
+static inline const char *iso_end(const char *s, const char *e) {
+    if (e - s < 20 || !IS(s[11], DIGIT) || !IS(s[12], DIGIT) || s[13] != ':' ||
+        !IS(s[14], DIGIT) || !IS(s[15], DIGIT) || s[16] != ':' || !IS(s[17], DIGIT) ||
+        !IS(s[18], DIGIT))
+        return NULL;
+    const char *p = s + 19;
+    if (*p == '.') {
+        const char *f = digits(p + 1, e);
+        if (f == p + 1 || f - p - 1 > 9) return NULL;
+        p = f;
+    }
+    return p < e && *p == 'Z' ? p : NULL;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant). */
+static inline int64_t days_from_civil(int64_t y, int m, int d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The stamp [s, z) (iso_end's shape) in ns since the epoch, as polars' to_datetime reads
+ * it. 0 (the caller gives up) for dates it might read differently: fields out of range,
+ * leap seconds, years outside 1970..2261. */
+static inline int iso_ns(const char *s, const char *z, int64_t *out) {
+    static const int DAYS[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y = two(s) * 100 + two(s + 2), mo = two(s + 5), d = two(s + 8);
+    int h = two(s + 11), mi = two(s + 14), sec = two(s + 17);
+    if (y < 1970 || y > 2261 || mo < 1 || mo > 12 || h > 23 || mi > 59 || sec > 59) return 0;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d < 1 || d > DAYS[mo - 1] + (mo == 2 && leap)) return 0;
+    int64_t frac = 0;
+    int places = 0;
+    for (const char *p = s + 20; p < z; p++, places++) frac = frac * 10 + (*p - '0');
+    for (; places < 9; places++) frac *= 10;
+    *out = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 * 1000000000LL +
+           sec * 1000000000LL + frac;
+    return 1;
 }
 
 /* Which dialect's trace line [s, e) is. OTHER means "might be a line of a dialect this
@@ -89,10 +137,19 @@ static inline Shape classify(const char *s, const char *e) {
     }
     if (IS(*s, DIGIT)) {
         const char *d = digits(s, e);
-        /* iso8601 (and iso8601-prog-thread): YYYY-MM-DDT */
+        /* iso8601: YYYY-MM-DDTHH:MM:SS[.F{1,9}]Z NAME; anything else that starts like it
+         * (iso8601-prog-thread, a malformed stamp) is left to the polars path. */
         if (d - s == 4 && e - s >= 11 && s[4] == '-' && IS(s[5], DIGIT) && IS(s[6], DIGIT) &&
             s[7] == '-' && IS(s[8], DIGIT) && IS(s[9], DIGIT) && s[10] == 'T') {
             sh.kind = OTHER;
+            const char *z = iso_end(s, e);
+            if (!z || z + 1 >= e || z[1] != ' ') return sh;
+            const char *ne = name_at(z + 2, e);
+            if (!ne) return sh;
+            sh.kind = ISO;
+            sh.at = z;
+            sh.name = z + 2;
+            sh.name_end = ne;
             return sh;
         }
         if (d == e || *d != '@') return sh;
@@ -435,7 +492,8 @@ typedef struct {
     Events ev;
     int release; /* the buffer maps a file: fault its pages in and out by window */
     int ok, nomem;
-    int64_t lines, n_tid, n_bare, hint_bare, first_tid, bare_before_tid, damaged, first_damaged;
+    int64_t lines, n_tid, n_iso, n_bare, hint_bare, damaged, first_damaged;
+    int64_t first_prefixed, bare_before_prefixed; /* the first TID or ISO line */
 } Part;
 
 static void scan_part(Part *pt) {
@@ -472,12 +530,13 @@ static void scan_part(Part *pt) {
         if (e - s > LONG_LINE_BYTES) return;
         Shape sh = classify(s, e);
         if (sh.kind == OTHER) return;
-        if (sh.kind == TID) {
-            if (!pt->n_tid) pt->first_tid = lines;
-            pt->n_tid++;
+        if (sh.kind == TID || sh.kind == ISO) {
+            if (!pt->n_tid && !pt->n_iso) pt->first_prefixed = lines;
+            if (sh.kind == TID) pt->n_tid++;
+            else pt->n_iso++;
         } else if (sh.kind == BARE) {
             pt->n_bare++;
-            if (!pt->n_tid) pt->bare_before_tid++;
+            if (!pt->n_tid && !pt->n_iso) pt->bare_before_prefixed++;
         }
         if (hint && hint < e) { /* a line holding "flatview_" */
             if (sh.kind == BARE)
@@ -497,6 +556,8 @@ static void scan_part(Part *pt) {
                     for (const char *p = s; p < sh.at; p++) tid = tid * 10 + (*p - '0');
                     if (tid > INT32_MAX) return;
                     if (!stamp_ns(sh.at + 1, sh.dot, sh.colon, &ts)) return;
+                } else if (sh.kind == ISO) {
+                    if (!iso_ns(s, sh.at, &ts)) return;
                 }
                 ev->seq[i] = (int64_t)i;
                 ev->line[i] = lines;
@@ -580,32 +641,37 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     Part *a = &part[0], *b = &part[1];
     int nomem = a->nomem || (n_parts == 2 && b->nomem);
     int ok = a->ok && (n_parts == 1 || b->ok);
-    int64_t lines = a->lines, n_tid = a->n_tid, n_bare = a->n_bare, hint_bare = a->hint_bare;
-    int64_t first_tid = a->first_tid, bare_before_tid = a->bare_before_tid;
+    int64_t lines = a->lines, n_tid = a->n_tid, n_iso = a->n_iso, n_bare = a->n_bare;
+    int64_t hint_bare = a->hint_bare;
+    int64_t first_prefixed = a->first_prefixed, bare_before_prefixed = a->bare_before_prefixed;
     int64_t damaged = a->damaged, first_damaged = a->first_damaged;
     if (ok && n_parts == 2) {
         for (size_t i = 0; i < b->ev.n; i++) {
             b->ev.line[i] += a->lines;
             b->ev.seq[i] += (int64_t)a->ev.n;
         }
-        if (!a->n_tid) {
-            first_tid = b->n_tid ? b->first_tid + a->lines : 0;
-            bare_before_tid = a->n_bare + b->bare_before_tid;
+        if (!a->n_tid && !a->n_iso) {
+            first_prefixed = b->n_tid || b->n_iso ? b->first_prefixed + a->lines : 0;
+            bare_before_prefixed = a->n_bare + b->bare_before_prefixed;
         }
         if (!a->damaged) first_damaged = b->damaged ? b->first_damaged + a->lines : 0;
         lines += b->lines;
         n_tid += b->n_tid;
+        n_iso += b->n_iso;
         n_bare += b->n_bare;
         hint_bare += b->hint_bare;
         damaged += b->damaged;
     }
     const char *dialect = NULL;
     int64_t trace = 0;
-    if (ok && n_tid && !hint_bare &&
-        (bare_before_tid < SAMPLE_TRACE_LINES || first_tid <= PROBE_LINES)) {
-        dialect = "tid-timestamp"; /* bare lines there are other -d output */
-        trace = n_tid;
-    } else if (ok && !n_tid && n_bare) {
+    /* One prefixed dialect, found where the polars path looks for it; bare lines there are
+     * other -d output. Two prefixed dialects in one file are the polars path's to report. */
+    int prefixed = ok && !hint_bare && (n_tid > 0) != (n_iso > 0) &&
+                   (bare_before_prefixed < SAMPLE_TRACE_LINES || first_prefixed <= PROBE_LINES);
+    if (prefixed) {
+        dialect = n_tid ? "tid-timestamp" : "iso8601";
+        trace = n_tid + n_iso;
+    } else if (ok && !n_tid && !n_iso && n_bare) {
         dialect = "bare";
         trace = n_bare;
     }
@@ -630,7 +696,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      "scan(buffer, split_bytes=64 MiB, release=False) -> dict | None: the FlatView events "
-     "of a plain tid-timestamp or bare log, or None when the polars path must read it. "
+     "of a plain tid-timestamp, iso8601 or bare log, or None when the polars path must read "
+     "it. "
      "Buffers of split_bytes or more are scanned in two halves by two threads. release: "
      "the buffer is a read-only file mapping whose pages may be dropped once read."},
     {NULL, NULL, 0, NULL},

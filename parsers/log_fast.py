@@ -1,4 +1,4 @@
-"""The C fast path of ``log_text``: plain tid-timestamp and bare logs, FlatView events only.
+"""The C fast path of ``log_text``: plain tid-timestamp, iso8601 and bare logs, FlatView events.
 
 ``_fastlog.scan`` (``parsers/_fastlog.c``) reads the mapped file in one pass and answers
 only when it understood every line; otherwise (another dialect, a garbled ``flatview_``
@@ -61,7 +61,7 @@ def _column(found: dict[str, Any], name: str) -> pl.Series:
 EVENT_NAMES = pl.Series("event", FLATVIEW_EVENTS, pl.Categorical)
 
 
-def _frame(part: dict[str, Any], timed: bool) -> pl.DataFrame:
+def _frame(part: dict[str, Any], dialect: str) -> pl.DataFrame:
     event = EVENT_NAMES.gather(_column(part, "event").cast(pl.UInt32))
     n = event.len()
     no_time = pl.Series("ts_ns", [], pl.Int64).extend_constant(None, n)
@@ -71,8 +71,8 @@ def _frame(part: dict[str, Any], timed: bool) -> pl.DataFrame:
     return pl.DataFrame(
         [
             _column(part, "seq"),
-            _column(part, "ts_ns") if timed else no_time,
-            _column(part, "tid") if timed else no_thread,
+            _column(part, "ts_ns") if dialect != "bare" else no_time,
+            _column(part, "tid") if dialect == "tid-timestamp" else no_thread,
             no_thread.alias("pid"),
             event,
             _column(part, "view"),
@@ -117,9 +117,8 @@ def read(path: Path, selection: EventSelection) -> FastScan | None:
             found = _fastlog.scan(mapped, SPLIT_BYTES, True)
     if found is None:
         return None
-    timed = found["dialect"] == "tid-timestamp"
     # The scanner reads a large file in two halves (two threads): one frame each.
-    frames = [_frame(part, timed) for part in found["parts"]]
+    frames = [_frame(part, found["dialect"]) for part in found["parts"]]
     events = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
     return FastScan(
         found["dialect"],

@@ -7,6 +7,7 @@ the same error.
 
 from __future__ import annotations
 
+import datetime
 import os
 import tempfile
 from pathlib import Path
@@ -31,6 +32,16 @@ RCU = b"31546@1795569496.276444:flatview_destroy_rcu 0x563e2c468170 (root 0x563e
 DESTROY = b"31548@1795569496.276500:flatview_destroy 0x563e2c468170 (root 0x563e2c2b82e0)"
 BARE_NEW = b"flatview_new 0x5583a1b2c3d0 (root 0x5583a1b00000)"
 BARE_DESTROY = b"flatview_destroy 0x5583a1b2c3d0 (root 0x5583a1b00000)"
+ISO_NEW = b"2025-07-21T18:43:28.089797Z flatview_new 0x563e2c468170 (root 0x563e2c2b82e0)"
+ISO_RCU = b"2025-07-21T18:43:29Z flatview_destroy_rcu 0x563e2c468170 (root 0x563e2c2b82e0)"
+
+
+def as_iso8601(line: bytes) -> bytes:
+    """A tid-timestamp line as QEMU 10.1 prints it: ``TID@SEC.USEC:name`` -> ISO stamp."""
+    head, _, rest = line.partition(b":")
+    seconds, _, micros = head.partition(b"@")[2].partition(b".")
+    stamp = datetime.datetime.fromtimestamp(int(seconds), datetime.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S").encode() + b"." + micros + b"Z " + rest
 
 
 def _read(
@@ -110,6 +121,18 @@ def test_fast_result_on_the_real_log_holds_the_expected_values() -> None:
     assert result.events["seq"].to_list() == list(range(result.events.height))
 
 
+def test_real_log_printed_as_iso8601_reads_the_same(tmp_path: Path) -> None:
+    # The QEMU 10 log as QEMU 10.1 would print it: same events, same times, no thread ids.
+    iso = write(tmp_path, b"\n".join(map(as_iso8601, TS_LOG.read_bytes().splitlines())) + b"\n")
+    result = assert_same(iso)
+    assert isinstance(result, ParsedInput) and result.dialect == "iso8601"
+    assert fast_answers(iso)
+    original = assert_same(TS_LOG)
+    assert isinstance(original, ParsedInput)
+    assert result.events["ts_ns"].equals(original.events["ts_ns"])
+    assert result.events["tid"].null_count() == result.events.height
+
+
 EDGE_FILES: dict[str, tuple[bytes, bool]] = {
     # name: (content, whether the fast path must answer it itself)
     "crlf": (b"\r\n".join([NEW, RCU, DESTROY]) + b"\r\n", True),
@@ -142,7 +165,34 @@ EDGE_FILES: dict[str, tuple[bytes, bool]] = {
     "stamp_beyond_int64": (b"1@99999999999.5:flatview_new 0x1 (root 0x2)\n", False),
     "half_microsecond": (b"1@1.0000005:flatview_new 0x1 (root 0x2)\n" + NEW + b"\n", True),
     "name_without_args": (b"1@2.3:flatview_new\n" + NEW + b"\n", False),
-    "iso8601": (b"2025-07-21T18:43:28.089797Z flatview_new 0x1 (root 0x2)\n", False),
+    "iso8601": (ISO_NEW + b"\n" + ISO_RCU + b"\n", True),
+    "iso8601_nine_digit_fraction": (
+        b"2024-02-29T23:59:59.123456789Z flatview_new 0x1 (root 0x2)\n",
+        True,
+    ),
+    "iso8601_ten_digit_fraction": (
+        b"2025-07-21T18:43:28.1234567890Z flatview_new 0x1 (root 0x2)\n",
+        False,
+    ),
+    "iso8601_no_such_day": (
+        ISO_NEW + b"\n2025-02-29T00:00:00Z flatview_new 0x1 (root 0x2)\n",
+        False,
+    ),
+    "iso8601_leap_second": (
+        ISO_NEW + b"\n2016-12-31T23:59:60Z flatview_new 0x1 (root 0x2)\n",
+        False,
+    ),
+    "iso8601_before_1970": (b"1969-12-31T23:59:59Z flatview_new 0x1 (root 0x2)\n", False),
+    "iso8601_noise_lines": (
+        b"check_exception old: 0xffffffff new 0xd\nIN: \n" + ISO_NEW + b"\nEAX=0\n" + ISO_RCU,
+        True,
+    ),
+    "iso8601_other_event": (ISO_NEW + b"\n2025-07-21T18:43:30Z memory_region_ops_read x\n", True),
+    "iso8601_prog_thread": (
+        b"2025-07-21T18:43:28.5Z qemu-system-x86_64: (772366:main): flatview_new 0x1 (root 0x2)\n",
+        False,
+    ),
+    "ts_line_in_iso8601_file": (ISO_NEW + b"\n" + NEW + b"\n", False),
     "iso_line_in_ts_file": (NEW + b"\n2025-07-21T18:43:28Z memory_region_ops_read x\n", False),
     "systemtap_line": (NEW + b"\n4242@1753123408089797000 pci_cfg_read x\n", False),
     "prog_thread_line": (NEW + b"\nqemu-system-x86_64: (772366:main): foo_bar x\n", False),
@@ -214,13 +264,15 @@ def test_columns_come_in_the_events_schema_types() -> None:
 
 
 REAL_LINES = TS_LOG.read_bytes().splitlines()[::40]  # all three events
+ISO_LINES = [as_iso8601(line) for line in REAL_LINES]
 BYTES = st.sampled_from([*b"0123456789abcdefx@.:_ ()\r\nAZ-T\t", 0xC3, 0xFF])
 
 
 @st.composite
 def mutated_logs(draw: st.DrawFn) -> bytes:
     """Real lines with a few bytes inserted, deleted or replaced, and noise lines mixed in."""
-    lines = list(draw(st.lists(st.sampled_from(REAL_LINES), min_size=1, max_size=12)))
+    dialect = draw(st.sampled_from([REAL_LINES, ISO_LINES]))
+    lines = list(draw(st.lists(st.sampled_from(dialect), min_size=1, max_size=12)))
     for _ in range(draw(st.integers(0, 4))):
         i = draw(st.integers(0, len(lines) - 1))
         line = bytearray(lines[i])
