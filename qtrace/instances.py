@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from qtrace.runs import DESTROY, NEW, RCU
+from qtrace.runs import DESTROY, IDX, NEW, RCU
 from qtrace.sorted_windows import cum_sum_within, first_within, group_starts, next_within
 
 POINTER = ["run", "view"]
@@ -18,67 +18,64 @@ INSTANCE = ["run", "view", "generation"]
 STATUSES = ("freed", "rcu_pending", "immortal", "current", "leaked", "lost")
 
 
-Stamp = tuple[pl.Expr, pl.Expr, pl.Expr]  # (seq, ts_ns, pos) of one event
-
-
-def _stamp(prefix: str) -> Stamp:
-    return pl.col(f"{prefix}_seq"), pl.col(f"{prefix}_ts_ns"), pl.col(f"{prefix}_pos")
-
-
-def _pick(stamps: list[Stamp]) -> Stamp:
-    """The first stamp whose seq is not null: its seq, timestamp and position together."""
-    seq = pl.coalesce([s for s, _, _ in stamps])
-    # Built from the last stamp outwards so each level is a plain when/then/otherwise.
-    ts: pl.Expr = pl.lit(None, pl.Int64)
-    pos: pl.Expr = pl.lit(None, pl.Int64)
-    for s, t, p in reversed(stamps):
-        ts = pl.when(s.is_not_null()).then(t).otherwise(ts)
-        pos = pl.when(s.is_not_null()).then(p).otherwise(pos)
-    return seq, ts, pos
-
-
 # Roles of FlatView events, as small integers (see classify_events).
 ROLE_NEW, ROLE_RCU, ROLE_DESTROY, ROLE_DOUBLE_RCU, ROLE_ORPHAN_RCU, ROLE_ORPHAN_DESTROY = range(6)
 
 
 def flatview_rows(rows: pl.DataFrame) -> pl.DataFrame:
-    """The FlatView events in seq order: row ``pos`` of this frame is the event at ``pos``."""
-    return rows.filter(pl.col("is_fv")).select("seq", "ts_ns", "drops_upto", "row")
+    """The FlatView events in seq order: row ``pos`` of this frame is the event at ``pos``.
 
-
-STAMP_SOURCES = {"seq": "seq", "ts_ns": "ts_ns", "drops": "drops_upto", "row": "row"}
+    ``row`` (to read seq, time, pointers and origin from the events table), ``drops_upto``,
+    and ``run`` and ``code`` for classify_events; the model then keeps only the first two,
+    as this frame lives through the whole model.
+    """
+    return rows.filter(pl.col("is_fv")).select("row", "drops_upto", "run", "code")
 
 
 def with_stamps(
-    frame: pl.DataFrame, fv_rows: pl.DataFrame, stamps: dict[str, tuple[str, ...]]
+    frame: pl.DataFrame,
+    fv_rows: pl.DataFrame,
+    events: pl.DataFrame,
+    stamps: dict[str, tuple[str, ...]],
 ) -> pl.DataFrame:
     """Add ``{prefix}_{field}`` (seq, ts_ns, drops, row) of the event at ``{prefix}_pos``.
 
-    One select, so polars runs the gathers (random reads at 10M events) in parallel.
+    One select per source frame, so polars runs the gathers (random reads at 10M events)
+    in parallel.
     """
-    picked = fv_rows.select(
-        pl.col(STAMP_SOURCES[field]).gather(frame[f"{prefix}_pos"]).alias(f"{prefix}_{field}")
-        for prefix, fields in stamps.items()
-        for field in fields
+    rows = fv_rows.select(pl.col("row").gather(frame[f"{p}_pos"]).alias(p) for p in stamps)
+    drops = fv_rows.select(
+        pl.col("drops_upto").gather(frame[f"{p}_pos"]).alias(f"{p}_drops")
+        for p, fields in stamps.items()
+        if "drops" in fields
     )
-    return frame.hstack(picked)
+    picked = events.select(
+        pl.col(f).gather(rows[p]).alias(f"{p}_{f}")
+        for p, fields in stamps.items()
+        for f in fields
+        if f in ("seq", "ts_ns")
+    )
+    own_rows = [rows[p].alias(f"{p}_row") for p, fields in stamps.items() if "row" in fields]
+    return frame.hstack([*picked, *drops, *own_rows])
 
 
-def classify_events(rows: pl.DataFrame) -> pl.DataFrame:
+def classify_events(fv_rows: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """FlatView events sorted by pointer, each with its ``generation`` and ``role``.
 
     Roles: ROLE_NEW; ROLE_RCU and ROLE_DESTROY (paired with the open instance);
     ROLE_DOUBLE_RCU (a second destroy_rcu on a pending instance); ROLE_ORPHAN_RCU and
-    ROLE_ORPHAN_DESTROY (no open instance). ``inst_root`` is the root the instance was
-    created with. The frame is kept narrow (``pos`` locates everything else) because
-    sorting it is the model's main cost.
+    ROLE_ORPHAN_DESTROY (no open instance). ``root_changed``: the root differs from the one
+    the instance was created with; ``after_rcu``: the instance was already RCU-pending.
+    The frame is kept narrow (``pos`` locates everything else) because sorting it is the
+    model's main cost.
     """
     is_new = pl.col("code") == NEW
     is_rcu = pl.col("code") == RCU
     is_destroy = pl.col("code") == DESTROY
     segment_start = pl.col("pointer_start") | is_new
     # Counts of the segment's earlier events: the instance's state before this one.
-    rcu, destroy = is_rcu.cast(pl.Int64), is_destroy.cast(pl.Int64)
+    # Counts fit the index type, half as wide as Int64 (10M-row temporaries).
+    rcu, destroy = is_rcu.cast(IDX), is_destroy.cast(IDX)
     rcu_before = cum_sum_within(rcu, segment_start) - rcu
     destroy_before = cum_sum_within(destroy, segment_start) - destroy
     is_open = (pl.col("generation") >= 0) & (destroy_before == 0)
@@ -87,7 +84,7 @@ def classify_events(rows: pl.DataFrame) -> pl.DataFrame:
         .then(ROLE_NEW)
         .when(is_rcu & ~pl.col("is_open"))
         .then(ROLE_ORPHAN_RCU)
-        .when(is_rcu & (pl.col("rcu_before") == 0))
+        .when(is_rcu & ~pl.col("after_rcu"))
         .then(ROLE_RCU)
         .when(is_rcu)
         .then(ROLE_DOUBLE_RCU)
@@ -96,31 +93,41 @@ def classify_events(rows: pl.DataFrame) -> pl.DataFrame:
         .otherwise(ROLE_DESTROY)
         .cast(pl.Int8)
     )
+    # Rows are in seq order and runs follow seq, so a stable sort by pointer alone gives
+    # (view, run, seq) order: each pointer of each run is a block of consecutive rows. The
+    # order is found on the pointers alone, then each column is read once in that order.
+    # Pointers come from the events table, rather than being carried in every row.
+    order = (
+        events.select(pl.col("view").gather(fv_rows["row"]))
+        .select(pl.arg_sort_by("view", maintain_order=True).alias("pos"))
+        .to_series()
+    )
+    by_pointer = pl.DataFrame(order).hstack(
+        [
+            *fv_rows.select(pl.col("run", "code").gather(order)),
+            *events.select(pl.col("view", "root").gather(fv_rows["row"].gather(order))),
+        ]
+    )
     return (
-        rows.lazy()
-        .filter(pl.col("is_fv"))
-        .select("pos", "run", "view", "root", "code")
-        # Rows are in seq order and runs follow seq, so a stable sort by pointer alone gives
-        # (view, run, seq) order: each pointer of each run is a block of consecutive rows.
-        .sort("view", maintain_order=True)
+        by_pointer.lazy()
         .with_columns(pointer_start=group_starts("view", "run"))
-        .with_columns(generation=cum_sum_within(is_new.cast(pl.Int64), pl.col("pointer_start")) - 1)
         .with_columns(
-            rcu_before=rcu_before,
+            generation=cum_sum_within(is_new.cast(IDX), pl.col("pointer_start")).cast(pl.Int64) - 1
+        )
+        .with_columns(
+            after_rcu=rcu_before > 0,
             is_open=is_open,
-            inst_root=pl.when(pl.col("generation") >= 0).then(
-                first_within(pl.col("root"), segment_start)
-            ),
+            root_changed=pl.col("root")
+            != pl.when(pl.col("generation") >= 0).then(first_within(pl.col("root"), segment_start)),
         )
         .select(
             "pos",
             "run",
             "view",
             "root",
-            "code",
             "generation",
-            "rcu_before",
-            "inst_root",
+            "after_rcu",
+            "root_changed",
             role=role,
             is_open="is_open",
         )
@@ -128,20 +135,22 @@ def classify_events(rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def build_instances(
-    fv: pl.DataFrame, fv_rows: pl.DataFrame, *, destroy_traced: bool
-) -> pl.DataFrame:
-    """One row per view instance with its paired events, status and phase ends.
+def build_instances(fv: pl.DataFrame, *, destroy_traced: bool) -> pl.DataFrame:
+    """One row per view instance, in (view, run, generation) order.
 
-    ``end_seq`` is where the instance stops pinning its root with release at destroy (null:
-    pinned to the end of the trace); ``live_end_seq`` ends its live phase; ``life_end_seq``
-    is where it stopped existing (the span checked against dropped-events records).
+    Columns: run, view, generation, root, and the positions of the instance's events:
+    ``new_pos``, ``rcu_pos`` and ``destroy_pos`` when paired, ``lost_pos`` (the new that
+    ended it). Everything else is read off these positions where it is needed, so this
+    frame stays narrow.
     """
     role, pos = pl.col("role"), pl.col("pos")
+    # A new on a live pointer always ends the old instance; on a pending one only when the
+    # trace has destroy events (otherwise the old instance was freed at its destroy_rcu).
+    ended_by_new = pl.col("destroy_pos").is_null() & (pl.col("rcu_pos").is_null() | destroy_traced)
     # Without doubles and orphans, an instance is its new, then its destroy_rcu if paired,
     # then its destroy if paired: consecutive rows, since fv keeps each instance's events
     # together and in order.
-    inst = (
+    return (
         fv.lazy()
         .filter(role.is_in([ROLE_NEW, ROLE_RCU, ROLE_DESTROY]))
         .select(
@@ -157,32 +166,83 @@ def build_instances(
         )
         .filter(role == ROLE_NEW)
         .drop("role")
+        # Rows stay in (view, run, seq) order, so the next row of the same pointer is the
+        # instance that follows this one.
+        .with_columns(lost_pos=pl.when(ended_by_new).then(next_within(pl.col("new_pos"), *POINTER)))
         .collect(engine="in-memory")
     )
-    paired = ("seq", "ts_ns", "drops")
-    inst = with_stamps(
-        inst, fv_rows, {"new": (*paired, "row"), "rcu": paired, "destroy": paired}
-    ).rename({"new_row": "row"})
-    # A new on a live pointer always ends the old instance; on a pending one only when the
-    # trace has destroy events (otherwise the old instance was freed at its destroy_rcu).
-    ended_by_new = (
-        pl.col("next_new_seq").is_not_null()
-        & pl.col("destroy_seq").is_null()
-        & (pl.col("rcu_seq").is_null() | destroy_traced)
+
+
+def life_end(*, destroy_traced: bool) -> pl.Expr:
+    """Position where an instance stopped existing (null: exists at the end).
+
+    Without destroy events an instance is freed at its destroy_rcu.
+    """
+    ends = ["destroy_pos", "lost_pos"] if destroy_traced else ["destroy_pos", "lost_pos", "rcu_pos"]
+    return pl.coalesce(ends)
+
+
+LIVE_END = pl.coalesce("rcu_pos", "destroy_pos", "lost_pos")  # end of the live phase
+
+
+def pin_end(*, destroy_traced: bool, root_release: str) -> pl.Expr:
+    """Position where an instance stops pinning its root (null: pinned to the end)."""
+    return LIVE_END if root_release == "destroy_rcu" else life_end(destroy_traced=destroy_traced)
+
+
+def instance_uncertain(
+    inst: pl.DataFrame, fv_rows: pl.DataFrame, bounds: pl.DataFrame, *, destroy_traced: bool
+) -> pl.Series:
+    """Per instance: a dropped-events record lies inside its life."""
+    drops = fv_rows["drops_upto"]
+    ends = inst.select(life_end(destroy_traced=destroy_traced))
+    # Runs are numbered 0, 1, ... and bounds has one row per run in that order.
+    run_end = bounds["drops_at_run_end"].gather(inst["run"])
+    return (
+        (drops.gather(ends.to_series()).fill_null(run_end) - drops.gather(inst["new_pos"])) > 0
+    ).alias("uncertain")
+
+
+def instance_views(
+    inst: pl.DataFrame,
+    fv_rows: pl.DataFrame,
+    events: pl.DataFrame,
+    bounds: pl.DataFrame,
+    *,
+    destroy_traced: bool,
+    root_release: str,
+) -> pl.DataFrame:
+    """The views table (VIEW_SCHEMA's columns but the origin, and ``row``), in ``inst`` order.
+
+    ``end_seq`` is where the instance stops pinning its root under ``root_release``;
+    ``live_end_seq`` ends its live phase; ``life_end_seq`` is where it stopped existing.
+    """
+    inst = inst.with_columns(
+        instance_uncertain(inst, fv_rows, bounds, destroy_traced=destroy_traced)
     )
-    # What ends an instance's life, first found first; without destroy events an instance is
-    # freed at its destroy_rcu.
-    life_ends = ["destroy", "lost"] if destroy_traced else ["destroy", "lost", "rcu"]
-    life_end = _pick([_stamp(p) for p in life_ends])
-    live_end = _pick([_stamp("rcu"), _stamp("destroy"), _stamp("lost")])
-    live_at_end = pl.col("life_end_seq").is_null() & pl.col("rcu_seq").is_null()
+    both = ("seq", "ts_ns")
+    inst = with_stamps(
+        inst,
+        fv_rows,
+        events,
+        {"new": (*both, "row"), "rcu": both, "destroy": both, "lost": both},
+    )
+    ends = ["destroy", "lost"] if destroy_traced else ["destroy", "lost", "rcu"]
+    life_end_seq, life_end_ts = _pick(ends)
+    live_end_seq, live_end_ts = _pick(["rcu", "destroy", "lost"])
+    end_seq, end_ts = (
+        (live_end_seq, live_end_ts)
+        if root_release == "destroy_rcu"
+        else (life_end_seq, life_end_ts)
+    )
     nil_root = pl.col("root") == 0
-    first_nil = pl.col("new_seq") == pl.col("new_seq").filter(nil_root).min().over("run")
-    newest = pl.col("new_seq") == pl.col("new_seq").max().over(["run", "root"])
+    first_nil = pl.col("new_pos") == pl.col("new_pos").filter(nil_root).min().over("run")
+    newest = pl.col("new_pos") == pl.col("new_pos").max().over(["run", "root"])
+    live_at_end = life_end_seq.is_null() & pl.col("rcu_seq").is_null()
     status = (
         pl.when(pl.col("lost_seq").is_not_null())
         .then(pl.lit("lost"))
-        .when(pl.any_horizontal(pl.col(f"{p}_seq").is_not_null() for p in life_ends))
+        .when(life_end_seq.is_not_null())
         .then(pl.lit("freed"))
         .when(pl.col("rcu_seq").is_not_null())
         .then(pl.lit("rcu_pending"))
@@ -194,50 +254,40 @@ def build_instances(
     )
     return (
         inst.lazy()
-        # Rows stay in (view, run, seq) order, so the next row of the same pointer is the
-        # instance that follows this one.
-        .with_columns(
-            next_within(pl.col(c), *POINTER).alias(f"next_{c}")
-            for c in ("new_seq", "new_ts_ns", "new_pos", "root", "row", "new_drops")
+        .select(
+            "new_row",
+            *INSTANCE,
+            "root",
+            status.alias("status"),
+            "new_seq",
+            "new_ts_ns",
+            "rcu_seq",
+            "rcu_ts_ns",
+            "destroy_seq",
+            "destroy_ts_ns",
+            end_seq.alias("end_seq"),
+            end_ts.alias("end_ts_ns"),
+            (live_end_ts - pl.col("new_ts_ns")).alias("live_ns"),
+            (pl.col("destroy_ts_ns") - pl.col("rcu_ts_ns")).alias("grace_ns"),
+            "uncertain",
+            "lost_seq",
+            live_end_seq.alias("live_end_seq"),
+            life_end_seq.alias("life_end_seq"),
+            life_end_ts.alias("life_end_ts_ns"),
         )
-        .with_columns(
-            pl.when(ended_by_new).then(pl.col(f"next_new_{c}")).alias(f"lost_{c}")
-            for c in ("seq", "ts_ns", "pos", "drops")
-        )
-        .with_columns(
-            life_end_seq=life_end[0],
-            life_end_ts_ns=life_end[1],
-            life_end_pos=life_end[2],
-            live_end_seq=live_end[0],
-            live_end_ts_ns=live_end[1],
-            live_end_pos=live_end[2],
-            life_end_drops=pl.coalesce(pl.col(f"{p}_drops") for p in life_ends),
-        )
-        .with_columns(
-            status=status,
-            end_seq=pl.col("life_end_seq"),
-            end_ts_ns=pl.col("life_end_ts_ns"),
-            end_pos=pl.col("life_end_pos"),
-            live_ns=pl.col("live_end_ts_ns") - pl.col("new_ts_ns"),
-            grace_ns=pl.col("destroy_ts_ns") - pl.col("rcu_ts_ns"),
-        )
+        .rename({"new_row": "row"})
         .collect(engine="in-memory")
     )
 
 
-def mark_uncertain(inst: pl.DataFrame, bounds: pl.DataFrame) -> pl.DataFrame:
-    """``uncertain``: a dropped-events record lies inside the instance's life."""
-    # Runs are numbered 0, 1, ... and bounds has one row per run in that order.
-    run_end = bounds["drops_at_run_end"].gather(inst["run"])
-    return inst.with_columns(
-        uncertain=(pl.coalesce(pl.col("life_end_drops"), run_end) - pl.col("new_drops")) > 0
-    )
-
-
-def release_at_destroy_rcu(inst: pl.DataFrame) -> pl.DataFrame:
-    """Replay the pins as if the root were released at ``destroy_rcu`` (the early-unref fix)."""
-    end_seq, end_ts, end_pos = _pick([_stamp("rcu"), _stamp("destroy"), _stamp("lost")])
-    return inst.with_columns(end_seq=end_seq, end_ts_ns=end_ts, end_pos=end_pos)
+def _pick(prefixes: list[str]) -> tuple[pl.Expr, pl.Expr]:
+    """The first of these events that happened: its seq and its timestamp together."""
+    seq = pl.coalesce([pl.col(f"{p}_seq") for p in prefixes])
+    # Built from the last event outwards so each level is a plain when/then/otherwise.
+    ts: pl.Expr = pl.lit(None, pl.Int64)
+    for p in reversed(prefixes):
+        ts = pl.when(pl.col(f"{p}_seq").is_not_null()).then(pl.col(f"{p}_ts_ns")).otherwise(ts)
+    return seq, ts
 
 
 ANOMALY_COLUMNS = {
@@ -254,7 +304,7 @@ ANOMALY_COLUMNS = {
 }
 
 
-def _event_anomalies(fv: pl.DataFrame, fv_rows: pl.DataFrame) -> pl.DataFrame:
+def _event_anomalies(fv: pl.DataFrame) -> pl.DataFrame:
     """Anomalies that one FlatView event shows by itself (orphans, doubles, roots)."""
     role = pl.col("role")
     rcu_like = role.is_in([ROLE_RCU, ROLE_DOUBLE_RCU, ROLE_ORPHAN_RCU])
@@ -269,10 +319,10 @@ def _event_anomalies(fv: pl.DataFrame, fv_rows: pl.DataFrame) -> pl.DataFrame:
         ("null_root", rcu_like & (pl.col("root") == 0), pl.lit("destroy_rcu with root (nil)")),
         (
             "root_mismatch",
-            paired & (pl.col("root") != pl.col("inst_root")),
+            paired & pl.col("root_changed"),
             pl.format(
                 "{} root differs from the root at flatview_new",
-                pl.when(pl.col("code") == RCU)
+                pl.when(role == ROLE_RCU)
                 .then(pl.lit("flatview_destroy_rcu"))
                 .otherwise(pl.lit("flatview_destroy")),
             ),
@@ -280,7 +330,7 @@ def _event_anomalies(fv: pl.DataFrame, fv_rows: pl.DataFrame) -> pl.DataFrame:
         ("orphan_destroy", role == ROLE_ORPHAN_DESTROY, pl.lit("no open instance of this view")),
         (
             "destroy_without_rcu",
-            (role == ROLE_DESTROY) & (pl.col("rcu_before") == 0),
+            (role == ROLE_DESTROY) & ~pl.col("after_rcu"),
             pl.lit("flatview_destroy of a live instance (no destroy_rcu)"),
         ),
     ]
@@ -298,52 +348,47 @@ def _event_anomalies(fv: pl.DataFrame, fv_rows: pl.DataFrame) -> pl.DataFrame:
         )
         for kind, cond, detail in rules
     ]
-    found = with_stamps(
-        pl.concat(frames, how="vertical"), fv_rows, {"at": ("seq", "ts_ns", "drops", "row")}
-    )
-    return found.select(
-        "run",
-        "kind",
-        pl.col("at_seq").alias("seq"),
-        pl.col("at_ts_ns").alias("ts_ns"),
-        "view",
-        "root",
-        "generation",
-        pl.col("at_row").alias("row"),
-        "detail",
-        pl.col("at_drops").alias("drops_upto"),
-    )
+    return pl.concat(frames, how="vertical")
 
 
 def _lost_anomalies(inst: pl.DataFrame) -> pl.DataFrame:
     """``new_while_live`` and ``reused_before_destroy``: a new that ended an open instance."""
-    lost = inst.filter(pl.col("lost_seq").is_not_null())
-    return lost.select(
-        "run",
-        pl.when(pl.col("rcu_seq").is_null())
-        .then(pl.lit("new_while_live"))
-        .otherwise(pl.lit("reused_before_destroy"))
-        .alias("kind"),
-        pl.col("lost_seq").alias("seq"),
-        pl.col("lost_ts_ns").alias("ts_ns"),
-        "view",
-        pl.col("next_root").alias("root"),
-        "generation",
-        pl.col("next_row").alias("row"),
-        pl.format(
-            "generation {} started while generation {} was {}",
-            pl.col("generation") + 1,
-            pl.col("generation"),
-            pl.when(pl.col("rcu_seq").is_null())
-            .then(pl.lit("live"))
-            .otherwise(pl.lit("RCU-pending")),
-        ).alias("detail"),
-        pl.col("next_new_drops").alias("drops_upto"),
+    return (
+        inst.lazy()
+        # The instance that follows in (view, run) order is the one whose new ended it.
+        .with_columns(next_root=pl.col("root").shift(-1))
+        .filter(pl.col("lost_pos").is_not_null())
+        .select(
+            "run",
+            pl.when(pl.col("rcu_pos").is_null())
+            .then(pl.lit("new_while_live"))
+            .otherwise(pl.lit("reused_before_destroy"))
+            .alias("kind"),
+            pl.col("lost_pos").alias("at_pos"),
+            "view",
+            pl.col("next_root").alias("root"),
+            "generation",
+            pl.format(
+                "generation {} started while generation {} was {}",
+                pl.col("generation") + 1,
+                pl.col("generation"),
+                pl.when(pl.col("rcu_pos").is_null())
+                .then(pl.lit("live"))
+                .otherwise(pl.lit("RCU-pending")),
+            ).alias("detail"),
+        )
+        .collect(engine="in-memory")
     )
 
 
 def find_anomalies(
-    fv: pl.DataFrame, fv_rows: pl.DataFrame, inst: pl.DataFrame, bounds: pl.DataFrame
+    fv: pl.DataFrame,
+    fv_rows: pl.DataFrame,
+    events: pl.DataFrame,
+    inst: pl.DataFrame,
+    bounds: pl.DataFrame,
+    *,
+    destroy_traced: bool,
 ) -> pl.DataFrame:
     """Every anomaly the FlatView events show, with ``uncertain`` marks.
 
@@ -351,24 +396,28 @@ def find_anomalies(
     one with no instance (an orphan) when a dropped-events record precedes it in its run,
     since the events that would have paired it may be the ones lost.
     """
-    found = pl.concat([_event_anomalies(fv, fv_rows), _lost_anomalies(inst)], how="vertical")
+    found = pl.concat([_event_anomalies(fv), _lost_anomalies(inst)], how="vertical")
+    found = with_stamps(found, fv_rows, events, {"at": ("seq", "ts_ns", "drops", "row")})
     # A clean trace has none: skip matching them against every instance.
     concerned = (
         inst.join(found.select(INSTANCE).unique(), on=INSTANCE, how="semi")
         if found.height
         else inst.clear()
     )
+    concerned = concerned.select(
+        *INSTANCE,
+        instance_uncertain(concerned, fv_rows, bounds, destroy_traced=destroy_traced).alias(
+            "inst_uncertain"
+        ),
+    )
     return (
-        found.join(
-            concerned.select(*INSTANCE, pl.col("uncertain").alias("inst_uncertain")),
-            on=INSTANCE,
-            how="left",
-        )
+        found.join(concerned, on=INSTANCE, how="left")
         .join(bounds.select("run", "drops_before_run"), on="run", how="left")
         .with_columns(
             uncertain=pl.coalesce(
-                pl.col("inst_uncertain"), pl.col("drops_upto") > pl.col("drops_before_run")
+                pl.col("inst_uncertain"), pl.col("at_drops") > pl.col("drops_before_run")
             )
         )
+        .rename({"at_seq": "seq", "at_ts_ns": "ts_ns", "at_row": "row"})
         .select([pl.col(c).cast(t) for c, t in ANOMALY_COLUMNS.items()])
     )

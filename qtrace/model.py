@@ -19,8 +19,8 @@ from qtrace.instances import (
     classify_events,
     find_anomalies,
     flatview_rows,
-    mark_uncertain,
-    release_at_destroy_rcu,
+    instance_views,
+    pin_end,
 )
 from qtrace.pins import (
     CONCURRENCY_SCHEMA,
@@ -36,6 +36,7 @@ from qtrace.runs import (
     destroy_traced,
     dropped_total,
     event_counts,
+    finalized_roots,
     prepare,
     run_bounds,
 )
@@ -168,21 +169,24 @@ def _in_window(start: str, end: str, window: Window) -> pl.Expr:
     )
 
 
-def _clip_steps(steps: pl.DataFrame, window: Window, rows: pl.DataFrame) -> pl.DataFrame:
-    """The step function inside the window, starting with the levels entering it."""
+def _clip_steps(steps: pl.DataFrame, window: Window, at_begin: pl.DataFrame) -> pl.DataFrame:
+    """The step function inside the window, starting with the levels entering it.
+
+    ``at_begin``: the ``ts_ns`` and ``pos`` of the window's first FlatView event (no row
+    when there is none).
+    """
     entering = (
         steps.filter(pl.col("seq") < window.begin_seq)
         .group_by(["run", "root"])
         .agg(pl.all().sort_by("seq").last())
         .filter((pl.col("live") + pl.col("pending")) > 0)
     )
-    at_begin = rows.filter(pl.col("is_fv") & (pl.col("seq") >= window.begin_seq)).head(1)
     begin_ts = at_begin["ts_ns"].first() if at_begin.height else None
     begin_pos = at_begin["pos"].first() if at_begin.height else None
     entering = entering.with_columns(
         seq=pl.lit(window.begin_seq, pl.Int64),
         ts_ns=pl.lit(begin_ts, pl.Int64),
-        pos=pl.lit(begin_pos, pl.Int64),
+        pos=pl.lit(begin_pos, steps.schema["pos"]),
     ).select(steps.columns)
     inside = steps.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
     return pl.concat([entering, inside], how="vertical").sort(["run", "root", "seq"])
@@ -227,43 +231,64 @@ def analyze(
     rows = prepare(table)
     traced = destroy_traced(rows)
     bounds = run_bounds(rows)
-    fv = classify_events(rows)
+    has_clock = trace.has_clock if trace is not None else rows["ts_ns"].drop_nulls().len() > 0
+    # Everything that reads the model's rows happens here, so they can go before the
+    # instance and pin tables are built: the peak memory is where those meet.
+    window = _window(rows, begin, end, window_unit, has_clock)
+    if window is None:
+        counts = event_counts(rows)
+        at_begin = rows.clear()
+    else:
+        counts = event_counts(
+            rows.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
+        )
+        at_begin = rows.filter(pl.col("is_fv") & (pl.col("seq") >= window.begin_seq)).head(1)
     fv_rows = flatview_rows(rows)
-    inst = mark_uncertain(build_instances(fv, fv_rows, destroy_traced=traced), bounds)
-    if root_release == "destroy_rcu":
-        inst = release_at_destroy_rcu(inst)
-    steps = concurrency(inst, fv_rows)
+    finalized_mrs = finalized_roots(rows, table)
+    del rows
+    fv = classify_events(fv_rows, table)
+    fv_rows = fv_rows.select("row", "drops_upto")
+    inst = build_instances(fv, destroy_traced=traced)
+    anomalies = find_anomalies(fv, fv_rows, table, inst, bounds, destroy_traced=traced)
+    del fv
+    # Runs follow seq, so new_pos order is (run, new_seq) order, the views' order.
+    inst = inst.sort("new_pos")
+    steps = concurrency(
+        inst.with_columns(end_pos=pin_end(destroy_traced=traced, root_release=root_release)),
+        fv_rows,
+        table,
+    )
+    views = instance_views(
+        inst, fv_rows, table, bounds, destroy_traced=traced, root_release=root_release
+    )
+    del inst, fv_rows
     finalized = (
-        finalized_while_pinned(rows, steps)
+        finalized_while_pinned(finalized_mrs, steps)
         .join(bounds.select("run", "drops_before_run"), on="run", how="left")
         .with_columns(uncertain=pl.col("drops_upto") > pl.col("drops_before_run"))
         .select([pl.col(c).cast(t) for c, t in ANOMALY_COLUMNS.items()])
     )
-    anomalies = pl.concat([find_anomalies(fv, fv_rows, inst, bounds), finalized], how="vertical")
-    has_clock = trace.has_clock if trace is not None else rows["ts_ns"].drop_nulls().len() > 0
-    window = _window(rows, begin, end, window_unit, has_clock)
-    views = inst.select(
+    anomalies = pl.concat([anomalies, finalized], how="vertical")
+    views = views.select(
         "row", *[pl.col(c).cast(t) for c, t in VIEW_SCHEMA.items() if c not in ORIGIN_COLUMNS]
     )
     intervals = root_intervals(steps, bounds)
     found_overlaps = overlaps(steps, bounds)
-    counted = rows
     if window is not None:
         views = views.filter(_in_window("new_seq", "life_end_seq", window))
         anomalies = anomalies.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
         intervals = intervals.filter(_in_window("start_seq", "end_seq", window))
         found_overlaps = found_overlaps.filter(_in_window("start_seq", "end_seq", window))
-        steps = _clip_steps(steps, window, rows)
-        counted = rows.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
+        steps = _clip_steps(steps, window, at_begin)
     roots = roots_table(views, steps, intervals)
     return Analysis(
         trace=trace,
         destroy_traced=traced,
         root_release=root_release,
-        runs=int(rows.select((pl.col("run").max() + 1).fill_null(0)).item()),
+        runs=bounds.height,
         has_clock=has_clock,
-        # Runs follow seq, so new_seq order is (run, new_seq) order.
-        views=attach_origin(views.sort("new_seq"), table).select(
+        # instance_views builds them in (run, new_seq) order.
+        views=attach_origin(views, table).select(
             [pl.col(c).cast(t) for c, t in VIEW_SCHEMA.items()]
         ),
         roots=roots,
@@ -273,10 +298,8 @@ def analyze(
             [pl.col(c).cast(t) for c, t in ANOMALY_SCHEMA.items()]
         ),
         # Already in (run, root, seq) order: concurrency() builds it so.
-        concurrency=steps.select(
-            [pl.col(c).cast(t) for c, t in CONCURRENCY_SCHEMA.items() if c not in ("pos", "rid")]
-        ),
-        event_counts=event_counts(counted),
+        concurrency=steps.select([pl.col(c).cast(t) for c, t in CONCURRENCY_SCHEMA.items()]),
+        event_counts=counts,
         dropped_events=trace.dropped_events if trace is not None else dropped_total(table),
         window=window,
     )

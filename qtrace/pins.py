@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from qtrace.runs import IDX
 from qtrace.sorted_windows import cum_sum_within, group_starts, next_within, previous_within
 
 ROOT = ["run", "root"]
@@ -21,9 +22,9 @@ CONCURRENCY_SCHEMA = {
     "ts_ns": pl.Int64(),
     "live": pl.Int64(),
     "pending": pl.Int64(),
-    "pos": pl.Int64(),  # internal: index among FlatView events
-    "rid": pl.Int64(),  # internal: dense id of (run, root), in (run, root) order
 }
+# The steps frame also carries, internally, ``pos`` (index among FlatView events) and
+# ``rid`` (dense id of (run, root), in (run, root) order), both of type IDX.
 
 
 def _delta(frame: pl.LazyFrame, at: pl.Expr, d_live: int, d_pending: int) -> pl.LazyFrame:
@@ -47,8 +48,8 @@ def _sorted_deltas(deltas: pl.DataFrame, n_roots: int, n_events: int) -> pl.Data
     if pos_bits + 4 + max(n_roots, 1).bit_length() > 62:
         return deltas.sort(["rid", "pos"])
     key = (
-        pl.col("rid") * (1 << (pos_bits + 4))
-        + pl.col("pos") * 16
+        pl.col("rid").cast(pl.Int64) * (1 << (pos_bits + 4))
+        + pl.col("pos").cast(pl.Int64) * 16
         + (pl.col("d_live") + 1).cast(pl.Int64) * 4
         + (pl.col("d_pending") + 1).cast(pl.Int64)
     )
@@ -57,8 +58,8 @@ def _sorted_deltas(deltas: pl.DataFrame, n_roots: int, n_events: int) -> pl.Data
         .select(key.alias("key"))
         .sort("key")
         .select(
-            (pl.col("key") // (1 << (pos_bits + 4))).alias("rid"),
-            (pl.col("key") // 16 % (1 << pos_bits)).alias("pos"),
+            (pl.col("key") // (1 << (pos_bits + 4))).cast(IDX).alias("rid"),
+            (pl.col("key") // 16 % (1 << pos_bits)).cast(IDX).alias("pos"),
             (pl.col("key") // 4 % 4 - 1).cast(pl.Int8).alias("d_live"),
             (pl.col("key") % 4 - 1).cast(pl.Int8).alias("d_pending"),
         )
@@ -66,25 +67,22 @@ def _sorted_deltas(deltas: pl.DataFrame, n_roots: int, n_events: int) -> pl.Data
     )
 
 
-def concurrency(instances: pl.DataFrame, fv_rows: pl.DataFrame) -> pl.DataFrame:
+def concurrency(
+    instances: pl.DataFrame, fv_rows: pl.DataFrame, events: pl.DataFrame
+) -> pl.DataFrame:
     """The live and pending levels of every root after each event that changes them.
 
-    ``instances`` carries each phase boundary as a ``pos`` (index among FlatView events);
-    ``fv_rows`` turns a pos back into seq and timestamp. The result keeps ``pos`` so spans
-    can be measured in events when the trace has no clock.
+    ``instances`` carries each phase boundary as a position among the FlatView events
+    (``new_pos``, ``rcu_pos``, ``end_pos``: the pin end); ``fv_rows`` turns a position into
+    the event's row of ``events``. The result keeps ``pos`` so spans can be measured in
+    events when the trace has no clock.
     """
-    pinned = instances.select(*ROOT, "new_pos", "rcu_pos", "rcu_seq", "end_pos", "end_seq").filter(
-        pl.col("root") != 0
-    )
+    pinned = instances.select(*ROOT, "new_pos", "rcu_pos", "end_pos").filter(pl.col("root") != 0)
     root_ids = pinned.select(ROOT).unique().sort(ROOT).with_row_index("rid")
     # Deltas are sorted below, so the join need not keep the instances' order.
-    joined = (
-        pinned.lazy()
-        .join(root_ids.lazy(), on=ROOT, how="left")
-        .with_columns(pl.col("rid").cast(pl.Int64))
-    )
-    has_pending = pl.col("rcu_seq").is_not_null() & (
-        pl.col("end_seq").is_null() | (pl.col("end_seq") > pl.col("rcu_seq"))
+    joined = pinned.lazy().join(root_ids.lazy(), on=ROOT, how="left").drop(ROOT)
+    has_pending = pl.col("rcu_pos").is_not_null() & (
+        pl.col("end_pos").is_null() | (pl.col("end_pos") > pl.col("rcu_pos"))
     )
     # At most three changes per instance: it starts live; at destroy_rcu it moves from live
     # to pending (one row) or, without a pending phase, leaves at its end; then leaves pending.
@@ -118,13 +116,14 @@ def concurrency(instances: pl.DataFrame, fv_rows: pl.DataFrame) -> pl.DataFrame:
         .select("live", "pending", "pos", "rid")
         .collect(engine="in-memory")
     )
+    del deltas  # ten million rows, no longer needed while the steps are located
+    rows = fv_rows["row"].gather(steps["pos"])
     # One select per source frame, so polars runs the gathers in parallel.
-    located = (
+    return (
         root_ids.select(pl.col(ROOT).gather(steps["rid"]))
-        .hstack(fv_rows.select(pl.col("seq", "ts_ns").gather(steps["pos"])))
+        .hstack(events.select(pl.col("seq", "ts_ns").gather(rows)))
         .hstack(steps)
     )
-    return located.select([pl.col(c).cast(t) for c, t in CONCURRENCY_SCHEMA.items()])
 
 
 def spans(steps: pl.DataFrame, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFrame:
@@ -133,44 +132,60 @@ def spans(steps: pl.DataFrame, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFra
     Each span ends at the first step where the key changes; a span still open at the end of
     the trace has a null end and is measured up to the run's last FlatView event.
     """
+    # Steps are sorted by root and seq: a segment starts at a new root or a new key. Only
+    # the segments' first steps and the steps of kept segments are materialized.
     marked = (
-        steps.with_columns(key=key)
-        # Steps are sorted by root and seq: a segment starts at a new root or a new key.
+        steps.lazy()
+        .select("rid", key=key, level=pl.col("live") + pl.col("pending"))
         .with_columns(start=group_starts("rid", "key"))
-        # Sorted by construction; the flag lets group_by slice instead of hashing.
-        .with_columns(segment=pl.col("start").cast(pl.Int64).cum_sum().set_sorted())
+        .with_columns(segment=pl.col("start").cast(IDX).cum_sum())
     )
-    segments = (
-        marked.filter(pl.col("start"))
-        .select(
-            "segment",
-            "rid",
-            *ROOT,
-            "key",
-            start_seq=pl.col("seq"),
-            start_ts_ns=pl.col("ts_ns"),
-            start_pos=pl.col("pos"),
-        )
-        .with_columns(
-            end_seq=next_within(pl.col("start_seq"), "rid"),
-            end_ts_ns=next_within(pl.col("start_ts_ns"), "rid"),
-            end_pos=next_within(pl.col("start_pos"), "rid"),
-        )
+    starts = (
+        marked.with_row_index("at")
+        .filter(pl.col("start"))
+        .select("segment", "rid", "key", "at", end_at=next_within(pl.col("at"), "rid"))
         .filter(pl.col("key").is_not_null())
-        .join(bounds.select("run", "run_last_ts_ns", "run_end_pos"), on="run", how="left")
+        .collect(engine="in-memory")
     )
-    # The peak inside each span, aggregated over the rows of kept spans only.
+    # The peak inside each span; segments are numbered in row order, so the flag lets
+    # group_by slice instead of hashing.
     peaks = (
         marked.filter(pl.col("key").is_not_null())
+        .select(pl.col("segment").set_sorted(), "level")
         .group_by("segment")
-        .agg(instances=(pl.col("live") + pl.col("pending")).max())
+        .agg(instances=pl.col("level").max())
+        .collect(engine="in-memory")
     )
-    segments = segments.join(peaks, on="segment", how="left").sort("segment")
-    return segments.with_columns(
-        duration_ns=pl.coalesce(pl.col("end_ts_ns"), pl.col("run_last_ts_ns"))
-        - pl.col("start_ts_ns"),
-        duration_events=pl.coalesce(pl.col("end_pos"), pl.col("run_end_pos")) - pl.col("start_pos"),
-    ).drop("segment", "run_last_ts_ns", "run_end_pos")
+    at, end_at = starts["at"], starts["end_at"]
+    located = steps.select(
+        *[pl.col(c).gather(at) for c in ROOT],
+        pl.col("seq").gather(at).alias("start_seq"),
+        pl.col("ts_ns").gather(at).alias("start_ts_ns"),
+        pl.col("pos").gather(at).alias("start_pos"),
+        pl.col("seq").gather(end_at).alias("end_seq"),
+        pl.col("ts_ns").gather(end_at).alias("end_ts_ns"),
+        pl.col("pos").gather(end_at).alias("end_pos"),
+    )
+    return (
+        starts.select("segment", "key")
+        .hstack(located)
+        .join(peaks, on="segment", how="left")
+        .join(bounds.select("run", "run_last_ts_ns", "run_end_pos"), on="run", how="left")
+        .sort("segment")
+        .select(
+            *ROOT,
+            "key",
+            "start_seq",
+            "start_ts_ns",
+            "end_seq",
+            "end_ts_ns",
+            "instances",
+            duration_ns=pl.coalesce(pl.col("end_ts_ns"), pl.col("run_last_ts_ns"))
+            - pl.col("start_ts_ns"),
+            duration_events=pl.coalesce(pl.col("end_pos").cast(pl.Int64), pl.col("run_end_pos"))
+            - pl.col("start_pos").cast(pl.Int64),
+        )
+    )
 
 
 INTERVAL_COLUMNS = [
@@ -248,28 +263,34 @@ def overlaps(steps: pl.DataFrame, bounds: pl.DataFrame) -> pl.DataFrame:
 
 def roots_table(views: pl.DataFrame, steps: pl.DataFrame, intervals: pl.DataFrame) -> pl.DataFrame:
     """One row per (run, root): instances, peak concurrency, intervals, pinned at end."""
+    # Grouped first and filtered after: filtering every view first would copy them.
     per_root = (
-        views.select(*ROOT, "status", "new_seq", "new_ts_ns")
-        .filter(pl.col("root") != 0)
-        .group_by(ROOT)
+        views.group_by(ROOT)
         .agg(
             instances=pl.len().cast(pl.Int64),
             leaked=(pl.col("status") == "leaked").sum().cast(pl.Int64),
             first_seq=pl.col("new_seq").min(),
             first_ts_ns=pl.col("new_ts_ns").min(),
         )
+        .filter(pl.col("root") != 0)
     )
     levels = (
-        steps.with_columns(pl.col("rid").set_sorted())
+        steps.select(
+            pl.col("rid").set_sorted(),
+            *ROOT,
+            "seq",
+            "ts_ns",
+            level=pl.col("live") + pl.col("pending"),
+        )
         .group_by("rid")
         .agg(
             pl.col("run").first(),
             pl.col("root").first(),
-            max_concurrent=(pl.col("live") + pl.col("pending")).max().cast(pl.Int64),
+            max_concurrent=pl.col("level").max().cast(pl.Int64),
             last_seq=pl.col("seq").max(),
             # Steps are in seq order within a root, and group_by keeps that order in a group.
             last_ts_ns=pl.col("ts_ns").last(),
-            pinned_at_end=(pl.col("live") + pl.col("pending")).last() > 0,
+            pinned_at_end=pl.col("level").last() > 0,
         )
     )
     spans_per_root = intervals.group_by(ROOT).agg(
@@ -307,29 +328,21 @@ def roots_table(views: pl.DataFrame, steps: pl.DataFrame, intervals: pl.DataFram
     )
 
 
-def finalized_while_pinned(rows: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
-    """``memory_region_finalize`` of an MR that a view still pins as its root."""
-    finalized = (
-        rows.filter(pl.col("mr").is_not_null() & (pl.col("mr") != 0))
-        .select(
-            "run",
-            pl.col("mr").alias("root"),
-            "seq",
-            "ts_ns",
-            "row",
-            "drops_upto",
-        )
-        .sort("seq")
-    )
+def finalized_while_pinned(finalized: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
+    """``memory_region_finalize`` of an MR that a view still pins as its root.
+
+    ``finalized``: the finalize events naming an MR (runs.finalized_roots).
+    """
     if finalized.height == 0:
-        finalized = finalized.with_columns(
-            live=pl.lit(None, pl.Int64), pending=pl.lit(None, pl.Int64)
+        return _finalize_anomalies(
+            finalized.with_columns(live=pl.lit(None, pl.Int64), pending=pl.lit(None, pl.Int64))
         )
-        return _finalize_anomalies(finalized)
     levels = steps.select(*ROOT, "seq", "live", "pending").sort("seq")
-    hits = finalized.join_asof(
-        levels, on="seq", by=ROOT, strategy="backward", check_sortedness=False
-    ).filter((pl.col("live") + pl.col("pending")).fill_null(0) > 0)
+    hits = (
+        finalized.sort("seq")
+        .join_asof(levels, on="seq", by=ROOT, strategy="backward", check_sortedness=False)
+        .filter((pl.col("live") + pl.col("pending")).fill_null(0) > 0)
+    )
     return _finalize_anomalies(hits)
 
 

@@ -21,6 +21,9 @@ MODEL_EVENTS = (*FLATVIEW_EVENTS, DROPPED_EVENT, MR_FINALIZE)
 # Small integer codes instead of event names: the model's frames stay narrow at 10M rows.
 NEW, RCU, DESTROY, DROP, FINALIZE = range(5)
 ORIGIN_COLUMNS = ("source", "line", "offset")
+# Row numbers, positions and counts of rows: polars' own index type, narrower than Int64 in
+# the usual build (frames of up to 2**32 rows).
+IDX = pl.get_index_type()
 
 
 def _pointer_in(args: pl.Expr) -> pl.Expr:
@@ -60,28 +63,17 @@ def _code(event: pl.Expr) -> pl.Expr:
 def prepare(events: pl.DataFrame) -> pl.DataFrame:
     """The model's rows in ``seq`` order, each with its ``run``.
 
-    Columns: ``row`` (index of the event in ``events``, to fetch its source and line at the
-    end), ``seq``, ``ts_ns``, ``code`` (NEW, RCU, DESTROY, DROP, FINALIZE), ``view``,
-    ``root``, ``run`` (0-based), ``is_fv`` (a FlatView event), ``pos`` (index among the
-    FlatView events, to count events in a span), ``mr`` (the MR of a finalize event),
-    ``is_drop`` and ``drops_upto`` (dropped-events records up to and including this row, to
-    tell whether a span contains one). Rows before every FlatView event that belong to no
-    run are left out.
+    Columns: ``row`` (index of the event in ``events``, to read its pointers, arguments and
+    origin there), ``seq``, ``ts_ns``, ``code`` (NEW, RCU, DESTROY, DROP, FINALIZE),
+    ``is_fv`` (a FlatView event), ``is_drop``, ``run`` (0-based), ``pos`` (index among the
+    FlatView events, to count events in a span) and ``drops_upto`` (dropped-events records
+    up to and including this row, to tell whether a span contains one). Rows before every
+    FlatView event that belong to no run are left out.
     """
     code = _code(pl.col("event"))
     rows = (
         events.lazy()
-        .select(
-            pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
-            "seq",
-            "ts_ns",
-            code.alias("code"),
-            "view",
-            "root",
-            # Only finalize rows need their arguments parsed; the rest stay null (cheap), and
-            # the wide text column is not carried through the filter and sort.
-            mr=_pointer_in(pl.when(code == FINALIZE).then(pl.col("args"))),
-        )
+        .select(pl.int_range(pl.len(), dtype=IDX).alias("row"), "seq", "ts_ns", "root", code=code)
         .filter(pl.col("code").is_not_null())
     )
     # Traces come in seq order; sorting a sorted frame would still copy every column.
@@ -100,16 +92,27 @@ def prepare(events: pl.DataFrame) -> pl.DataFrame:
             "seq",
             "ts_ns",
             "code",
-            "view",
-            "root",
             "is_fv",
             "is_drop",
-            "mr",
             "run",
             pos=pl.col("is_fv").cast(pl.Int64).cum_sum() - 1,
-            drops_upto=pl.col("is_drop").cast(pl.Int64).cum_sum(),
+            drops_upto=pl.col("is_drop").cast(IDX).cum_sum(),
         )
         .collect(engine="in-memory")
+    )
+
+
+def finalized_roots(rows: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """``memory_region_finalize`` rows whose arguments name an MR (as ``root``), in seq order."""
+    finalized = rows.filter(pl.col("code") == FINALIZE).select(
+        "run", "seq", "ts_ns", "row", "drops_upto"
+    )
+    # Only these few rows have their arguments parsed.
+    mr = events.select(_pointer_in(pl.col("args").gather(finalized["row"])).alias("root"))
+    return (
+        finalized.hstack(mr)
+        .filter(pl.col("root").is_not_null() & (pl.col("root") != 0))
+        .select("run", "root", "seq", "ts_ns", "row", "drops_upto")
     )
 
 
@@ -141,7 +144,7 @@ def run_bounds(rows: pl.DataFrame) -> pl.DataFrame:
             run_last_seq=pl.col("seq").filter(pl.col("is_fv")).max(),
             run_last_ts_ns=pl.col("ts_ns").filter(pl.col("is_fv")).max(),
             run_end_pos=pl.col("pos").max() + 1,
-            drops_before_run=(pl.col("drops_upto") - pl.col("is_drop").cast(pl.Int64)).min(),
+            drops_before_run=(pl.col("drops_upto") - pl.col("is_drop").cast(IDX)).min(),
             drops_at_run_end=pl.col("drops_upto").max(),
         )
         .sort("run")
@@ -159,6 +162,7 @@ __all__ = [
     "DESTROY",
     "DROP",
     "FINALIZE",
+    "IDX",
     "MODEL_EVENTS",
     "NEW",
     "RCU",
@@ -166,6 +170,7 @@ __all__ = [
     "destroy_traced",
     "dropped_total",
     "event_counts",
+    "finalized_roots",
     "prepare",
     "run_bounds",
 ]
