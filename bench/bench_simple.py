@@ -72,7 +72,9 @@ with open_input(sys.argv[1]) as opened:
     start, cpu = time.perf_counter(), time.process_time()
     parsed = simple.parse(opened, selection, Path(sys.argv[2]))
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    rows, peak_kb = parsed.events.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, not ru_maxrss: ru_maxrss also counts the parent's pages shared at fork time.
+    hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    rows, peak_kb = parsed.events.height, int(hwm.split()[1])
     del parsed
     steady = seconds
     for _ in range(2):  # the same file again: steady state, as in a batch of many files
