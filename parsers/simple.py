@@ -416,21 +416,11 @@ class _Records:
         """The ``width``-byte integer ``delta`` bytes into every record."""
         return self.read_many([(delta, width)])[0]
 
-    def read_many(
-        self, wanted: list[tuple[int, int]], as_int64: bool = False
-    ) -> list[npt.NDArray[Any]]:
-        """Several ``(delta, width)`` fields of every record, in one pass over the file.
-
-        ``as_int64`` returns them as int64 (as the events table holds them) without a copy.
-        """
-        natives = [
-            np.int64 if as_int64 else np.uint64 if width == 8 else np.uint32 for _, width in wanted
-        ]
+    def read_many(self, wanted: list[tuple[int, int]]) -> list[npt.NDArray[Any]]:
+        """Several ``(delta, width)`` fields of every record, in one pass over the file."""
+        natives = [np.uint64 if width == 8 else np.uint32 for _, width in wanted]
         if len(self.pieces) == 1 and not isinstance(self.pieces[0], tuple):
-            return [
-                self.fields.read(self.pieces[0] + delta, w).astype(native, copy=False)
-                for (delta, w), native in zip(wanted, natives, strict=True)
-            ]
+            return [self.fields.read(self.pieces[0] + delta, w) for delta, w in wanted]
         outs = [np.zeros(self.count, native) for native in natives]
         # Scattered records are gathered in one call (many small calls cost more than the
         # reads); runs are copied from strided views.
@@ -858,16 +848,16 @@ def _decode_block(
     out: _Decoded,
 ) -> None:
     """Decode one block of records into a frame appended to ``out.frames``."""
-    # Choose records by event id first, so unwanted events are never decoded at all.
-    eids = records.read(8, 8)
+    # The header fields of every record in one pass; the arguments only of wanted events.
+    header = records.read_many([(8, 8), (16, 8), (24, 4), (28, 4)])
+    eids = header[0]
     ids = pl.Series("eid", eids)
     present_ids = ids.unique(maintain_order=True).to_list()
     unmapped = [i for i in present_ids if i not in by_id]
     if unmapped:
         rows = np.flatnonzero(ids.is_in(unmapped).to_numpy())
-        lost = records.take(rows)
-        out.bytes_skipped += int(lost.read(24, 4).sum()) + 8 * rows.size
-        out.unmapped.add(rows.size, int(lost.offsets()[0]))
+        out.bytes_skipped += int(header[2][rows].sum()) + 8 * rows.size
+        out.unmapped.add(rows.size, int(records.offsets()[rows[0]]))
     wanted = [
         i
         for i in present_ids
@@ -875,17 +865,16 @@ def _decode_block(
     ]
     if len(wanted) != len(present_ids):
         rows = np.flatnonzero(ids.is_in(wanted).to_numpy())
-        records, eids = records.take(rows), eids[rows]
+        records, header = records.take(rows), [field[rows] for field in header]
     if records.count == 0:
         return
+    eids, ts_ns, lengths, pids = header
     offsets = records.offsets()
-    ts_ns, pids = records.read_many([(16, 8), (28, 4)], as_int64=True)
-    lengths = records.read(24, 4)
     frame = pl.DataFrame(
         {
             "offset": offsets,
             "event": _event_names(eids, offsets, by_id, wanted),
-            "ts_ns": ts_ns,
+            "ts_ns": ts_ns.view(np.int64),
             "length": lengths,  # only for decoding: not an events column
             "pid": pl.Series(pids).cast(pl.Int32, strict=False),  # a pid_t
         }
