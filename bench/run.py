@@ -1,7 +1,7 @@
 """Run every benchmark at the sizes the issues set, one after another.
 
 Each benchmark measures its own baseline in the same run and prints ratios; nothing here
-is a pass/fail test. `python bench/run.py ingest` runs one group; names: log, simple,
+is a pass/fail test. `python bench/run.py log` runs one group; names: log, simple,
 analyze, dashboard, batch.
 """
 
