@@ -2,8 +2,10 @@
 
 Record boundaries are walked in Python only where they are irregular; runs of equal-sized
 records (a FlatView-only trace is one long run of 48-byte records) are checked and decoded in
-bulk with numpy over a memory map. Arguments are rendered once per distinct value tuple and
-joined back, which reproduces QEMU's ``scripts/simpletrace.py`` text exactly.
+bulk with numpy over a memory map, a block of records at a time, letting go of the mapped
+pages behind, so memory stays near the size of the table however large the file. Arguments
+of other events are rendered once per distinct value tuple and joined back, which reproduces
+QEMU's ``scripts/simpletrace.py`` text exactly (a FlatView event's are its view and root).
 
 What happens to records that cannot be fully decoded (one warning per kind, with an offset):
 

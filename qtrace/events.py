@@ -33,7 +33,9 @@ EVENTS_SCHEMA: dict[str, pl.DataType] = {
     "event": pl.Categorical(),
     "view": pl.UInt64(),  # FlatView pointer; 0 for (nil); null for other events
     "root": pl.UInt64(),  # root MemoryRegion pointer; 0 for (nil); null for other events
-    "args": pl.String(),  # raw argument text (log) or decoded "name=value" pairs (simple)
+    # Other events' raw argument text (log) or decoded "name=value" pairs (simple); null for
+    # a FlatView event, whose arguments are its view and root (text kept only if odd).
+    "args": pl.String(),
     "source": pl.Categorical(),  # the file the event came from
     "line": pl.Int64(),  # 1-based line number in a text source
     "offset": pl.Int64(),  # byte offset of the record in a binary source
