@@ -94,19 +94,13 @@ def classify_events(fv_rows: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame
         .cast(pl.Int8)
     )
     # Rows are in seq order and runs follow seq, so a stable sort by pointer alone gives
-    # (view, run, seq) order: each pointer of each run is a block of consecutive rows. The
-    # order is found on the pointers alone, then each column is read once in that order.
+    # (view, run, seq) order: each pointer of each run is a block of consecutive rows.
     # Pointers come from the events table, rather than being carried in every row.
-    order = (
-        events.select(pl.col("view").gather(fv_rows["row"]))
-        .select(pl.arg_sort_by("view", maintain_order=True).alias("pos"))
-        .to_series()
-    )
-    by_pointer = pl.DataFrame(order).hstack(
-        [
-            *fv_rows.select(pl.col("run", "code").gather(order)),
-            *events.select(pl.col("view", "root").gather(fv_rows["row"].gather(order))),
-        ]
+    by_pointer = (
+        fv_rows.select("run", "code")
+        .hstack(events.select(pl.col("view", "root").gather(fv_rows["row"])))
+        .with_row_index("pos")
+        .sort("view", maintain_order=True)
     )
     return (
         by_pointer.lazy()
@@ -214,6 +208,8 @@ def instance_views(
 ) -> pl.DataFrame:
     """The views table (VIEW_SCHEMA's columns but the origin, and ``row``), in ``inst`` order.
 
+    ``inst`` must be in ``new_pos`` order.
+
     ``end_seq`` is where the instance stops pinning its root under ``root_release``;
     ``live_end_seq`` ends its live phase; ``life_end_seq`` is where it stopped existing.
     """
@@ -237,7 +233,9 @@ def instance_views(
     )
     nil_root = pl.col("root") == 0
     first_nil = pl.col("new_pos") == pl.col("new_pos").filter(nil_root).min().over("run")
-    newest = pl.col("new_pos") == pl.col("new_pos").max().over(["run", "root"])
+    # Rows are in new_pos order: the newest instance of a root is its last row in the run
+    # (one hashed key and few groups, far cheaper than a max over (run, root)).
+    newest = pl.col("root").is_last_distinct().over("run")
     live_at_end = life_end_seq.is_null() & pl.col("rcu_seq").is_null()
     status = (
         pl.when(pl.col("lost_seq").is_not_null())

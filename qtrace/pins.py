@@ -37,6 +37,11 @@ def _delta(frame: pl.LazyFrame, at: pl.Expr, d_live: int, d_pending: int) -> pl.
     )
 
 
+# Both levels of a root in one Int64, the pending level in the high half, so one running
+# sum per root gives both (levels are never negative, so the halves decode exactly).
+PENDING_UNIT = 1 << 32
+
+
 def _sorted_deltas(deltas: pl.DataFrame, n_roots: int, n_events: int) -> pl.DataFrame:
     """Deltas in (rid, pos) order.
 
@@ -95,25 +100,20 @@ def concurrency(
         ],
         how="vertical",
     ).collect(engine="in-memory")
-    deltas = _sorted_deltas(deltas, root_ids.height, fv_rows.height)
-    root_start = group_starts("rid")
     last_of_event = pl.any_horizontal(
         [pl.col(c).ne_missing(pl.col(c).shift(-1)) for c in ("rid", "pos")]
     )
+    deltas = _sorted_deltas(deltas, root_ids.height, fv_rows.height)
+    change = pl.col("d_live").cast(pl.Int64) + pl.col("d_pending").cast(pl.Int64) * PENDING_UNIT
+    level = pl.col("level")
     steps = (
         deltas.lazy()
-        .with_columns(
-            live=cum_sum_within(pl.col("d_live").cast(pl.Int64), root_start),
-            pending=cum_sum_within(pl.col("d_pending").cast(pl.Int64), root_start),
-        )
+        .with_columns(level=cum_sum_within(change, group_starts("rid")))
         # Levels after all the changes of one event; one row per event.
         .filter(last_of_event)
         # Changes that cancel out within one event leave the levels as they were.
-        .filter(
-            (pl.col("live") != previous_within(pl.col("live"), "rid").fill_null(0))
-            | (pl.col("pending") != previous_within(pl.col("pending"), "rid").fill_null(0))
-        )
-        .select("live", "pending", "pos", "rid")
+        .filter(level != previous_within(level, "rid").fill_null(0))
+        .select(live=level % PENDING_UNIT, pending=level // PENDING_UNIT, pos="pos", rid="rid")
         .collect(engine="in-memory")
     )
     del deltas  # ten million rows, no longer needed while the steps are located
@@ -140,22 +140,22 @@ def spans(steps: pl.DataFrame, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFra
         .with_columns(start=group_starts("rid", "key"))
         .with_columns(segment=pl.col("start").cast(IDX).cum_sum())
     )
-    starts = (
+    starts_plan = (
         marked.with_row_index("at")
         .filter(pl.col("start"))
         .select("segment", "rid", "key", "at", end_at=next_within(pl.col("at"), "rid"))
         .filter(pl.col("key").is_not_null())
-        .collect(engine="in-memory")
     )
     # The peak inside each span; segments are numbered in row order, so the flag lets
     # group_by slice instead of hashing.
-    peaks = (
+    peaks_plan = (
         marked.filter(pl.col("key").is_not_null())
         .select(pl.col("segment").set_sorted(), "level")
         .group_by("segment")
         .agg(instances=pl.col("level").max())
-        .collect(engine="in-memory")
     )
+    # Collected together, so the marks are computed once for both.
+    starts, peaks = pl.collect_all([starts_plan, peaks_plan], engine="in-memory")
     at, end_at = starts["at"], starts["end_at"]
     located = steps.select(
         *[pl.col(c).gather(at) for c in ROOT],

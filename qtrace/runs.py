@@ -94,7 +94,8 @@ def prepare(events: pl.DataFrame) -> pl.DataFrame:
             "code",
             "is_fv",
             "is_drop",
-            "run",
+            # Runs follow seq: flagged sorted, group_by("run") slices instead of hashing.
+            pl.col("run").set_sorted(),
             pos=pl.col("is_fv").cast(pl.Int64).cum_sum() - 1,
             drops_upto=pl.col("is_drop").cast(IDX).cum_sum(),
         )
