@@ -83,6 +83,10 @@ DROPPED_DECL = EventDecl(DROPPED_EVENT, (("uint64_t", "num_events_dropped"),))
 Offsets = npt.NDArray[np.int64]
 _BASE_COLUMNS = ("offset", "ts_ns", "pid", "event")
 Layout = tuple[tuple[bool, str], ...]
+# Argument texts remembered across blocks, per layout (a tuple repeats in many blocks); the
+# memory this takes is capped by forgetting them all now and then.
+Rendered = dict[Layout, dict[tuple[Any, ...], str]]
+RENDERED_LIMIT = 1 << 20
 
 
 def _read_header(mm: mmap.mmap, size: int, name: str) -> str:
@@ -490,6 +494,7 @@ class _Decoded:
     unmapped: _Tally = field(default_factory=_Tally)  # event ids no mapping names
     undeclared: dict[str, int] = field(default_factory=dict)  # records kept without args
     mismatched: _Tally = field(default_factory=_Tally)  # records that do not fit their decl
+    rendered: Rendered = field(default_factory=dict)  # argument texts, for the next blocks
 
     def warnings(self, name: str, loaded: bool) -> list[str]:
         """One line per kind of trouble (``loaded``: a trace-events file was read)."""
@@ -580,19 +585,24 @@ def _event_names(
     return names
 
 
-def _render_args(layout: Layout, values: pl.DataFrame) -> list[str]:
+def _render_args(layout: Layout, values: pl.DataFrame, rendered: Rendered) -> list[str]:
     """simpletrace.py's text for each row of distinct argument values.
 
     A Python loop over *distinct* tuples only: ``repr`` of bytes is the exact text QEMU's
     reader prints for strings, and no polars expression reproduces it.
     """
+    known = rendered.setdefault(layout, {})
+    if len(known) > RENDERED_LIMIT:
+        known.clear()
     texts = []
     for row in values.iter_rows():
-        parts = [
-            f"{name}={value!r}" if is_string else f"{name}=0x{value:x}"
-            for (is_string, name), value in zip(layout, row, strict=True)
-        ]
-        texts.append(" ".join(parts))
+        text = known.get(row)
+        if text is None:
+            text = known[row] = " ".join(
+                f"{name}={value!r}" if is_string else f"{name}=0x{value:x}"
+                for (is_string, name), value in zip(layout, row, strict=True)
+            )
+        texts.append(text)
     return texts
 
 
@@ -679,7 +689,7 @@ def _decode_layout(
 
 
 def _args_text(
-    layout: Layout, values: pl.DataFrame, rows: int
+    layout: Layout, values: pl.DataFrame, rows: int, rendered: Rendered
 ) -> tuple[pl.Series, npt.NDArray[np.uint32]]:
     """The ``args`` text: each distinct argument tuple rendered once, and each row's number.
 
@@ -717,10 +727,10 @@ def _args_text(
     coded = [k for k in keys if k != raw]
     if span >= 2**64:
         distinct = values.unique(subset=keys)
-        rendered = distinct.with_columns(
-            pl.Series("args", _render_args(layout, distinct), pl.String)
+        texts = distinct.with_columns(
+            pl.Series("args", _render_args(layout, distinct, rendered), pl.String)
         )
-        joined = values.join(rendered, on=keys, how="left", maintain_order="left")["args"]
+        joined = values.join(texts, on=keys, how="left", maintain_order="left")["args"]
         return joined, np.arange(rows, dtype=np.uint32)
     # Built in place in one array: every full-length temporary is fresh memory to fault in.
     key = np.zeros(rows, np.uint64)
@@ -750,7 +760,7 @@ def _args_text(
     if raw is not None:
         columns[raw] = pl.Series(raw, remaining)
     distinct = pl.DataFrame({k: columns[k] for k in keys})
-    text = pl.Series("args", _render_args(layout, distinct), pl.String)
+    text = pl.Series("args", _render_args(layout, distinct, rendered), pl.String)
     return text, _codes(key, tuple_keys).to_numpy()
 
 
@@ -759,6 +769,7 @@ class _Columns:
     """The decoded columns of every selected record, filled in one layout group at a time."""
 
     rows: int
+    rendered: Rendered  # shared by every block
     texts: list[pl.Series] = field(default_factory=list)  # distinct args texts, per group
     text_count: int = 0
 
@@ -783,7 +794,7 @@ class _Columns:
         # A FlatView event's arguments are its view and root: text only for the others.
         is_flatview = np.broadcast_to(np.asarray(flatview, bool), ok.shape)
         if not is_flatview.all():
-            text, codes = _args_text(layout, values, ok.size)
+            text, codes = _args_text(layout, values, ok.size, self.rendered)
             self.texts.append(text)
             if whole:
                 self.codes = codes
@@ -906,7 +917,7 @@ def _decode_block(
         decl = decls.get(event)
         groups.setdefault(decl.layout if decl is not None else None, []).append(event)
     # Only the decoded columns are built per group; the record columns stay in file order.
-    columns = _Columns(frame.height)
+    columns = _Columns(frame.height, out.rendered)
     event = frame.get_column("event")
     lengths = frame.get_column("length").to_numpy()
     for layout, events in groups.items():

@@ -581,7 +581,7 @@ def test_many_distinct_argument_tuples(columns: int) -> None:
         {f"a{i}": [(r * 7919 + i) * 104729 + 2**63 for r in range(10_000)] for i in range(columns)}
     )
     values = values.with_columns(pl.col(c).cast(pl.UInt64) for c in values.columns)
-    texts, numbers = simple._args_text(layout, values, values.height)
+    texts, numbers = simple._args_text(layout, values, values.height, {})
     text = texts.gather(numbers)
     expected = [" ".join(f"x{i}={v:#x}" for i, v in enumerate(row)) for row in values.iter_rows()]
     assert text.to_list() == expected
