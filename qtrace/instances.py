@@ -167,21 +167,24 @@ def build_instances(fv: pl.DataFrame, *, destroy_traced: bool) -> pl.DataFrame:
     )
 
 
-def life_end(*, destroy_traced: bool) -> pl.Expr:
-    """Position where an instance stopped existing (null: exists at the end).
-
-    Without destroy events an instance is freed at its destroy_rcu.
-    """
-    ends = ["destroy_pos", "lost_pos"] if destroy_traced else ["destroy_pos", "lost_pos", "rcu_pos"]
-    return pl.coalesce(ends)
+# The events that can end each phase of an instance, first found first (by their column
+# prefixes: ``{event}_pos``, ``_seq``, ``_ts_ns``).
+LIVE_END = ("rcu", "destroy", "lost")
 
 
-LIVE_END = pl.coalesce("rcu_pos", "destroy_pos", "lost_pos")  # end of the live phase
+def life_end(*, destroy_traced: bool) -> tuple[str, ...]:
+    """What ends an instance's life; without destroy events, its destroy_rcu frees it."""
+    return ("destroy", "lost") if destroy_traced else ("destroy", "lost", "rcu")
 
 
-def pin_end(*, destroy_traced: bool, root_release: str) -> pl.Expr:
-    """Position where an instance stops pinning its root (null: pinned to the end)."""
+def pin_end(*, destroy_traced: bool, root_release: str) -> tuple[str, ...]:
+    """What ends an instance's pin on its root under ``root_release``."""
     return LIVE_END if root_release == "destroy_rcu" else life_end(destroy_traced=destroy_traced)
+
+
+def first_pos(ends: tuple[str, ...]) -> pl.Expr:
+    """The position of the first of ``ends`` that happened (null: none did)."""
+    return pl.coalesce(f"{end}_pos" for end in ends)
 
 
 def instance_uncertain(
@@ -189,7 +192,7 @@ def instance_uncertain(
 ) -> pl.Series:
     """Per instance: a dropped-events record lies inside its life."""
     drops = fv_rows["drops_upto"]
-    ends = inst.select(life_end(destroy_traced=destroy_traced))
+    ends = inst.select(first_pos(life_end(destroy_traced=destroy_traced)))
     # Runs are numbered 0, 1, ... and bounds has one row per run in that order.
     run_end = bounds["drops_at_run_end"].gather(inst["run"])
     return (
@@ -223,14 +226,9 @@ def instance_views(
         events,
         {"new": (*both, "row"), "rcu": both, "destroy": both, "lost": both},
     )
-    ends = ["destroy", "lost"] if destroy_traced else ["destroy", "lost", "rcu"]
-    life_end_seq, life_end_ts = _pick(ends)
-    live_end_seq, live_end_ts = _pick(["rcu", "destroy", "lost"])
-    end_seq, end_ts = (
-        (live_end_seq, live_end_ts)
-        if root_release == "destroy_rcu"
-        else (life_end_seq, life_end_ts)
-    )
+    life_end_seq, life_end_ts = _pick(life_end(destroy_traced=destroy_traced))
+    live_end_seq, live_end_ts = _pick(LIVE_END)
+    end_seq, end_ts = _pick(pin_end(destroy_traced=destroy_traced, root_release=root_release))
     nil_root = pl.col("root") == 0
     first_nil = pl.col("new_pos") == pl.col("new_pos").filter(nil_root).min().over("run")
     # Rows are in new_pos order: the newest instance of a root is its last row in the run
@@ -278,7 +276,7 @@ def instance_views(
     )
 
 
-def _pick(prefixes: list[str]) -> tuple[pl.Expr, pl.Expr]:
+def _pick(prefixes: tuple[str, ...]) -> tuple[pl.Expr, pl.Expr]:
     """The first of these events that happened: its seq and its timestamp together."""
     seq = pl.coalesce([pl.col(f"{p}_seq") for p in prefixes])
     # Built from the last event outwards so each level is a plain when/then/otherwise.

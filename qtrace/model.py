@@ -18,6 +18,7 @@ from qtrace.instances import (
     build_instances,
     classify_events,
     find_anomalies,
+    first_pos,
     flatview_rows,
     instance_views,
     pin_end,
@@ -254,7 +255,9 @@ def analyze(
     # Runs follow seq, so new_pos order is (run, new_seq) order, the views' order.
     inst = inst.sort("new_pos")
     steps = concurrency(
-        inst.with_columns(end_pos=pin_end(destroy_traced=traced, root_release=root_release)),
+        inst.with_columns(
+            end_pos=first_pos(pin_end(destroy_traced=traced, root_release=root_release))
+        ),
         fv_rows,
         table,
     )
