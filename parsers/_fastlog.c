@@ -6,8 +6,9 @@
  * of "flatview_" lines no dialect reads), or None when the file holds anything it does
  * not fully understand: another dialect's line (or one that might be), a FlatView event
  * whose arguments are not "%p (root %p)", bytes that are not ASCII, a line over 1 MiB,
- * an ambiguous dialect. FlatView events carry no args text: view and root hold them. The caller then runs the polars path, which is the
- * reference; this file only has to agree with it wherever it answers.
+ * an ambiguous dialect. The caller then runs the polars path, which is the reference;
+ * this file only has to agree with it wherever it answers. FlatView events carry no args
+ * text: view and root are their arguments.
  *
  * Lines are split like polars' scan_lines: on LF, one CR before it (or at the end of the
  * file) dropped, no empty line after a final LF.
@@ -332,10 +333,9 @@ static void array_capsule_free(PyObject *cap) {
 /* A (schema, array) capsule pair of n values in format ("l" int64, "L" uint64, "i" int32,
  * "c" int8). Takes *values (sets it NULL). */
 static PyObject *export(const char *format, int64_t n, void **values) {
-    int64_t n_buffers = 2;
     ArrowSchema *s = calloc(1, sizeof *s);
     ArrowArray *a = calloc(1, sizeof *a);
-    const void **buffers = calloc((size_t)n_buffers, sizeof *buffers);
+    const void **buffers = calloc(2, sizeof *buffers); /* no validity bitmap, the values */
     if (!s || !a || !buffers) {
         free(s);
         free(a);
@@ -348,7 +348,7 @@ static PyObject *export(const char *format, int64_t n, void **values) {
     buffers[1] = *values;
     *values = NULL;
     a->length = n;
-    a->n_buffers = n_buffers;
+    a->n_buffers = 2;
     a->buffers = buffers;
     a->release = array_release;
     PyObject *sc = PyCapsule_New(s, "arrow_schema", schema_capsule_free);
@@ -375,13 +375,15 @@ static PyObject *export(const char *format, int64_t n, void **values) {
  * A mapping that covered the whole file would add the file's size to peak memory. */
 
 #define WINDOW_BYTES ((size_t)32 << 20)
-#define PAGE ((uintptr_t)4095)
+#define PAGE_MASK ((uintptr_t)4095)
 
 static const char *page_up(const char *p) {
-    return (const char *)(((uintptr_t)p + PAGE) & ~PAGE);
+    return (const char *)(((uintptr_t)p + PAGE_MASK) & ~PAGE_MASK);
 }
 
-static const char *page_down(const char *p) { return (const char *)((uintptr_t)p & ~PAGE); }
+static const char *page_down(const char *p) {
+    return (const char *)((uintptr_t)p & ~PAGE_MASK);
+}
 
 /* The end of the window starting at s: just after the first newline past WINDOW_BYTES,
  * or the end of the buffer. */
@@ -414,7 +416,7 @@ static void release_pages(const char **released, const char *upto) {
 /* ------------------------------------------------------------------ the scan */
 
 typedef struct {
-    int64_t *seq, *line, *ts;
+    int64_t *line, *ts;
     int32_t *tid; /* a pid_t */
     uint64_t *view, *root;
     int8_t *event; /* 0 new, 1 destroy_rcu, 2 destroy: the caller names them */
@@ -423,7 +425,6 @@ typedef struct {
 } Events;
 
 static void events_free(Events *ev) {
-    free(ev->seq);
     free(ev->line);
     free(ev->ts);
     free(ev->tid);
@@ -444,8 +445,8 @@ static void events_free(Events *ev) {
  * kernels without MADV_POPULATE_WRITE (before 5.14) the pages fault in as usual. */
 static void prefault(void *p, size_t from, size_t to) {
 #ifdef MADV_POPULATE_WRITE
-    uintptr_t start = ((uintptr_t)p + from) & ~(uintptr_t)4095;
-    uintptr_t stop = ((uintptr_t)p + to) & ~(uintptr_t)4095;
+    uintptr_t start = ((uintptr_t)p + from) & ~PAGE_MASK;
+    uintptr_t stop = ((uintptr_t)p + to) & ~PAGE_MASK;
     if (stop > start) madvise((void *)start, stop - start, MADV_POPULATE_WRITE);
 #else
     (void)p;
@@ -460,7 +461,6 @@ static void prefault(void *p, size_t from, size_t to) {
 static void events_prefault(Events *ev) {
     size_t from = ev->ready, to = from + PREFAULT_EVENTS;
     if (to > ev->cap) to = ev->cap;
-    prefault(ev->seq, from * 8, to * 8);
     prefault(ev->line, from * 8, to * 8);
     prefault(ev->ts, from * 8, to * 8);
     prefault(ev->tid, from * 4, to * 4);
@@ -474,7 +474,6 @@ static void events_prefault(Events *ev) {
 static int events_grow(Events *ev) {
     if (ev->n < ev->cap) return 0;
     size_t cap = ev->cap ? ev->cap * 2 : ev->first_cap;
-    GROW(seq, cap);
     GROW(line, cap);
     GROW(ts, cap);
     GROW(tid, cap);
@@ -559,7 +558,6 @@ static void scan_part(Part *pt) {
                 } else if (sh.kind == ISO) {
                     if (!iso_ns(s, sh.at, &ts)) return;
                 }
-                ev->seq[i] = (int64_t)i;
                 ev->line[i] = lines;
                 ev->ts[i] = ts;
                 ev->tid[i] = (int32_t)tid;
@@ -587,8 +585,7 @@ static void *scan_thread(void *arg) {
 static PyObject *export_part(Part *pt) {
     Events *ev = &pt->ev;
     int64_t n = (int64_t)ev->n;
-    PyObject *col[7] = {
-        export("l", n, (void **)&ev->seq),
+    PyObject *col[6] = {
         export("l", n, (void **)&ev->line),
         export("l", n, (void **)&ev->ts),
         export("i", n, (void **)&ev->tid),
@@ -596,15 +593,14 @@ static PyObject *export_part(Part *pt) {
         export("L", n, (void **)&ev->view),
         export("L", n, (void **)&ev->root),
     };
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 6; i++) {
         if (!col[i]) {
-            for (int j = 0; j < 7; j++) Py_XDECREF(col[j]);
+            for (int j = 0; j < 6; j++) Py_XDECREF(col[j]);
             return NULL;
         }
     }
-    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "seq", col[0], "line", col[1],
-                         "ts_ns", col[2], "tid", col[3], "event", col[4], "view", col[5],
-                         "root", col[6]);
+    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:N,s:N}", "line", col[0], "ts_ns", col[1], "tid",
+                         col[2], "event", col[3], "view", col[4], "root", col[5]);
 }
 
 static PyObject *scan(PyObject *self, PyObject *args) {
@@ -646,10 +642,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     int64_t first_prefixed = a->first_prefixed, bare_before_prefixed = a->bare_before_prefixed;
     int64_t damaged = a->damaged, first_damaged = a->first_damaged;
     if (ok && n_parts == 2) {
-        for (size_t i = 0; i < b->ev.n; i++) {
-            b->ev.line[i] += a->lines;
-            b->ev.seq[i] += (int64_t)a->ev.n;
-        }
+        for (size_t i = 0; i < b->ev.n; i++) b->ev.line[i] += a->lines;
         if (!a->n_tid && !a->n_iso) {
             first_prefixed = b->n_tid || b->n_iso ? b->first_prefixed + a->lines : 0;
             bare_before_prefixed = a->n_bare + b->bare_before_prefixed;
@@ -697,8 +690,7 @@ static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      "scan(buffer, split_bytes=64 MiB, release=False) -> dict | None: the FlatView events "
      "of a plain tid-timestamp, iso8601 or bare log, or None when the polars path must read "
-     "it. "
-     "Buffers of split_bytes or more are scanned in two halves by two threads. release: "
+     "it. Buffers of split_bytes or more are scanned in two halves by two threads. release: "
      "the buffer is a read-only file mapping whose pages may be dropped once read."},
     {NULL, NULL, 0, NULL},
 };

@@ -61,16 +61,19 @@ def _column(found: dict[str, Any], name: str) -> pl.Series:
 EVENT_NAMES = pl.Series("event", FLATVIEW_EVENTS, pl.Categorical)
 
 
-def _frame(part: dict[str, Any], dialect: str) -> pl.DataFrame:
+def _frame(part: dict[str, Any], dialect: str, first_seq: int) -> pl.DataFrame:
     event = EVENT_NAMES.gather(_column(part, "event").cast(pl.UInt32))
     n = event.len()
+    # Numbered per part, so every column has the parts' chunks (one column of other chunks
+    # would make polars copy the whole table into one).
+    seq = pl.int_range(first_seq, first_seq + n, dtype=pl.Int64, eager=True).alias("seq")
     no_time = pl.Series("ts_ns", [], pl.Int64).extend_constant(None, n)
     no_thread = pl.Series("tid", [], pl.Int32).extend_constant(None, n)
     # view and root hold a FlatView event's arguments: no text is kept for them.
     no_args = pl.Series("args", [], pl.String).extend_constant(None, n)
     return pl.DataFrame(
         [
-            _column(part, "seq"),
+            seq,
             _column(part, "ts_ns") if dialect != "bare" else no_time,
             _column(part, "tid") if dialect == "tid-timestamp" else no_thread,
             no_thread.alias("pid"),
@@ -118,7 +121,9 @@ def read(path: Path, selection: EventSelection) -> FastScan | None:
     if found is None:
         return None
     # The scanner reads a large file in two halves (two threads): one frame each.
-    frames = [_frame(part, found["dialect"]) for part in found["parts"]]
+    frames: list[pl.DataFrame] = []
+    for part in found["parts"]:
+        frames.append(_frame(part, found["dialect"], sum(f.height for f in frames)))
     events = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
     return FastScan(
         found["dialect"],

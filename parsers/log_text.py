@@ -656,7 +656,7 @@ def _result(
     # seq numbers the file's own events; the ingest layer renumbers across files.
     # (with_row_index keeps the columns' chunks aligned: a column of other chunks would make
     # polars copy the whole table into one chunk, doubling peak memory.)
-    if "seq" not in events.columns:  # the C scanner numbers its events itself
+    if "seq" not in events.columns:  # the C fast path numbers its events already
         events = events.with_row_index("seq")
     table = conform(events.with_columns(source=pl.lit(name, pl.Categorical)))
     return ParsedInput(
