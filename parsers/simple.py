@@ -422,10 +422,6 @@ class _Records:
         ]
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
-    def read(self, delta: int, width: int) -> npt.NDArray[Any]:
-        """The ``width``-byte integer ``delta`` bytes into every record."""
-        return self.read_many([(delta, width)])[0]
-
     def read_many(self, wanted: list[tuple[int, int]]) -> list[npt.NDArray[Any]]:
         """Several ``(delta, width)`` fields of every record, in one pass over the file."""
         natives = [np.uint64 if width == 8 else np.uint32 for _, width in wanted]
@@ -495,9 +491,10 @@ class _Decoded:
     undeclared: dict[str, int] = field(default_factory=dict)  # records kept without args
     mismatched: _Tally = field(default_factory=_Tally)  # records that do not fit their decl
     rendered: Rendered = field(default_factory=dict)  # argument texts, for the next blocks
+    trace_events_read: bool = False  # whether declarations came from a trace-events file
 
-    def warnings(self, name: str, loaded: bool) -> list[str]:
-        """One line per kind of trouble (``loaded``: a trace-events file was read)."""
+    def warnings(self, name: str) -> list[str]:
+        """One line per kind of trouble."""
         out = []
         if self.unmapped.count:
             out.append(
@@ -507,7 +504,7 @@ class _Decoded:
         if self.undeclared:
             why = (
                 "not declared in the trace-events file"
-                if loaded
+                if self.trace_events_read
                 else "their argument types need the build's trace-events-all (--trace-events)"
             )
             out.append(
@@ -1024,10 +1021,10 @@ def parse(opened: OpenedInput, selection: EventSelection, trace_events: Path | N
         with _gc_paused():
             order = _read_header(mm, size, name)
             walk = _Walker(mm, size, order).run(HEADER_BYTES)
-            decoded, decoded_loaded = _run_decode(mm, size, order, walk, selection, trace_events)
+            decoded = _run_decode(mm, size, order, walk, selection, trace_events)
     finally:
         _close(mm)
-    warnings = decoded.warnings(name, decoded_loaded)
+    warnings = decoded.warnings(name)
     if walk.damaged_places:
         warnings.insert(
             0,
@@ -1058,8 +1055,8 @@ def _run_decode(
     walk: _Walk,
     selection: EventSelection,
     trace_events: Path | None,
-) -> tuple[_Decoded, bool]:
-    """Decode the walked records a block at a time; also whether trace-events was read.
+) -> _Decoded:
+    """Decode the walked records a block at a time.
 
     Each block's temporaries and mapped pages are let go before the next, so memory stays
     near the size of the table being built, however large the file.
@@ -1068,14 +1065,14 @@ def _run_decode(
     out = _Decoded()
     by_id = _names_by_id(walk.mappings)
     names = sorted({n for _, _, n in walk.mappings if selection.matches(n)} | {DROPPED_EVENT})
-    decls, loaded = _declarations(names, trace_events)
+    decls, out.trace_events_read = _declarations(names, trace_events)
     fields = _Fields(mm, size, order)
     released = 0
     for block in _blocks(walk.pieces, BLOCK_RECORDS):
         released = _release(mm, released, _first_offset(block))
         _decode_block(_Records(fields, block), by_id, selection, decls, out)
     _release(mm, released, size)
-    return out, loaded
+    return out
 
 
 def _release(mm: mmap.mmap, start: int, end: int) -> int:
