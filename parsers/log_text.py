@@ -39,9 +39,9 @@ cost several times more per line. Invalid UTF-8 makes the fast line reader fail;
 is then read again through the CSV reader's lossy decoding.
 
 Before all this, ``log_fast`` (a C scanner, when it was built) tries the common case: a
-plain ``tid-timestamp``, ``iso8601`` or ``bare`` file read for the FlatView events. It answers only
-when its result is exactly what the polars path would give; ``QTRACE_NO_FASTLOG=1``
-switches it off.
+plain ``tid-timestamp``, ``iso8601`` or ``bare`` file read for the FlatView events. It
+answers only when its result is exactly what the polars path would give;
+``QTRACE_NO_FASTLOG=1`` switches it off.
 """
 
 from __future__ import annotations
