@@ -140,6 +140,8 @@ def events(
 
     Several files of one run (e.g. [bold]-d tid -D log.%d[/bold]) are merged by timestamp.
     In csv and jsonl, view and root print as 0x hex as QEMU prints them.
+
+    A FlatView event's arguments are its view and root, so its args column is empty.
     """
     if all_events and pattern is not None:
         fail(UsageError("--all and --events exclude each other"))
