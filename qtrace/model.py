@@ -7,6 +7,7 @@ into instances and anomalies, pins.py turns instances into per-root pin levels a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import polars as pl
@@ -25,11 +26,14 @@ from qtrace.instances import (
 )
 from qtrace.pins import (
     CONCURRENCY_SCHEMA,
+    Steps,
     concurrency,
     finalized_while_pinned,
     overlaps,
     root_intervals,
+    root_levels,
     roots_table,
+    table_root_levels,
 )
 from qtrace.runs import (
     ORIGIN_COLUMNS,
@@ -130,10 +134,22 @@ class Analysis:
     root_intervals: pl.DataFrame
     overlaps: pl.DataFrame
     anomalies: pl.DataFrame
-    concurrency: pl.DataFrame
+    # The concurrency table, or the steps to build it from on first use (most reports
+    # never read its ten million rows).
+    _concurrency: pl.DataFrame | Steps = field(repr=False)
     event_counts: dict[str, int] = field(default_factory=dict)
     dropped_events: int = 0
     window: Window | None = None
+
+    @cached_property
+    def concurrency(self) -> pl.DataFrame:
+        """Per-root live and pending levels after each event that changes them.
+
+        In (run, root, seq) order.
+        """
+        steps = self._concurrency
+        table = steps.table() if isinstance(steps, Steps) else steps
+        return table.select([pl.col(c).cast(t) for c, t in CONCURRENCY_SCHEMA.items()])
 
 
 def _window(
@@ -277,13 +293,18 @@ def analyze(
     )
     intervals = root_intervals(steps, bounds)
     found_overlaps = overlaps(steps, bounds)
-    if window is not None:
+    # The public concurrency table is built from these on first use.
+    concurrency_source: pl.DataFrame | Steps = steps
+    if window is None:
+        levels = root_levels(steps)
+    else:
         views = views.filter(_in_window("new_seq", "life_end_seq", window))
         anomalies = anomalies.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
         intervals = intervals.filter(_in_window("start_seq", "end_seq", window))
         found_overlaps = found_overlaps.filter(_in_window("start_seq", "end_seq", window))
-        steps = _clip_steps(steps, window, at_begin)
-    roots = roots_table(views, steps, intervals)
+        clipped = _clip_steps(steps.table(), window, at_begin)
+        levels, concurrency_source = table_root_levels(clipped), clipped
+    roots = roots_table(views, levels, intervals)
     return Analysis(
         trace=trace,
         destroy_traced=traced,
@@ -300,8 +321,7 @@ def analyze(
         anomalies=attach_origin(anomalies.sort(["run", "seq", "kind"]), table).select(
             [pl.col(c).cast(t) for c, t in ANOMALY_SCHEMA.items()]
         ),
-        # Already in (run, root, seq) order: concurrency() builds it so.
-        concurrency=steps.select([pl.col(c).cast(t) for c, t in CONCURRENCY_SCHEMA.items()]),
+        _concurrency=concurrency_source,
         event_counts=counts,
         dropped_events=trace.dropped_events if trace is not None else dropped_total(table),
         window=window,

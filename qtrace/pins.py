@@ -8,8 +8,11 @@ overlaps it), so one cumulative sum per root gives the whole concurrency history
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
+from qtrace.instances import with_stamps
 from qtrace.runs import IDX
 from qtrace.sorted_windows import cum_sum_within, group_starts, next_within, previous_within
 
@@ -23,8 +26,37 @@ CONCURRENCY_SCHEMA = {
     "live": pl.Int64(),
     "pending": pl.Int64(),
 }
-# The steps frame also carries, internally, ``pos`` (index among FlatView events) and
-# ``rid`` (dense id of (run, root), in (run, root) order), both of type IDX.
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The pin levels of every root after each FlatView event that changes them.
+
+    ``levels``: ``rid``, ``pos``, ``live``, ``pending``, in (rid, pos) order, where ``rid``
+    is a dense id of (run, root) in that order and ``pos`` an index among the FlatView
+    events; ``roots``: ``rid``, ``run``, ``root``. Seq and time are read off ``pos`` only
+    where a report needs them (a span's ends, a root's last step): at 10M steps, reading
+    them for every step would cost more than computing the levels.
+    """
+
+    levels: pl.DataFrame
+    roots: pl.DataFrame
+    fv_rows: pl.DataFrame
+    events: pl.DataFrame
+
+    def stamped(self, frame: pl.DataFrame, prefixes: tuple[str, ...]) -> pl.DataFrame:
+        """``frame`` (with ``rid``) with ``run``, ``root`` and each ``{p}_seq``/``{p}_ts_ns``."""
+        located = with_stamps(
+            frame, self.fv_rows, self.events, {p: ("seq", "ts_ns") for p in prefixes}
+        )
+        return located.hstack(self.roots.select(pl.col(ROOT).gather(frame["rid"])))
+
+    def table(self) -> pl.DataFrame:
+        """The public concurrency table (CONCURRENCY_SCHEMA, and ``pos``)."""
+        located = self.stamped(self.levels.with_columns(at_pos=pl.col("pos")), ("at",))
+        return located.select(
+            *ROOT, seq="at_seq", ts_ns="at_ts_ns", live="live", pending="pending", pos="pos"
+        )
 
 
 def _delta(frame: pl.LazyFrame, at: pl.Expr, d_live: int, d_pending: int) -> pl.LazyFrame:
@@ -72,15 +104,12 @@ def _sorted_deltas(deltas: pl.DataFrame, n_roots: int, n_events: int) -> pl.Data
     )
 
 
-def concurrency(
-    instances: pl.DataFrame, fv_rows: pl.DataFrame, events: pl.DataFrame
-) -> pl.DataFrame:
+def concurrency(instances: pl.DataFrame, fv_rows: pl.DataFrame, events: pl.DataFrame) -> Steps:
     """The live and pending levels of every root after each event that changes them.
 
     ``instances`` carries each phase boundary as a position among the FlatView events
     (``new_pos``, ``rcu_pos``, ``end_pos``: the pin end); ``fv_rows`` turns a position into
-    the event's row of ``events``. The result keeps ``pos`` so spans can be measured in
-    events when the trace has no clock.
+    the event's row of ``events``.
     """
     pinned = instances.select(*ROOT, "new_pos", "rcu_pos", "end_pos").filter(pl.col("root") != 0)
     root_ids = pinned.select(ROOT).unique().sort(ROOT).with_row_index("rid")
@@ -113,20 +142,13 @@ def concurrency(
         .filter(last_of_event)
         # Changes that cancel out within one event leave the levels as they were.
         .filter(level != previous_within(level, "rid").fill_null(0))
-        .select(live=level % PENDING_UNIT, pending=level // PENDING_UNIT, pos="pos", rid="rid")
+        .select("rid", "pos", live=level % PENDING_UNIT, pending=level // PENDING_UNIT)
         .collect(engine="in-memory")
     )
-    del deltas  # ten million rows, no longer needed while the steps are located
-    rows = fv_rows["row"].gather(steps["pos"])
-    # One select per source frame, so polars runs the gathers in parallel.
-    return (
-        root_ids.select(pl.col(ROOT).gather(steps["rid"]))
-        .hstack(events.select(pl.col("seq", "ts_ns").gather(rows)))
-        .hstack(steps)
-    )
+    return Steps(steps, root_ids, fv_rows.select("row"), events)
 
 
-def spans(steps: pl.DataFrame, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFrame:
+def spans(steps: Steps, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFrame:
     """Maximal spans over which ``key`` (null outside any span) keeps one value, per root.
 
     Each span ends at the first step where the key changes; a span still open at the end of
@@ -135,7 +157,7 @@ def spans(steps: pl.DataFrame, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFra
     # Steps are sorted by root and seq: a segment starts at a new root or a new key. Only
     # the segments' first steps and the steps of kept segments are materialized.
     marked = (
-        steps.lazy()
+        steps.levels.lazy()
         .select("rid", key=key, level=pl.col("live") + pl.col("pending"))
         .with_columns(start=group_starts("rid", "key"))
         .with_columns(segment=pl.col("start").cast(IDX).cum_sum())
@@ -156,15 +178,14 @@ def spans(steps: pl.DataFrame, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFra
     )
     # Collected together, so the marks are computed once for both.
     starts, peaks = pl.collect_all([starts_plan, peaks_plan], engine="in-memory")
-    at, end_at = starts["at"], starts["end_at"]
-    located = steps.select(
-        *[pl.col(c).gather(at) for c in ROOT],
-        pl.col("seq").gather(at).alias("start_seq"),
-        pl.col("ts_ns").gather(at).alias("start_ts_ns"),
-        pl.col("pos").gather(at).alias("start_pos"),
-        pl.col("seq").gather(end_at).alias("end_seq"),
-        pl.col("ts_ns").gather(end_at).alias("end_ts_ns"),
-        pl.col("pos").gather(end_at).alias("end_pos"),
+    levels = steps.levels
+    located = steps.stamped(
+        levels.select(
+            pl.col("rid").gather(starts["at"]),
+            pl.col("pos").gather(starts["at"]).alias("start_pos"),
+            pl.col("pos").gather(starts["end_at"]).alias("end_pos"),
+        ),
+        ("start", "end"),
     )
     return (
         starts.select("segment", "key")
@@ -201,7 +222,7 @@ INTERVAL_COLUMNS = [
 ]
 
 
-def root_intervals(steps: pl.DataFrame, bounds: pl.DataFrame) -> pl.DataFrame:
+def root_intervals(steps: Steps, bounds: pl.DataFrame) -> pl.DataFrame:
     """Lifetime intervals (``pinned``) and windows pinned only by pending views."""
     total = pl.col("live") + pl.col("pending")
     # Boolean keys over every step; the kind name is attached to the few spans only.
@@ -233,7 +254,7 @@ OVERLAP_COLUMNS = [
 ]
 
 
-def overlaps(steps: pl.DataFrame, bounds: pl.DataFrame) -> pl.DataFrame:
+def overlaps(steps: Steps, bounds: pl.DataFrame) -> pl.DataFrame:
     """Spans where two or more instances pin one root, by the phases of those instances.
 
     ``live+pending`` whenever both phases are present, else ``live+live`` or
@@ -261,8 +282,42 @@ def overlaps(steps: pl.DataFrame, bounds: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def roots_table(views: pl.DataFrame, steps: pl.DataFrame, intervals: pl.DataFrame) -> pl.DataFrame:
-    """One row per (run, root): instances, peak concurrency, intervals, pinned at end."""
+def root_levels(steps: Steps) -> pl.DataFrame:
+    """Per (run, root) with steps: peak, last step (seq, ts) and whether pinned at the end."""
+    level = pl.col("live") + pl.col("pending")
+    # Levels are in (rid, pos) order: group_by slices the flagged-sorted rid.
+    last = (
+        steps.levels.lazy()
+        .group_by(pl.col("rid").set_sorted())
+        .agg(
+            max_concurrent=level.max().cast(pl.Int64),
+            last_pos=pl.col("pos").last(),
+            pinned_at_end=level.last() > 0,
+        )
+        .collect(engine="in-memory")
+    )
+    return steps.stamped(last, ("last",)).select(
+        *ROOT, "max_concurrent", "last_seq", "last_ts_ns", "pinned_at_end"
+    )
+
+
+def table_root_levels(table: pl.DataFrame) -> pl.DataFrame:
+    """``root_levels`` of a concurrency table (a window's, clipped in model.py)."""
+    level = pl.col("live") + pl.col("pending")
+    # The table is in (run, root, seq) order, and group_by keeps that order in a group.
+    return table.group_by(ROOT).agg(
+        max_concurrent=level.max().cast(pl.Int64),
+        last_seq=pl.col("seq").last(),
+        last_ts_ns=pl.col("ts_ns").last(),
+        pinned_at_end=level.last() > 0,
+    )
+
+
+def roots_table(views: pl.DataFrame, levels: pl.DataFrame, intervals: pl.DataFrame) -> pl.DataFrame:
+    """One row per (run, root): instances, peak concurrency, intervals, pinned at end.
+
+    ``levels``: root_levels or table_root_levels.
+    """
     # Grouped first and filtered after: filtering every view first would copy them.
     per_root = (
         views.group_by(ROOT)
@@ -273,25 +328,6 @@ def roots_table(views: pl.DataFrame, steps: pl.DataFrame, intervals: pl.DataFram
             first_ts_ns=pl.col("new_ts_ns").min(),
         )
         .filter(pl.col("root") != 0)
-    )
-    levels = (
-        steps.select(
-            pl.col("rid").set_sorted(),
-            *ROOT,
-            "seq",
-            "ts_ns",
-            level=pl.col("live") + pl.col("pending"),
-        )
-        .group_by("rid")
-        .agg(
-            pl.col("run").first(),
-            pl.col("root").first(),
-            max_concurrent=pl.col("level").max().cast(pl.Int64),
-            last_seq=pl.col("seq").max(),
-            # Steps are in seq order within a root, and group_by keeps that order in a group.
-            last_ts_ns=pl.col("ts_ns").last(),
-            pinned_at_end=pl.col("level").last() > 0,
-        )
     )
     spans_per_root = intervals.group_by(ROOT).agg(
         intervals=(pl.col("kind") == "pinned").sum().cast(pl.Int64),
@@ -328,20 +364,23 @@ def roots_table(views: pl.DataFrame, steps: pl.DataFrame, intervals: pl.DataFram
     )
 
 
-def finalized_while_pinned(finalized: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
+def finalized_while_pinned(finalized: pl.DataFrame, steps: Steps) -> pl.DataFrame:
     """``memory_region_finalize`` of an MR that a view still pins as its root.
 
-    ``finalized``: the finalize events naming an MR (runs.finalized_roots).
+    ``finalized``: the finalize events naming an MR (runs.finalized_roots), each with ``pos``,
+    the position of the last FlatView event before it.
     """
-    if finalized.height == 0:
-        return _finalize_anomalies(
-            finalized.with_columns(live=pl.lit(None, pl.Int64), pending=pl.lit(None, pl.Int64))
-        )
-    levels = steps.select(*ROOT, "seq", "live", "pending").sort("seq")
-    hits = (
-        finalized.sort("seq")
-        .join_asof(levels, on="seq", by=ROOT, strategy="backward", check_sortedness=False)
-        .filter((pl.col("live") + pl.col("pending")).fill_null(0) > 0)
+    # A root no view ever pinned has no rid, and cannot be pinned.
+    hits = finalized.join(steps.roots, on=ROOT, how="inner", maintain_order="left")
+    # Levels are in (rid, pos) order, so as one key rid * 2**32 + pos they are sorted, and
+    # the level in force at a finalize is the last step at or before its key.
+    key = pl.col("rid").cast(pl.Int64) * (1 << 32) + pl.col("pos").cast(pl.Int64)
+    keys = steps.levels.select(key).to_series()
+    at = keys.search_sorted(hits.select(key).to_series(), side="right").cast(pl.Int64) - 1
+    levels = steps.levels.select(pl.col("rid", "live", "pending").gather(at.clip(0)))
+    pinned = (pl.col("at") >= 0) & (pl.col("level_rid") == pl.col("rid"))
+    hits = hits.hstack([at.alias("at"), *levels.rename({"rid": "level_rid"})]).filter(
+        pinned & (pl.col("live") + pl.col("pending") > 0)
     )
     return _finalize_anomalies(hits)
 

@@ -104,16 +104,19 @@ def prepare(events: pl.DataFrame) -> pl.DataFrame:
 
 
 def finalized_roots(rows: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
-    """``memory_region_finalize`` rows whose arguments name an MR (as ``root``), in seq order."""
+    """``memory_region_finalize`` rows whose arguments name an MR (as ``root``), in seq order.
+
+    ``pos``: the position of the last FlatView event before the finalize (-1: none).
+    """
     finalized = rows.filter(pl.col("code") == FINALIZE).select(
-        "run", "seq", "ts_ns", "row", "drops_upto"
+        "run", "seq", "ts_ns", "row", "drops_upto", "pos"
     )
     # Only these few rows have their arguments parsed.
     mr = events.select(_pointer_in(pl.col("args").gather(finalized["row"])).alias("root"))
     return (
         finalized.hstack(mr)
         .filter(pl.col("root").is_not_null() & (pl.col("root") != 0))
-        .select("run", "root", "seq", "ts_ns", "row", "drops_upto")
+        .select("run", "root", "seq", "ts_ns", "row", "drops_upto", "pos")
     )
 
 
