@@ -25,38 +25,30 @@ ROLE_NEW, ROLE_RCU, ROLE_DESTROY, ROLE_DOUBLE_RCU, ROLE_ORPHAN_RCU, ROLE_ORPHAN_
 def flatview_rows(rows: pl.DataFrame) -> pl.DataFrame:
     """The FlatView events in seq order: row ``pos`` of this frame is the event at ``pos``.
 
-    ``row`` (to read seq, time, pointers and origin from the events table), ``drops_upto``,
-    and ``run`` and ``code`` for classify_events; the model then keeps only the first two,
-    as this frame lives through the whole model.
+    ``row`` (the event's index in the events table, for its pointers and origin), ``seq``,
+    ``ts_ns`` and ``drops_upto``, read by position all through the model; and ``run`` and
+    ``code`` for classify_events, which the model then drops.
     """
-    return rows.filter(pl.col("is_fv")).select("row", "drops_upto", "run", "code")
+    return rows.filter(pl.col("is_fv")).select("row", "seq", "ts_ns", "drops_upto", "run", "code")
+
+
+# What with_stamps can read of an event, by field name: its column in fv_rows.
+STAMP_COLUMNS = {"seq": "seq", "ts_ns": "ts_ns", "drops": "drops_upto", "row": "row"}
 
 
 def with_stamps(
-    frame: pl.DataFrame,
-    fv_rows: pl.DataFrame,
-    events: pl.DataFrame,
-    stamps: dict[str, tuple[str, ...]],
+    frame: pl.DataFrame, fv_rows: pl.DataFrame, stamps: dict[str, tuple[str, ...]]
 ) -> pl.DataFrame:
     """Add ``{prefix}_{field}`` (seq, ts_ns, drops, row) of the event at ``{prefix}_pos``.
 
-    One select per source frame, so polars runs the gathers (random reads at 10M events)
-    in parallel.
+    One select, so polars runs the gathers (random reads at 10M events) in parallel.
     """
-    rows = fv_rows.select(pl.col("row").gather(frame[f"{p}_pos"]).alias(p) for p in stamps)
-    drops = fv_rows.select(
-        pl.col("drops_upto").gather(frame[f"{p}_pos"]).alias(f"{p}_drops")
-        for p, fields in stamps.items()
-        if "drops" in fields
-    )
-    picked = events.select(
-        pl.col(f).gather(rows[p]).alias(f"{p}_{f}")
+    picked = fv_rows.select(
+        pl.col(STAMP_COLUMNS[f]).gather(frame[f"{p}_pos"]).alias(f"{p}_{f}")
         for p, fields in stamps.items()
         for f in fields
-        if f in ("seq", "ts_ns")
     )
-    own_rows = [rows[p].alias(f"{p}_row") for p, fields in stamps.items() if "row" in fields]
-    return frame.hstack([*picked, *drops, *own_rows])
+    return frame.hstack(picked.get_columns())
 
 
 def classify_events(fv_rows: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
@@ -203,7 +195,6 @@ def instance_uncertain(
 def instance_views(
     inst: pl.DataFrame,
     fv_rows: pl.DataFrame,
-    events: pl.DataFrame,
     bounds: pl.DataFrame,
     *,
     destroy_traced: bool,
@@ -223,7 +214,6 @@ def instance_views(
     inst = with_stamps(
         inst,
         fv_rows,
-        events,
         {"new": (*both, "row"), "rcu": both, "destroy": both, "lost": both},
     )
     life_end_seq, life_end_ts = _pick(life_end(destroy_traced=destroy_traced))
@@ -380,7 +370,6 @@ def _lost_anomalies(inst: pl.DataFrame) -> pl.DataFrame:
 def find_anomalies(
     fv: pl.DataFrame,
     fv_rows: pl.DataFrame,
-    events: pl.DataFrame,
     inst: pl.DataFrame,
     bounds: pl.DataFrame,
     *,
@@ -393,7 +382,7 @@ def find_anomalies(
     since the events that would have paired it may be the ones lost.
     """
     found = pl.concat([_event_anomalies(fv), _lost_anomalies(inst)], how="vertical")
-    found = with_stamps(found, fv_rows, events, {"at": ("seq", "ts_ns", "drops", "row")})
+    found = with_stamps(found, fv_rows, {"at": ("seq", "ts_ns", "drops", "row")})
     # A clean trace has none: skip matching them against every instance.
     concerned = (
         inst.join(found.select(INSTANCE).unique(), on=INSTANCE, how="semi")

@@ -264,9 +264,9 @@ def analyze(
     finalized_mrs = finalized_roots(rows, table)
     del rows
     fv = classify_events(fv_rows, table)
-    fv_rows = fv_rows.select("row", "drops_upto")
+    fv_rows = fv_rows.drop("run", "code")
     inst = build_instances(fv, destroy_traced=traced)
-    anomalies = find_anomalies(fv, fv_rows, table, inst, bounds, destroy_traced=traced)
+    anomalies = find_anomalies(fv, fv_rows, inst, bounds, destroy_traced=traced)
     del fv
     # Runs follow seq, so new_pos order is (run, new_seq) order, the views' order.
     inst = inst.sort("new_pos")
@@ -275,11 +275,8 @@ def analyze(
             end_pos=first_pos(pin_end(destroy_traced=traced, root_release=root_release))
         ),
         fv_rows,
-        table,
     )
-    views = instance_views(
-        inst, fv_rows, table, bounds, destroy_traced=traced, root_release=root_release
-    )
+    views = instance_views(inst, fv_rows, bounds, destroy_traced=traced, root_release=root_release)
     del inst, fv_rows
     finalized = (
         finalized_while_pinned(finalized_mrs, steps)

@@ -42,13 +42,10 @@ class Steps:
     levels: pl.DataFrame
     roots: pl.DataFrame
     fv_rows: pl.DataFrame
-    events: pl.DataFrame
 
     def stamped(self, frame: pl.DataFrame, prefixes: tuple[str, ...]) -> pl.DataFrame:
         """``frame`` (with ``rid``) with ``run``, ``root`` and each ``{p}_seq``/``{p}_ts_ns``."""
-        located = with_stamps(
-            frame, self.fv_rows, self.events, {p: ("seq", "ts_ns") for p in prefixes}
-        )
+        located = with_stamps(frame, self.fv_rows, {p: ("seq", "ts_ns") for p in prefixes})
         return located.hstack(self.roots.select(pl.col(ROOT).gather(frame["rid"])))
 
     def table(self) -> pl.DataFrame:
@@ -104,12 +101,12 @@ def _sorted_deltas(deltas: pl.DataFrame, n_roots: int, n_events: int) -> pl.Data
     )
 
 
-def concurrency(instances: pl.DataFrame, fv_rows: pl.DataFrame, events: pl.DataFrame) -> Steps:
+def concurrency(instances: pl.DataFrame, fv_rows: pl.DataFrame) -> Steps:
     """The live and pending levels of every root after each event that changes them.
 
     ``instances`` carries each phase boundary as a position among the FlatView events
-    (``new_pos``, ``rcu_pos``, ``end_pos``: the pin end); ``fv_rows`` turns a position into
-    the event's row of ``events``.
+    (``new_pos``, ``rcu_pos``, ``end_pos``: the pin end); ``fv_rows`` (instances.flatview_rows)
+    gives a position's seq and time.
     """
     pinned = instances.select(*ROOT, "new_pos", "rcu_pos", "end_pos").filter(pl.col("root") != 0)
     root_ids = pinned.select(ROOT).unique().sort(ROOT).with_row_index("rid")
@@ -145,7 +142,7 @@ def concurrency(instances: pl.DataFrame, fv_rows: pl.DataFrame, events: pl.DataF
         .select("rid", "pos", live=level % PENDING_UNIT, pending=level // PENDING_UNIT)
         .collect(engine="in-memory")
     )
-    return Steps(steps, root_ids, fv_rows.select("row"), events)
+    return Steps(steps, root_ids, fv_rows.select("seq", "ts_ns"))
 
 
 def spans(steps: Steps, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFrame:
