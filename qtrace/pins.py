@@ -57,12 +57,13 @@ class Steps:
 
 
 def _delta(frame: pl.LazyFrame, at: pl.Expr, d_live: int, d_pending: int) -> pl.LazyFrame:
-    """One level change per instance at FlatView event ``at`` (a pos; rows with one)."""
+    """One level change per instance at FlatView event ``at`` (a pos; rows with one).
+
+    The change is coded in four bits, ``(d_live + 1) * 4 + (d_pending + 1)`` (each -1, 0 or
+    +1), so it can ride in the low bits of the sort key (_sorted_changes).
+    """
     return frame.filter(at.is_not_null()).select(
-        "rid",
-        at.alias("pos"),
-        pl.lit(d_live, pl.Int8).alias("d_live"),
-        pl.lit(d_pending, pl.Int8).alias("d_pending"),
+        "rid", at.alias("pos"), code=pl.lit((d_live + 1) * 4 + d_pending + 1, pl.Int64)
     )
 
 
@@ -71,31 +72,37 @@ def _delta(frame: pl.LazyFrame, at: pl.Expr, d_live: int, d_pending: int) -> pl.
 PENDING_UNIT = 1 << 32
 
 
-def _sorted_deltas(deltas: pl.DataFrame, n_roots: int, n_events: int) -> pl.DataFrame:
-    """Deltas in (rid, pos) order.
+def _change(code: pl.Expr) -> pl.Expr:
+    """A _delta code as a change of the packed live and pending levels."""
+    return (code // 4 % 4 - 1) + (code % 4 - 1) * PENDING_UNIT
 
-    When they fit, rid, pos and both changes (each -1, 0 or +1: two bits) are packed into one
-    Int64 key, as sorting a single column is fastest; the order of the changes within one
-    (rid, pos) does not matter, since levels are read after the last of them.
+
+def _sorted_changes(deltas: pl.LazyFrame, n_roots: int, n_events: int) -> pl.DataFrame:
+    """``rid``, ``pos`` and ``change`` (packed levels) of every delta, in (rid, pos) order.
+
+    When they fit, rid, pos and the four-bit code are packed into one Int64 key, as sorting
+    a single column is fastest; the order of the changes within one (rid, pos) does not
+    matter, since levels are read after the last of them.
     """
     pos_bits = max(n_events, 1).bit_length()
     if pos_bits + 4 + max(n_roots, 1).bit_length() > 62:
-        return deltas.sort(["rid", "pos"])
+        return (
+            deltas.sort(["rid", "pos"])
+            .select("rid", "pos", change=_change(pl.col("code")))
+            .collect(engine="in-memory")
+        )
     key = (
         pl.col("rid").cast(pl.Int64) * (1 << (pos_bits + 4))
         + pl.col("pos").cast(pl.Int64) * 16
-        + (pl.col("d_live") + 1).cast(pl.Int64) * 4
-        + (pl.col("d_pending") + 1).cast(pl.Int64)
+        + pl.col("code")
     )
     return (
-        deltas.lazy()
-        .select(key.alias("key"))
+        deltas.select(key.alias("key"))
         .sort("key")
         .select(
             (pl.col("key") // (1 << (pos_bits + 4))).cast(IDX).alias("rid"),
             (pl.col("key") // 16 % (1 << pos_bits)).cast(IDX).alias("pos"),
-            (pl.col("key") // 4 % 4 - 1).cast(pl.Int8).alias("d_live"),
-            (pl.col("key") % 4 - 1).cast(pl.Int8).alias("d_pending"),
+            _change(pl.col("key") % 16).alias("change"),
         )
         .collect(engine="in-memory")
     )
@@ -125,16 +132,15 @@ def concurrency(instances: pl.DataFrame, fv_rows: pl.DataFrame) -> Steps:
             _delta(joined, pl.when(has_pending).then(pl.col("end_pos")), 0, -1),
         ],
         how="vertical",
-    ).collect(engine="in-memory")
+    )
     last_of_event = pl.any_horizontal(
         [pl.col(c).ne_missing(pl.col(c).shift(-1)) for c in ("rid", "pos")]
     )
-    deltas = _sorted_deltas(deltas, root_ids.height, fv_rows.height)
-    change = pl.col("d_live").cast(pl.Int64) + pl.col("d_pending").cast(pl.Int64) * PENDING_UNIT
+    changes = _sorted_changes(deltas, root_ids.height, fv_rows.height)
     level = pl.col("level")
     steps = (
-        deltas.lazy()
-        .with_columns(level=cum_sum_within(change, group_starts("rid")))
+        changes.lazy()
+        .with_columns(level=cum_sum_within(pl.col("change"), group_starts("rid")))
         # Levels after all the changes of one event; one row per event.
         .filter(last_of_event)
         # Changes that cancel out within one event leave the levels as they were.

@@ -370,17 +370,22 @@ def test_anomaly_kinds_are_fixed_and_complete() -> None:
 
 
 def test_packed_and_plain_delta_sorts_agree() -> None:
-    from qtrace.pins import _sorted_deltas
+    from qtrace.pins import PENDING_UNIT, _sorted_changes
 
-    deltas = pl.DataFrame(
+    d_live, d_pending = [1, -1, 1, 1, -1, -1], [0, 1, 0, 0, 1, 0]
+    deltas = pl.LazyFrame(
         {
             "rid": [2, 0, 1, 0, 2, 1],
             "pos": [5, 9, 0, 3, 1, 7],
-            "d_live": pl.Series([1, -1, 1, 1, -1, -1], dtype=pl.Int8),
-            "d_pending": pl.Series([0, 1, 0, 0, 1, 0], dtype=pl.Int8),
+            "code": [
+                (live + 1) * 4 + pending + 1
+                for live, pending in zip(d_live, d_pending, strict=True)
+            ],
         }
     )
-    packed = _sorted_deltas(deltas, n_roots=3, n_events=10)
-    plain = _sorted_deltas(deltas, n_roots=2**60, n_events=10)  # too wide to pack
+    packed = _sorted_changes(deltas, n_roots=3, n_events=10)
+    plain = _sorted_changes(deltas, n_roots=2**60, n_events=10)  # too wide to pack
     assert packed.rows() == plain.rows()
     assert packed.select("rid", "pos").rows() == [(0, 3), (0, 9), (1, 0), (1, 7), (2, 1), (2, 5)]
+    # rid 0: pos 3 starts live (+1); pos 9 moves live to pending.
+    assert packed["change"].to_list()[:2] == [1, PENDING_UNIT - 1]
