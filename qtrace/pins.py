@@ -375,6 +375,10 @@ def finalized_while_pinned(finalized: pl.DataFrame, steps: Steps) -> pl.DataFram
     """
     # A root no view ever pinned has no rid, and cannot be pinned.
     hits = finalized.join(steps.roots, on=ROOT, how="inner", maintain_order="left")
+    if hits.height == 0:  # the usual case: spare the keys of every step
+        return _finalize_anomalies(
+            hits.with_columns(live=pl.lit(None, pl.Int64), pending=pl.lit(None, pl.Int64))
+        )
     # Levels are in (rid, pos) order, so as one key rid * 2**32 + pos they are sorted, and
     # the level in force at a finalize is the last step at or before its key.
     key = pl.col("rid").cast(pl.Int64) * (1 << 32) + pl.col("pos").cast(pl.Int64)

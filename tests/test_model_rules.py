@@ -288,6 +288,22 @@ def test_root_finalized_while_pinned() -> None:
     assert analyze(trace(text), root_release="destroy_rcu").anomalies.height == 0
 
 
+def test_finalize_reads_the_level_of_its_own_root_and_run() -> None:
+    text = """
+    new 1 nil
+    new 2 10
+    finalize 20   # 2: 0x20 is not pinned yet (the step before is 0x10's)
+    new 3 20
+    finalize 20   # 4: pinned by view 3
+    new 4 nil     # 5: a new run
+    finalize 10   # 6: 0x10 was pinned in the previous run only
+    """
+    a = analyze(trace(text))
+    assert a.anomalies.select("kind", "seq", "root").rows() == [
+        ("root_finalized_while_pinned", 4, 0x20)
+    ]
+
+
 def test_dropped_events_mark_spanning_leaks_and_anomalies_uncertain() -> None:
     text = """
     new 1 nil
