@@ -197,7 +197,8 @@ def spans(steps: Steps, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFrame:
         .join(bounds.select("run", "run_last_ts_ns", "run_end_pos"), on="run", how="left")
         .sort("segment")
         .select(
-            *ROOT,
+            pl.col("run").cast(pl.Int64),  # the model numbers runs in the index type
+            "root",
             "key",
             "start_seq",
             "start_ts_ns",

@@ -70,36 +70,43 @@ def prepare(events: pl.DataFrame) -> pl.DataFrame:
     up to and including this row, to tell whether a span contains one). Rows before every
     FlatView event that belong to no run are left out.
     """
-    code = _code(pl.col("event"))
     rows = (
         events.lazy()
-        .select(pl.int_range(pl.len(), dtype=IDX).alias("row"), "seq", "ts_ns", "root", code=code)
+        .select(
+            pl.int_range(pl.len(), dtype=IDX).alias("row"),
+            "seq",
+            "ts_ns",
+            "root",
+            code=_code(pl.col("event")),
+        )
         .filter(pl.col("code").is_not_null())
     )
     # Traces come in seq order; sorting a sorted frame would still copy every column.
     if not events["seq"].is_sorted():
         rows = rows.sort("seq")
+    found = rows.collect(engine="in-memory")
     is_fv = pl.col("code") <= DESTROY
-    raw_run = ((pl.col("code") == NEW) & (pl.col("root") == 0)).cast(pl.Int64).cum_sum()
-    # A pre-run exists only when FlatView events come before the first nil-root new.
-    pre_run = (is_fv & (pl.col("raw_run") == 0)).any()
-    return (
-        rows.with_columns(is_fv=is_fv, is_drop=pl.col("code") == DROP, raw_run=raw_run)
-        .with_columns(run=pl.col("raw_run") - pl.when(pre_run).then(0).otherwise(1))
-        .filter(pl.col("run") >= 0)
-        .select(
-            "row",
-            "seq",
-            "ts_ns",
-            "code",
-            "is_fv",
-            "is_drop",
-            # Runs follow seq: flagged sorted, group_by("run") slices instead of hashing.
-            pl.col("run").set_sorted(),
-            pos=pl.col("is_fv").cast(pl.Int64).cum_sum() - 1,
-            drops_upto=pl.col("is_drop").cast(IDX).cum_sum(),
-        )
-        .collect(engine="in-memory")
+    run_start = (pl.col("code") == NEW) & (pl.col("root") == 0)
+    first = found.select(
+        start=run_start.arg_max(), any_start=run_start.any(), fv=is_fv.arg_max(), any_fv=is_fv.any()
+    ).row(0, named=True)
+    first_start = first["start"] if first["any_start"] else found.height
+    # Rows before the first run start form a run of their own when FlatView events are among
+    # them; otherwise they belong to no run.
+    pre_run = bool(first["any_fv"]) and first["fv"] < first_start
+    if not pre_run:
+        found = found.slice(first_start)
+    return found.select(
+        "row",
+        "seq",
+        "ts_ns",
+        "code",
+        is_fv=is_fv,
+        is_drop=pl.col("code") == DROP,
+        # Runs follow seq: flagged sorted, group_by("run") slices instead of hashing.
+        run=(run_start.cast(IDX).cum_sum() - (0 if pre_run else 1)).set_sorted(),
+        pos=is_fv.cast(pl.Int64).cum_sum() - 1,
+        drops_upto=(pl.col("code") == DROP).cast(IDX).cum_sum(),
     )
 
 
