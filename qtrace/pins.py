@@ -151,11 +151,12 @@ def concurrency(instances: pl.DataFrame, fv_rows: pl.DataFrame) -> Steps:
     return Steps(steps, root_ids, fv_rows.select("seq", "ts_ns"))
 
 
-def spans(steps: Steps, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFrame:
+def spans(steps: Steps, key: pl.Expr, bounds: pl.DataFrame, *, peaks: bool = False) -> pl.DataFrame:
     """Maximal spans over which ``key`` (null outside any span) keeps one value, per root.
 
     Each span ends at the first step where the key changes; a span still open at the end of
-    the trace has a null end and is measured up to the run's last FlatView event.
+    the trace has a null end and is measured up to the run's last FlatView event. With
+    ``peaks``, ``instances`` is the highest level inside each span (else null).
     """
     # Steps are sorted by root and seq: a segment starts at a new root or a new key. Only
     # the segments' first steps and the steps of kept segments are materialized.
@@ -179,8 +180,12 @@ def spans(steps: Steps, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFrame:
         .group_by("segment")
         .agg(instances=pl.col("level").max())
     )
-    # Collected together, so the marks are computed once for both.
-    starts, peaks = pl.collect_all([starts_plan, peaks_plan], engine="in-memory")
+    if peaks:
+        # Collected together, so the marks are computed once for both.
+        starts, peak = pl.collect_all([starts_plan, peaks_plan], engine="in-memory")
+    else:
+        starts = starts_plan.collect(engine="in-memory")
+        peak = pl.DataFrame(schema={"segment": IDX, "instances": pl.Int64})
     levels = steps.levels
     located = steps.stamped(
         levels.select(
@@ -193,7 +198,7 @@ def spans(steps: Steps, key: pl.Expr, bounds: pl.DataFrame) -> pl.DataFrame:
     return (
         starts.select("segment", "key")
         .hstack(located)
-        .join(peaks, on="segment", how="left")
+        .join(peak, on="segment", how="left")
         .join(bounds.select("run", "run_last_ts_ns", "run_end_pos"), on="run", how="left")
         .sort("segment")
         .select(
@@ -278,7 +283,7 @@ def overlaps(steps: Steps, bounds: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.lit(2, pl.UInt8))
     )
     return (
-        spans(steps, phases, bounds)
+        spans(steps, phases, bounds, peaks=True)
         .with_columns(pl.col("key").replace_strict(phase_names, return_dtype=pl.String))
         .rename({"key": "phases"})
         .select(OVERLAP_COLUMNS)
