@@ -183,6 +183,8 @@ def instance_uncertain(
     inst: pl.DataFrame, fv_rows: pl.DataFrame, bounds: pl.DataFrame, *, destroy_traced: bool
 ) -> pl.Series:
     """Per instance: a dropped-events record lies inside its life."""
+    if not (bounds["drops_at_run_end"] > 0).any():  # the usual trace: nothing was dropped
+        return pl.repeat(False, inst.height, eager=True).alias("uncertain")
     drops = fv_rows["drops_upto"]
     ends = inst.select(first_pos(life_end(destroy_traced=destroy_traced)))
     # Runs are numbered 0, 1, ... and bounds has one row per run in that order.
