@@ -7,7 +7,13 @@ child processes, one at a time so each peak RSS is its own:
 
 - ``ingest``:  ``qtrace.read_trace(file)``;
 - ``analyze``: ``read_trace`` + ``qtrace.analyze`` + ``render_json`` (the
-  ``qtrace analyze --format json`` path).
+  ``qtrace analyze --format json`` path);
+- ``floor``: ``read_trace`` + the two sorts that any model pairing events by pointer and
+  sweeping each root's pins in event order needs (a stable sort of the events by view
+  pointer, and a sort of one Int64 key per event), in polars: what analysis cannot go
+  below however the rest is written;
+- the commands themselves: ``qtrace analyze --format json`` and ``qtrace events -f parquet``
+  (the ingest as a command), with their start-up and output.
 
 Target (issue 3): analyze total within 2x ingest; peak RSS linear in events. Wall and CPU
 time are both reported: on a shared machine the CPU ratio is the steadier figure.
@@ -58,6 +64,10 @@ if sys.argv[1] == "analyze":
     from qtrace.report import render_json
     text = render_json(analyze(trace))
     assert text.startswith("{")
+if sys.argv[1] == "floor":
+    import polars as pl
+    key = pl.col("root").cast(pl.Int64) * 16 + pl.col("seq") % 16
+    trace.events.select(by_pointer=pl.arg_sort_by("view", maintain_order=True), key=key.sort())
 seconds = time.perf_counter() - start
 usage = resource.getrusage(resource.RUSAGE_SELF)
 # VmHWM, not ru_maxrss: ru_maxrss also counts the parent's pages shared at fork time.
@@ -125,6 +135,16 @@ def run_child(mode: str, path: Path) -> dict[str, float]:
     return result
 
 
+def run_command(args: list[str]) -> float:
+    """Wall time of one ``qtrace`` command (exit 1, findings, is not a failure here)."""
+    started = time.perf_counter()
+    command = Path(sys.executable).with_name("qtrace")  # the installed console script
+    done = subprocess.run([str(command), *args], capture_output=True)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"qtrace {' '.join(args)}: {done.stderr.decode().strip()}")
+    return time.perf_counter() - started
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print one line per size and a JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -146,12 +166,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 (run_child("analyze", path) for _ in range(args.repeat)),
                 key=lambda r: r["seconds"],
             )
+            floor = min(run_child("floor", path)["seconds"] for _ in range(args.repeat))
+            out = str(Path(tmp) / "out")
+            cli_analyze = min(
+                run_command(["analyze", "--format", "json", str(path), "-o", out])
+                for _ in range(args.repeat)
+            )
+            cli_events = min(
+                run_command(["events", "-f", "parquet", str(path), "-o", out])
+                for _ in range(args.repeat)
+            )
             row = {
                 "events": n,
                 "file_mib": round(path.stat().st_size / 2**20, 1),
                 "ingest_s": round(ingest["seconds"], 2),
                 "analyze_total_s": round(analyze["seconds"], 2),
                 "ratio": round(analyze["seconds"] / ingest["seconds"], 2),
+                "floor_s": round(floor, 2),
+                "floor_ratio": round(floor / ingest["seconds"], 2),
+                "cli_analyze_json_s": round(cli_analyze, 2),
+                "cli_events_parquet_s": round(cli_events, 2),
+                "cli_ratio": round(cli_analyze / cli_events, 2),
                 "ingest_cpu_s": round(ingest["cpu_seconds"], 2),
                 "analyze_total_cpu_s": round(analyze["cpu_seconds"], 2),
                 "cpu_ratio": round(analyze["cpu_seconds"] / ingest["cpu_seconds"], 2),
@@ -163,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"{n:>11,} events  ingest {row['ingest_s']:7.2f}s  "
                 f"ingest+analyze+json {row['analyze_total_s']:7.2f}s  ratio {row['ratio']:.2f} "
+                f"(floor {row['floor_ratio']:.2f}; commands {row['cli_ratio']:.2f}) "
                 f"(cpu {row['ingest_cpu_s']:.1f}s / {row['analyze_total_cpu_s']:.1f}s, "
                 f"ratio {row['cpu_ratio']:.2f})  "
                 f"peak RSS {row['ingest_peak_mib']} / {row['analyze_peak_mib']} MiB",
