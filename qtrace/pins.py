@@ -186,9 +186,8 @@ def spans(steps: Steps, key: pl.Expr, bounds: pl.DataFrame, *, peaks: bool = Fal
     else:
         starts = starts_plan.collect(engine="in-memory")
         peak = pl.DataFrame(schema={"segment": IDX, "instances": pl.Int64})
-    levels = steps.levels
     located = steps.stamped(
-        levels.select(
+        steps.levels.select(
             pl.col("rid").gather(starts["at"]),
             pl.col("pos").gather(starts["at"]).alias("start_pos"),
             pl.col("pos").gather(starts["end_at"]).alias("end_pos"),
