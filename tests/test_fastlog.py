@@ -23,8 +23,9 @@ from qtrace.errors import InputError
 from qtrace.events import EVENTS_SCHEMA, EventSelection, ParsedInput
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_LOGS = sorted(ROOT.glob("samples/*.log")) + sorted(Path("/work/shared/traces").glob("*.log"))
-TS_LOG = Path("/work/shared/traces/qemu10-pc-bridges-ts.log")
+SHARED = ROOT.parent / "shared" / "traces"  # CI lays ../shared beside the clone
+REAL_LOGS = sorted(ROOT.glob("samples/*.log")) + sorted(SHARED.glob("*.log"))
+TS_LOG = SHARED / "qemu10-pc-bridges-ts.log"
 FLATVIEW = EventSelection()
 
 NEW = b"31546@1795569496.114719:flatview_new 0x563e2c468170 (root 0x563e2c2b82e0)"
