@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 # Last: the dashboards import the model and the report.
 from qtrace.dashboards import write_dashboard
 from qtrace.errors import InputError, QtraceError, UsageError
-from qtrace.events import EVENTS_SCHEMA, FLATVIEW_EVENTS, EventSelection, Trace
+from qtrace.events import EVENTS_SCHEMA, FLATVIEW_EVENTS, MODEL_EVENTS, EventSelection, Trace
 from qtrace.export import write_events
 from qtrace.ingest import read_events, read_trace
 from qtrace.model import ANOMALY_KINDS, Analysis, analyze
@@ -22,6 +22,7 @@ __all__ = [
     "ANOMALY_KINDS",
     "EVENTS_SCHEMA",
     "FLATVIEW_EVENTS",
+    "MODEL_EVENTS",
     "Analysis",
     "EventSelection",
     "InputError",

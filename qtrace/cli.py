@@ -20,7 +20,7 @@ from rich.console import Console
 from qtrace import __version__
 from qtrace.batch.cli import batch_command, diff_command
 from qtrace.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERNAL, QtraceError, UsageError
-from qtrace.events import EventSelection, Trace
+from qtrace.events import MODEL_EVENTS, EventSelection, Trace
 from qtrace.export import write_events
 from qtrace.ingest import read_trace
 from qtrace.messages import fail, say
@@ -127,7 +127,7 @@ def events(
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
     all_events: Annotated[
-        bool, typer.Option("--all", help="Every trace event, not only FlatView ones.")
+        bool, typer.Option("--all", help="Every trace event, not only those the model reads.")
     ] = False,
     pattern: Annotated[
         str | None,
@@ -169,8 +169,6 @@ class PlotlyJs(StrEnum):
     directory = "directory"
 
 
-# Besides the FlatView events, the model reads memory_region_finalize (root freed while pinned).
-ANALYZE_EVENTS = "flatview_*,memory_region_finalize"
 DEFAULT_MARKERS = "pci_update_mappings_*,memory_region_finalize"
 TIME_UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 WINDOW_BOUND = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>ns|us|ms|s)?$")
@@ -298,7 +296,7 @@ def analyze_command(
     Exit codes: 0 clean; 1 findings that pass --fail-on; 2 usage error; 3 unreadable input.
     """
     policy = None if fail_on is None else {w.strip() for w in fail_on.split(",") if w.strip()}
-    events_pattern = ANALYZE_EVENTS + ("," + DEFAULT_MARKERS if html else "")
+    events_pattern = ",".join(MODEL_EVENTS) + ("," + DEFAULT_MARKERS if html else "")
     trace = load(
         traces, events=events_pattern, input_format=input_format, trace_events=trace_events
     )
@@ -355,7 +353,7 @@ def dashboard_command(
     trace_events: TraceEventsOpt = None,
 ) -> None:
     """Write an interactive HTML dashboard (offline: no network needed to view it)."""
-    pattern = ANALYZE_EVENTS + ("," + markers if markers else "")
+    pattern = ",".join(MODEL_EVENTS) + ("," + markers if markers else "")
     trace = load(traces, events=pattern, input_format=input_format, trace_events=trace_events)
     analysis = _analyze(trace, root_release, begin, end)
     _write_dashboard(analysis, trace, output, plotlyjs=plotlyjs, replay=replay, markers=markers)

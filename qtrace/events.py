@@ -20,7 +20,21 @@ FLATVIEW_EVENTS = (FLATVIEW_NEW, FLATVIEW_DESTROY_RCU, FLATVIEW_DESTROY)
 # Name QEMU's own simpletrace.py gives the simple backend's dropped-events records. They are
 # kept as rows (args "num_events_dropped=0x..") so the model knows *where* events were lost.
 DROPPED_EVENT = "Dropped_Event"
+# A row qtrace itself adds where a reader could not read the input: a garbled or cut FlatView
+# line, bytes skipped over damage, records of an event id no mapping names, the end of a
+# truncated compressed stream. Like a dropped-events record it marks *where* events may have
+# been lost (``args`` says what, in words; ``line``/``offset`` where); it is never a FlatView
+# event. The name is no QEMU event name (those are lower-case C identifiers with a
+# subsystem prefix), so it cannot collide with a real event.
+UNREADABLE = "qtrace_unreadable"
+# Rows that mark lost events. Every selection keeps them: the model needs to know where the
+# trace has holes, whatever events a user asked for.
+LOSS_EVENTS = (DROPPED_EVENT, UNREADABLE)
 MR_FINALIZE = "memory_region_finalize"
+# The events the lifetime model reads: the one place that says so. Every door (analyze,
+# dashboard, batch, diff, ``qtrace.read_trace``) reads at least these, so that a verdict never
+# depends on which door a trace went through. (The loss markers come with every selection.)
+MODEL_EVENTS: tuple[str, ...] = (*FLATVIEW_EVENTS, MR_FINALIZE)
 
 EVENTS_SCHEMA: dict[str, pl.DataType] = {
     "seq": pl.Int64(),  # 0-based position among the events read, in trace order
@@ -28,6 +42,8 @@ EVENTS_SCHEMA: dict[str, pl.DataType] = {
     # Linux pid_t values (32-bit): a log's number before '@' is a thread id, not a process id
     "tid": pl.Int32(),
     "pid": pl.Int32(),
+    # The thread's name when the dialect prints it (``main``, ``CPU 0/TCG``, ``call_rcu``)
+    "thread": pl.Categorical(),
     # A handful of distinct names and files per table: categorical codes (4 bytes a row)
     # instead of a string per row, which was a sixth of a large log's table.
     "event": pl.Categorical(),
@@ -62,7 +78,8 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
 class EventSelection:
     """Which trace events to keep, as QEMU's ``-trace`` globs (``flatview_*,pci_*``).
 
-    ``None`` patterns keep every event. Dropped-events records are always kept.
+    ``None`` patterns keep every event. Loss markers (dropped-events records and qtrace's
+    own ``qtrace_unreadable`` rows) are always kept.
     """
 
     patterns: tuple[str, ...] | None = (FLATVIEW_NEW, FLATVIEW_DESTROY_RCU, FLATVIEW_DESTROY)
@@ -80,14 +97,20 @@ class EventSelection:
     def keeps_all(self) -> bool:
         return self.patterns is None or "*" in self.patterns
 
-    def regex(self) -> str | None:
-        """An anchored regex over event names, or None for every event."""
+    def _body(self) -> str | None:
+        """The alternatives of the name regex, loss markers included; None for every event."""
         if self.keeps_all or self.patterns is None:
             return None
         alternatives = [
             fnmatch.translate(p).removeprefix("(?s:").removesuffix(")\\Z") for p in self.patterns
         ]
-        return "^(?:" + "|".join([*alternatives, re.escape(DROPPED_EVENT)]) + ")$"
+        return "|".join([*alternatives, *(re.escape(name) for name in LOSS_EVENTS)])
+
+    def regex(self) -> str | None:
+        """An anchored regex over event names for polars (Rust's ``$`` is the end of the text),
+        or None for every event."""
+        body = self._body()
+        return None if body is None else "^(?:" + body + ")$"
 
     def literal_hints(self) -> tuple[str, ...] | None:
         """Substrings every wanted line must contain (for cheap pre-filtering), or None."""
@@ -107,8 +130,9 @@ class EventSelection:
     @functools.cached_property
     def _compiled(self) -> re.Pattern[str] | None:
         # Built once: a simple trace maps every QEMU event (thousands of names to test).
-        rx = self.regex()
-        return None if rx is None else re.compile(rx)
+        # \Z, not $: Python's '$' also matches before a trailing newline ("flatview_new\n").
+        body = self._body()
+        return None if body is None else re.compile("^(?:" + body + ")\\Z")
 
 
 ALL_EVENTS = EventSelection(None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from qtrace.events import COLUMNS, EventSelection, ParsedInput, Trace
+from qtrace.events import COLUMNS, MODEL_EVENTS, EventSelection, ParsedInput, Trace
 from qtrace.parsers import parse_file
 
 StrPath = str | os.PathLike[str]
@@ -57,7 +57,9 @@ def read_trace(
         they are merged by timestamp.
     events
         QEMU-style globs of the events to keep (``"flatview_*,pci_*"``); ``"*"`` keeps all.
-        Default: the three FlatView events. Dropped-events records are always kept.
+        Default: the events the lifetime model reads (``qtrace.MODEL_EVENTS``: the three
+        FlatView events and ``memory_region_finalize``). Loss markers (dropped-events records,
+        ``qtrace_unreadable`` rows) are always kept.
     input_format
         ``"log"`` or ``"simple"``; detected from content when omitted.
     trace_events
@@ -74,7 +76,11 @@ def read_trace(
         if isinstance(paths, str | os.PathLike)
         else [os.fspath(p) for p in paths]
     )
-    selection = events if isinstance(events, EventSelection) else EventSelection.parse(events)
+    selection = (
+        events
+        if isinstance(events, EventSelection)
+        else EventSelection.parse(events, default=MODEL_EVENTS)
+    )
     te_path = Path(trace_events) if trace_events is not None else None
     parts = [
         parse_file(name, selection=selection, input_format=input_format, trace_events=te_path)
@@ -106,7 +112,7 @@ def read_events(
     Examples
     --------
     >>> qtrace.read_events("samples/pc-boot.simpletrace").columns  # doctest: +SKIP
-    ['seq', 'ts_ns', 'tid', 'pid', 'event', 'view', 'root', 'args', 'source', 'line', 'offset']
+    ['seq', 'ts_ns', 'tid', 'pid', 'thread', 'event', 'view', 'root', 'args', 'source', 'line', 'offset']
     """
     return read_trace(
         paths, events=events, input_format=input_format, trace_events=trace_events

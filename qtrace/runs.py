@@ -14,11 +14,13 @@ from qtrace.events import (
     FLATVIEW_DESTROY_RCU,
     FLATVIEW_EVENTS,
     FLATVIEW_NEW,
+    LOSS_EVENTS,
     MR_FINALIZE,
 )
 
-MODEL_EVENTS = (*FLATVIEW_EVENTS, DROPPED_EVENT, MR_FINALIZE)
 # Small integer codes instead of event names: the model's frames stay narrow at 10M rows.
+# DROP is any place where events may have been lost: a dropped-events record, a
+# qtrace_unreadable row, or a FlatView row without both pointers (garbage is never a view).
 NEW, RCU, DESTROY, DROP, FINALIZE = range(5)
 ORIGIN_COLUMNS = ("source", "line", "offset")
 # Row numbers, positions and counts of rows: polars' own index type, narrower than Int64 in
@@ -45,15 +47,20 @@ def _dropped_count(args: pl.Expr) -> pl.Expr:
 
 
 def _code(event: pl.Expr) -> pl.Expr:
+    # A FlatView row whose pointers did not parse creates, ends and pairs nothing: the model
+    # reads it as a hole in the trace, like a dropped-events record.
+    unreadable = event.is_in(FLATVIEW_EVENTS) & (
+        pl.col("view").is_null() | pl.col("root").is_null()
+    )
     return (
-        pl.when(event == FLATVIEW_NEW)
+        pl.when(event.is_in(LOSS_EVENTS) | unreadable)
+        .then(DROP)
+        .when(event == FLATVIEW_NEW)
         .then(NEW)
         .when(event == FLATVIEW_DESTROY_RCU)
         .then(RCU)
         .when(event == FLATVIEW_DESTROY)
         .then(DESTROY)
-        .when(event == DROPPED_EVENT)
-        .then(DROP)
         .when(event == MR_FINALIZE)
         .then(FINALIZE)
         .cast(pl.Int8)
@@ -174,7 +181,6 @@ __all__ = [
     "DROP",
     "FINALIZE",
     "IDX",
-    "MODEL_EVENTS",
     "NEW",
     "RCU",
     "attach_origin",

@@ -31,9 +31,9 @@ def test_events_csv_prints_pointers_as_qemu_does(shared_traces: Path) -> None:
     result = runner.invoke(app, ["events", str(shared_traces / "qemu10-pc-bridges-ts.log")])
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "seq,ts_ns,tid,pid,event,view,root,args,source,line,offset"
+    assert lines[0] == "seq,ts_ns,tid,pid,thread,event,view,root,args,source,line,offset"
     first = lines[1].split(",")
-    assert first[4:7] == ["flatview_new", "0x563e2c466c50", "0x0"]
+    assert first[5:8] == ["flatview_new", "0x563e2c466c50", "0x0"]
     assert len(lines) == 1 + 659 + 650 + 650
 
 

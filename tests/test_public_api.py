@@ -9,6 +9,7 @@ EXPECTED = {
     "Analysis",
     "EVENTS_SCHEMA",
     "FLATVIEW_EVENTS",
+    "MODEL_EVENTS",
     "EventSelection",
     "InputError",
     "QtraceError",
