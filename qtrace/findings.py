@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from qtrace.errors import UsageError
-from qtrace.instances import STATUSES
 from qtrace.model import ANOMALY_KINDS, Analysis
 
 # --fail-on accepts every finding kind, "anomalies" for all anomaly kinds, or "none".
@@ -17,9 +16,7 @@ def hex_pointer(value: int | None) -> str | None:
 
 def status_counts(analysis: Analysis) -> dict[str, int]:
     """How many instances end in each status (every status, zeros included)."""
-    counts = analysis.views.group_by("status").len()
-    found = dict(zip(counts["status"].to_list(), counts["len"].to_list(), strict=True))
-    return {status: int(found.get(status, 0)) for status in STATUSES}
+    return dict(analysis.status_counts)
 
 
 def anomaly_counts(analysis: Analysis) -> dict[str, int]:

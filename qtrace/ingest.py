@@ -112,7 +112,8 @@ def read_events(
     Examples
     --------
     >>> qtrace.read_events("samples/pc-boot.simpletrace").columns  # doctest: +SKIP
-    ['seq', 'ts_ns', 'tid', 'pid', 'thread', 'event', 'view', 'root', 'args', 'source', 'line', 'offset']
+    ['seq', 'ts_ns', 'tid', 'pid', 'thread', 'event', 'view', 'root', 'args', 'source', 'line',
+     'offset']
     """
     return read_trace(
         paths, events=events, input_format=input_format, trace_events=trace_events

@@ -16,6 +16,7 @@ from qtrace.errors import UsageError
 from qtrace.events import Trace, conform
 from qtrace.instances import (
     ANOMALY_COLUMNS,
+    STATUSES,
     build_instances,
     classify_events,
     find_anomalies,
@@ -102,6 +103,23 @@ ANOMALY_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+# Statuses whose instances are findings (lost ones also show as new_while_live or
+# reused_before_destroy anomalies).
+FLAGGED_STATUSES = ("leaked", "lost")
+
+
+def _quantiles(values: pl.Series) -> dict[str, int | None]:
+    present = values.drop_nulls()
+    if present.len() == 0:
+        return {"count": 0, "p50": None, "p99": None, "max": None}
+
+    def q(x: float) -> int:
+        return int(present.quantile(x, interpolation="nearest") or 0)
+
+    top = present.max()
+    return {"count": present.len(), "p50": q(0.5), "p99": q(0.99), "max": int(top)}  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class Window:
     """The report's scope: ``begin``/``end`` as given, and the seq range they cover."""
@@ -140,6 +158,39 @@ class Analysis:
     event_counts: dict[str, int] = field(default_factory=dict)
     dropped_events: int = 0
     window: Window | None = None
+
+    @cached_property
+    def status_counts(self) -> dict[str, int]:
+        """How many instances end in each status (every status of ``STATUSES``, zeros too).
+
+        Reports read this, never the views table, which a large trace may build lazily.
+        """
+        counts = self.views.group_by("status").len()
+        found = dict(zip(counts["status"].to_list(), counts["len"].to_list(), strict=True))
+        return {status: int(found.get(status, 0)) for status in STATUSES}
+
+    @cached_property
+    def flagged_views(self) -> pl.DataFrame:
+        """The leaked and lost instances (``VIEW_SCHEMA``), in (run, new_seq) order."""
+        return self.views.filter(pl.col("status").is_in(FLAGGED_STATUSES)).sort(["run", "new_seq"])
+
+    @cached_property
+    def uncertain_views(self) -> int:
+        """How many instances have a loss point (dropped or unreadable events) in their life."""
+        return int(self.views["uncertain"].sum())
+
+    @cached_property
+    def pointer_reuse(self) -> tuple[int, int]:
+        """(distinct pointers, reused pointers): generation-0 and generation-1 instances."""
+        row = self.views.select(
+            distinct=(pl.col("generation") == 0).sum(), reused=(pl.col("generation") == 1).sum()
+        ).row(0)
+        return int(row[0]), int(row[1])
+
+    @cached_property
+    def duration_stats(self) -> dict[str, dict[str, int | None]]:
+        """``live_ns`` and ``grace_ns`` over the instances: count, p50, p99 and max."""
+        return {name: _quantiles(self.views[name]) for name in ("live_ns", "grace_ns")}
 
     @cached_property
     def concurrency(self) -> pl.DataFrame:
@@ -325,4 +376,4 @@ def analyze(
     )
 
 
-__all__ = ["ANOMALY_KINDS", "ROOT_RELEASES", "Analysis", "Window", "analyze"]
+__all__ = ["ANOMALY_KINDS", "FLAGGED_STATUSES", "ROOT_RELEASES", "Analysis", "Window", "analyze"]

@@ -80,17 +80,6 @@ def _items(frame: pl.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _quantiles(values: pl.Series) -> dict[str, int | None]:
-    present = values.drop_nulls()
-    if present.len() == 0:
-        return {"count": 0, "p50": None, "p99": None, "max": None}
-
-    def q(x: float) -> int:
-        return int(present.quantile(x, interpolation="nearest") or 0)
-
-    return {"count": present.len(), "p50": q(0.5), "p99": q(0.99), "max": int(present.max())}  # type: ignore[arg-type]
-
-
 def _overlap_summary(analysis: Analysis) -> dict[str, dict[str, int | None]]:
     summary: dict[str, dict[str, int | None]] = {}
     for phase in PHASES:
@@ -133,14 +122,11 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
     >>> to_json(qtrace.analyze(events))["schema"]  # doctest: +SKIP
     'qtrace.analyze/1'
     """
-    views = analysis.views
     statuses = status_counts(analysis)
     # Generation 0 exists once per pointer and run; generation 1 once per reused pointer.
-    generations = views.select(
-        distinct=(pl.col("generation") == 0).sum(), reused=(pl.col("generation") == 1).sum()
-    ).row(0)
+    generations = analysis.pointer_reuse
     roots = analysis.roots.sort(["run", "root"])
-    leaks = views.filter(pl.col("status").is_in(["leaked", "lost"])).sort(["run", "new_seq"])
+    leaks = analysis.flagged_views
     anomalies = analysis.anomalies.sort(["run", "seq", "kind", "view"], nulls_last=True)
     window = analysis.window
     document: dict[str, Any] = {
@@ -159,11 +145,11 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "source": _source(analysis),
         "events": dict(analysis.event_counts),
         "views": {
-            "instances": views.height,
+            "instances": sum(statuses.values()),
             **statuses,
             "distinct_pointers": int(generations[0]),
             "reused_pointers": int(generations[1]),
-            "uncertain": int(views["uncertain"].sum()),
+            "uncertain": analysis.uncertain_views,
         },
         "roots": {
             "distinct": roots.height,
@@ -184,10 +170,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         },
     }
     if analysis.has_clock:
-        document["durations"] = {
-            "live_ns": _quantiles(views["live_ns"]),
-            "grace_ns": _quantiles(views["grace_ns"]),
-        }
+        document["durations"] = analysis.duration_stats
     return document
 
 
