@@ -8,8 +8,10 @@ from pathlib import Path
 
 import polars as pl
 
+from qtrace.errors import UsageError
 from qtrace.events import COLUMNS, MODEL_EVENTS, EventSelection, ParsedInput, Trace
 from qtrace.parsers import parse_file
+from qtrace.parsers.source import STDIN, shown_name
 
 StrPath = str | os.PathLike[str]
 
@@ -41,12 +43,42 @@ def _summarise(values: list[str]) -> str:
     return unique[0] if len(unique) == 1 else "mixed(" + ",".join(unique) + ")"
 
 
+def _same_file_key(name: str) -> tuple[int, int] | str:
+    """What identifies the file ``name`` opens: its device and inode when it has them."""
+    if name == STDIN:
+        return STDIN
+    try:
+        st = os.stat(name)
+    except OSError:
+        return name  # the parser says what is wrong with it
+    return (st.st_dev, st.st_ino)
+
+
+def _read_once(names: list[str], shown: list[str]) -> tuple[list[int], list[str]]:
+    """The positions of the inputs to read (each file once), and a note per repeat."""
+    first: dict[tuple[int, int] | str, int] = {}
+    keep: list[int] = []
+    notes: list[str] = []
+    for i, name in enumerate(names):
+        key = _same_file_key(name)
+        if key in first:
+            earlier = shown[first[key]]
+            again = "named twice" if earlier == shown[i] else f"the same file as {earlier}"
+            notes.append(f"{shown[i]} is {again}: read once")
+            continue
+        first[key] = i
+        keep.append(i)
+    return keep, notes
+
+
 def read_trace(
     paths: StrPath | Sequence[StrPath],
     *,
     events: str | EventSelection | None = None,
     input_format: str | None = None,
     trace_events: StrPath | None = None,
+    max_input_bytes: int | None = None,
+    names: Sequence[str] | None = None,
 ) -> Trace:
     """Read one run from one or more files (``-`` is standard input) into a ``Trace``.
 
@@ -54,7 +86,8 @@ def read_trace(
     ----------
     paths
         A file or several files of one run (e.g. the per-thread files of ``-d tid -D log.%d``);
-        they are merged by timestamp.
+        they are merged by timestamp. Compressed files (gzip, zstd, xz, bzip2) and named pipes
+        are read too. A file named twice is read once, with a warning.
     events
         QEMU-style globs of the events to keep (``"flatview_*,pci_*"``); ``"*"`` keeps all.
         Default: the events the lifetime model reads (``qtrace.MODEL_EVENTS``: the three
@@ -64,6 +97,11 @@ def read_trace(
         ``"log"`` or ``"simple"``; detected from content when omitted.
     trace_events
         The build's ``trace-events-all``, to decode non-FlatView simple-backend records.
+    max_input_bytes
+        Refuse (``InputError``) an input that holds or decodes to more bytes; default: no limit.
+    names
+        How to name each input in the events' ``source``, the warnings and the errors
+        (default: its path as ``qtrace.paths.display`` shows it; ``<stdin>`` for ``-``).
 
     Examples
     --------
@@ -71,32 +109,43 @@ def read_trace(
     >>> trace.events.filter(pl.col("event") == "flatview_new").height  # doctest: +SKIP
     257
     """
-    names = (
+    given = (
         [os.fspath(paths)]
         if isinstance(paths, str | os.PathLike)
         else [os.fspath(p) for p in paths]
     )
+    shown = [shown_name(n) for n in given] if names is None else list(names)
+    if len(shown) != len(given):
+        raise UsageError(f"{len(given)} inputs but {len(shown)} names for them")
     selection = (
         events
         if isinstance(events, EventSelection)
         else EventSelection.parse(events, default=MODEL_EVENTS)
     )
     te_path = Path(trace_events) if trace_events is not None else None
+    keep, repeats = _read_once(given, shown)
     parts = [
-        parse_file(name, selection=selection, input_format=input_format, trace_events=te_path)
-        for name in names
+        parse_file(
+            given[i],
+            selection=selection,
+            input_format=input_format,
+            trace_events=te_path,
+            shown=shown[i],
+            limit_bytes=max_input_bytes,
+        )
+        for i in keep
     ]
     table, notes = _merge(parts)
     return Trace(
         events=table,
-        paths=["<stdin>" if n == "-" else n for n in names],
+        paths=[shown[i] for i in keep],
         format=_summarise([p.format for p in parts]),
         dialect=_summarise([p.dialect for p in parts]),
         clock=_summarise([p.clock for p in parts]),
         lines_skipped=sum(p.lines_skipped for p in parts),
         bytes_skipped=sum(p.bytes_skipped for p in parts),
         dropped_events=sum(p.dropped_events for p in parts),
-        warnings=[w for p in parts for w in p.warnings] + notes,
+        warnings=repeats + [w for p in parts for w in p.warnings] + notes,
     )
 
 
@@ -106,6 +155,7 @@ def read_events(
     events: str | EventSelection | None = None,
     input_format: str | None = None,
     trace_events: StrPath | None = None,
+    max_input_bytes: int | None = None,
 ) -> pl.DataFrame:
     """The events table of ``paths`` (see ``read_trace``), without the reading notes.
 
@@ -116,5 +166,9 @@ def read_events(
      'offset']
     """
     return read_trace(
-        paths, events=events, input_format=input_format, trace_events=trace_events
+        paths,
+        events=events,
+        input_format=input_format,
+        trace_events=trace_events,
+        max_input_bytes=max_input_bytes,
     ).events

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from qtrace.batch.limits import LimitExceeded, Readable, copy_limited, decompressor, head_bytes
-from qtrace.parsers.source import sniff_compression
+from qtrace.parsers.decompress import MAGIC_BYTES, DecodedReader, decoded_head, sniff_compression
+from qtrace.parsers.source import InputTooLarge, copy_limited
+from qtrace.paths import display
 
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
 TAR_MAGIC_OFFSET = 257
@@ -30,7 +31,7 @@ def archive_kind(path: Path) -> str | None:
         head = fh.read(4)
     if head.startswith(ZIP_MAGICS):
         return "zip"
-    block = head_bytes(path, TAR_MAGIC_OFFSET + len(TAR_MAGIC))
+    block = decoded_head(path, TAR_MAGIC_OFFSET + len(TAR_MAGIC))
     if block[TAR_MAGIC_OFFSET:].startswith(TAR_MAGIC):
         return "tar"
     return None
@@ -45,7 +46,7 @@ def is_archive_bytes(head: bytes) -> bool:
 class Member:
     """One archive member: its name (a label), and either where its bytes are or why not."""
 
-    name: str
+    name: str  # as ``qtrace.paths.display`` shows it
     zip_index: int | None = None
     copied_to: Path | None = None
     error: str | None = None
@@ -62,12 +63,12 @@ def zip_members(path: Path) -> Iterator[Member]:
             if info.is_dir():
                 continue
             if _zip_is_symlink(info):
-                yield Member(info.filename, error="symbolic link in archive: not followed")
+                yield Member(display(info.filename), error="symbolic link in archive: not followed")
                 continue
-            yield Member(info.filename, zip_index=index)
+            yield Member(display(info.filename), zip_index=index)
 
 
-def read_zip_member(path: Path, index: int, out: BinaryIO, limit_bytes: int) -> None:
+def read_zip_member(path: Path, index: int, out: BinaryIO, limit_bytes: int, shown: str) -> None:
     """Copy member ``index`` of zip ``path`` into ``out``, at most ``limit_bytes`` decoded."""
     with zipfile.ZipFile(path) as archive:
         info = archive.infolist()[index]
@@ -75,14 +76,14 @@ def read_zip_member(path: Path, index: int, out: BinaryIO, limit_bytes: int) -> 
             raise ValueError("member is encrypted")
         # The declared size can lie (a bomb declares little); copy_limited counts real bytes.
         with archive.open(info) as member:
-            copy_limited(member, out, limit_bytes)
+            copy_limited(member, out, limit_bytes, shown)
 
 
 def _tar_member_problem(info: tarfile.TarInfo) -> str | None:
     if info.issym():
-        return f"symbolic link in archive (to {info.linkname!r}): not followed"
+        return f"symbolic link in archive (to '{display(info.linkname)}'): not followed"
     if info.islnk():
-        return f"hard link in archive (to {info.linkname!r}): not followed"
+        return f"hard link in archive (to '{display(info.linkname)}'): not followed"
     if not info.isreg():
         return "not a regular file (device, fifo or other special member)"
     return None
@@ -91,50 +92,53 @@ def _tar_member_problem(info: tarfile.TarInfo) -> str | None:
 def tar_members(path: Path, spill_dir: Path, limit_bytes: int) -> Iterator[Member]:
     """Walk the tar once, copying each regular member to ``spill_dir`` under a chosen name.
 
-    A member larger than ``limit_bytes`` (by its header, or by what really decodes) gets an
+    A compressed tar is decoded by the same reader as every input (``DecodedReader``). A
+    member larger than ``limit_bytes`` (by its header, or by what really decodes) gets an
     error instead of a copy; decoding the rest of the archive goes on.
     """
     with path.open("rb") as raw:
-        kind = sniff_compression(raw.read(8))
+        kind = sniff_compression(raw.read(MAGIC_BYTES))
         raw.seek(0)
-        if kind == "zstd":  # tarfile knows gzip, bzip2 and xz only
-            yield from _tar_stream_members(decompressor(kind, raw), spill_dir, limit_bytes)
-        else:
-            yield from _tar_stream_members(raw, spill_dir, limit_bytes)
+        stream = DecodedReader(raw, kind)
+        try:
+            yield from _tar_stream_members(stream, spill_dir, limit_bytes)
+        except tarfile.TarError as exc:
+            if stream.damage is None:
+                raise
+            raise tarfile.ReadError(f"{kind} stream {stream.damage}") from exc
 
 
 def _tar_stream_members(
-    stream: Readable | BinaryIO, spill_dir: Path, limit_bytes: int
+    stream: DecodedReader, spill_dir: Path, limit_bytes: int
 ) -> Iterator[Member]:
-    # "r|*": one forward pass over a possibly compressed stream; no seeking, no name lookups.
-    with tarfile.open(fileobj=stream, mode="r|*") as archive:  # type: ignore[call-overload]
+    # "r|": one forward pass over the decoded stream; no seeking, no name lookups.
+    with tarfile.open(fileobj=stream, mode="r|") as archive:  # type: ignore[call-overload]
         for number, info in enumerate(archive):
+            name = display(info.name)
             if info.isdir():
                 continue
             problem = _tar_member_problem(info)
             if problem is not None:
-                yield Member(info.name, error=problem)
+                yield Member(name, error=problem)
                 continue
             if info.size > limit_bytes:
-                yield Member(info.name, error=_over_limit(info.size, limit_bytes))
+                yield Member(name, error=_over_limit(info.size, limit_bytes))
                 continue
             target = spill_dir / f"tar-member-{number:07d}"
             source = archive.extractfile(info)
             if source is None:  # isreg() members always have data; keep mypy and readers sure
-                yield Member(info.name, error="member has no data")
+                yield Member(name, error="member has no data")
                 continue
             try:
                 with target.open("wb") as out:
-                    copy_limited(source, out, limit_bytes)
-            except LimitExceeded as exc:
+                    copy_limited(source, out, limit_bytes, "member")
+            except InputTooLarge:
                 target.unlink(missing_ok=True)
-                yield Member(info.name, error=str(exc))
+                yield Member(name, error=_over_limit(None, limit_bytes))
                 continue
-            yield Member(info.name, copied_to=target)
+            yield Member(name, copied_to=target)
 
 
-def _over_limit(size_bytes: int, limit_bytes: int) -> str:
-    return (
-        f"member is {size_bytes} bytes, over the per-artifact input limit of {limit_bytes} bytes "
-        "(--max-input-bytes)"
-    )
+def _over_limit(size_bytes: int | None, limit_bytes: int) -> str:
+    size = "holds more than" if size_bytes is None else f"is {size_bytes} bytes, over"
+    return f"member {size} the input limit of {limit_bytes} bytes (--max-input-bytes)"

@@ -10,11 +10,14 @@ from __future__ import annotations
 import glob
 import os
 import re
+import stat
 from pathlib import Path
 
 from qtrace.batch.archive import archive_kind, tar_members, zip_members
 from qtrace.batch.artifact import ARCHIVE_SEPARATOR, Artifact, Discovery, Part, Unreadable
 from qtrace.errors import UsageError
+from qtrace.parsers.source import InputTooLarge, copy_limited, why_unreadable
+from qtrace.paths import display
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 # Files a directory walk passes over: artifact folders also hold docs, scripts and reports,
@@ -46,6 +49,15 @@ def _is_walked_artifact(path: Path) -> bool:
     return not path.name.startswith(".") and path.suffix.lower() not in NOT_TRACE_SUFFIXES
 
 
+def _is_regular(path: Path) -> bool:
+    # Walks and globs pass over named pipes, sockets and devices: opening a pipe with no
+    # writer waits forever, and a QMP socket left beside the logs is no trace.
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _walk(directory: Path, discovery: Discovery, skip: Path | None) -> list[Path]:
     found: list[Path] = []
     for root, dirs, files in os.walk(directory, followlinks=False):
@@ -56,61 +68,108 @@ def _walk(directory: Path, discovery: Discovery, skip: Path | None) -> list[Path
             path = base / name
             if path.is_symlink():
                 discovery.unreadable.append(
-                    Unreadable(str(path), "symbolic link inside an input directory: not followed")
+                    Unreadable(
+                        display(path), "symbolic link inside an input directory: not followed"
+                    )
                 )
-            elif path.is_file() and _is_walked_artifact(path):
+            elif _is_regular(path) and _is_walked_artifact(path):
                 found.append(path)
     return found
+
+
+def _glob(pattern: str, discovery: Discovery, skip: Path | None) -> list[Path]:
+    matches = [Path(match) for match in sorted(glob.glob(pattern, recursive=True))]
+    files: list[Path] = []
+    for matched in matches:
+        if matched.is_dir():
+            files.extend(_walk(matched, discovery, skip))
+        elif _is_regular(matched):
+            files.append(matched)
+    if not matches:
+        discovery.unreadable.append(Unreadable(display(pattern), "no file matches this pattern"))
+    elif not files and not any(m.is_dir() for m in matches):
+        discovery.unreadable.append(
+            Unreadable(
+                display(pattern),
+                "matches no regular file (named pipes, sockets and devices are passed over)",
+            )
+        )
+    return files
 
 
 def _expand(inputs: list[str], discovery: Discovery, skip: Path | None) -> list[Path]:
     files: list[Path] = []
     for given in inputs:
         path = Path(given)
-        if path.is_dir():
-            files.extend(_walk(path, discovery, skip))
-        elif path.exists():
-            files.append(path)
-        elif _GLOB_CHARS.search(given):
-            matches = sorted(glob.glob(given, recursive=True))
-            if not matches:
-                discovery.unreadable.append(Unreadable(given, "no file matches this pattern"))
-            for match in matches:
-                matched = Path(match)
-                files.extend(_walk(matched, discovery, skip) if matched.is_dir() else [matched])
-        else:
-            discovery.unreadable.append(Unreadable(given, "no such file or directory"))
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            if _GLOB_CHARS.search(given) and not os.path.lexists(given):
+                files.extend(_glob(given, discovery, skip))
+            else:
+                discovery.unreadable.append(Unreadable(display(given), why_unreadable(given, exc)))
+            continue
+        # A directory is walked; anything else the user named is read, whatever it is.
+        files.extend(_walk(path, discovery, skip) if stat.S_ISDIR(mode) else [path])
     unique: dict[str, Path] = {}
     for file in files:
         unique.setdefault(os.path.realpath(file), file)  # the same file named twice runs once
     return list(unique.values())
 
 
+def _stream_copy(
+    path: Path, spill_dir: Path, limit_bytes: int, discovery: Discovery
+) -> Path | None:
+    """A named pipe or device named on the command line, copied once (it reads only once)."""
+    target = spill_dir / f"stream-{len(list(spill_dir.iterdir())):07d}"
+    shown = display(path)
+    try:
+        with path.open("rb") as source, target.open("wb") as out:
+            copy_limited(source, out, limit_bytes, shown)
+    except InputTooLarge as exc:
+        target.unlink(missing_ok=True)
+        discovery.unreadable.append(Unreadable(shown, str(exc).removeprefix(f"{shown}: ")))
+        return None
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        discovery.unreadable.append(Unreadable(shown, why_unreadable(path, exc)))
+        return None
+    return target
+
+
 def _parts_of(path: Path, spill_dir: Path, limit_bytes: int, discovery: Discovery) -> list[Part]:
     """The path as one part, or its archive members as parts; problems become records."""
+    shown = display(path)
+    local: Path | None = path
+    if not _is_regular(path):  # a pipe or a device the user named: read it as a stream
+        local = _stream_copy(path, spill_dir, limit_bytes, discovery)
+        if local is None:
+            return []
     try:
-        kind = archive_kind(path)
+        kind = archive_kind(local)
     except OSError as exc:
-        discovery.unreadable.append(Unreadable(str(path), f"cannot read ({exc.strerror or exc})"))
+        discovery.unreadable.append(Unreadable(shown, why_unreadable(local, exc)))
         return []
     if kind is None:
-        return [Part(str(path), str(path))]
+        return [Part(shown, str(local))]
     parts: list[Part] = []
     try:
-        members = zip_members(path) if kind == "zip" else tar_members(path, spill_dir, limit_bytes)
+        members = (
+            zip_members(local) if kind == "zip" else tar_members(local, spill_dir, limit_bytes)
+        )
         for member in members:
-            name = f"{path}{ARCHIVE_SEPARATOR}{member.name}"
+            name = f"{shown}{ARCHIVE_SEPARATOR}{member.name}"
             if member.error is not None:
                 discovery.unreadable.append(Unreadable(name, member.error))
             elif member.copied_to is not None:
                 parts.append(Part(name, str(member.copied_to)))
             else:
-                parts.append(Part(name, str(path), zip_index=member.zip_index))
+                parts.append(Part(name, str(local), zip_index=member.zip_index))
     except Exception as exc:
         # A damaged archive still yields the members before the damage; say where it stopped.
         reason = str(exc) or type(exc).__name__
         discovery.unreadable.append(
-            Unreadable(str(path), f"damaged {kind} archive after {len(parts)} members: {reason}")
+            Unreadable(shown, f"damaged {kind} archive after {len(parts)} members: {reason}")
         )
     return parts
 

@@ -1,4 +1,4 @@
-"""Where tasks run: in this process, in a pool of reused local processes, or on a Dask cluster.
+"""Where tasks run: in a pool of reused local processes, or on a Dask cluster.
 
 Every engine calls ``on_done`` once per artifact, in completion order, with an ``Outcome``; a
 task that dies (a crashed worker, a lost Dask worker) becomes an outcome with an error.
@@ -116,17 +116,16 @@ def run_local(
     on_done: OnDone,
     task: Task = run_task,
 ) -> None:
-    """Run the tasks here (``jobs == 1``) or in ``jobs`` reused worker processes.
+    """Run the tasks in ``jobs`` reused worker processes (one with ``jobs == 1``).
 
-    A worker that dies (a crash in native code, the kernel's OOM killer) breaks the whole
-    pool. The artifacts it was running are then retried alone, each in a fresh worker: one
-    that kills its worker again gets a failure record; every other artifact runs again in
-    a new pool. So one deadly artifact costs a few worker starts, never the batch.
+    A worker that dies (a crash in native code, an abort, the kernel's OOM killer) breaks
+    the whole pool. The artifacts it was running are then retried alone, each in a fresh
+    worker: one that kills its worker again gets a failure record; every other artifact runs
+    again in a new pool. So one deadly artifact costs a few worker starts, never the batch.
+    Tasks never run in this process, ``jobs == 1`` included: an artifact that makes polars
+    abort must not take the batch's outputs with it.
     """
-    if jobs <= 1:
-        for index, artifact in work:
-            on_done(task(index, artifact, options))
-        return
+    jobs = max(1, jobs)
     marker_dir = Path(tempfile.mkdtemp(prefix="qtrace-running-", dir=options.scratch_dir))
     try:
         pending = work

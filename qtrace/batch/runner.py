@@ -132,7 +132,7 @@ def run_batch(
         Created if missing. Gets summary.json, views.parquet, roots.parquet, index.html,
         junit.xml, summary.md and artifacts/ (one dashboard per artifact).
     jobs
-        Worker processes (default: the machine's cores); 1 runs in this process.
+        Worker processes (default: the machine's cores); tasks never run in this process.
     fail_on
         Checks that fail the batch (``leaks``, ``unreadable``, an anomaly kind, ``anomalies``,
         ``any``, ``none``); default ``{"leaks", "unreadable"}``.

@@ -19,12 +19,11 @@ import polars as pl
 
 from qtrace.batch.archive import is_archive_bytes, read_zip_member
 from qtrace.batch.artifact import Artifact, Part, file_stem
-from qtrace.batch.limits import LimitExceeded, decompress_limited, head_bytes
 from qtrace.dashboards import write_dashboard
-from qtrace.errors import QtraceError
+from qtrace.errors import InputError, QtraceError
 from qtrace.ingest import read_trace
 from qtrace.model import analyze
-from qtrace.parsers.source import sniff_compression
+from qtrace.parsers.decompress import decoded_head
 from qtrace.report import findings, to_json
 
 # The analyze-document keys a batch record keeps (``roots`` without its per-root items).
@@ -37,7 +36,7 @@ class TaskOptions:
 
     limit_bytes: int
     dashboard_dir: str | None  # write each artifact's dashboard here; None: no dashboards
-    scratch_dir: str | None = None  # where decoded copies go (None: the system temp dir)
+    scratch_dir: str | None = None  # where zip members are copied (None: the system temp dir)
 
 
 @dataclass
@@ -58,31 +57,23 @@ class Outcome:
     seconds: float = 0.0
 
 
-def _plain_copy(part: Part, scratch: Path, limit_bytes: int, warnings: list[str]) -> Path:
-    """A local file with the part's decoded bytes, never more than ``limit_bytes`` of them."""
-    source = Path(part.path)
+def _local_file(part: Part, scratch: Path, limit_bytes: int) -> str:
+    """The local file holding the part's bytes (a zip member is copied out first).
+
+    Decoding, limits and damage are then ``read_trace``'s business, as for any input.
+    """
+    path = part.path
     if part.zip_index is not None:
         member = scratch / f"member-{len(list(scratch.iterdir())):04d}"
         with member.open("wb") as out:
-            read_zip_member(source, part.zip_index, out, limit_bytes)
-        source = member
-    if source.stat().st_size > limit_bytes:
-        raise LimitExceeded(
-            f"is {source.stat().st_size} bytes, over the per-artifact input limit of "
-            f"{limit_bytes} bytes (--max-input-bytes); not read"
-        )
-    with source.open("rb") as fh:
-        kind = sniff_compression(fh.read(8))
-    if kind is not None:
-        plain = scratch / f"plain-{len(list(scratch.iterdir())):04d}"
-        with plain.open("wb") as out:
-            warning = decompress_limited(kind, source, out, limit_bytes)
-        if warning:
-            warnings.append(f"{part.name}: {warning}")
-        source = plain
-    if is_archive_bytes(head_bytes(source, 512)):
-        raise QtraceError("is an archive inside an archive or a compressed archive: not opened")
-    return source
+            read_zip_member(Path(part.path), part.zip_index, out, limit_bytes, part.name)
+        path = str(member)
+    with contextlib.suppress(OSError):  # unreadable: read_trace says why
+        if is_archive_bytes(decoded_head(path, 512)):
+            raise InputError(
+                f"{part.name}: is an archive inside an archive or a compressed archive: not opened"
+            )
+    return path
 
 
 @contextlib.contextmanager
@@ -92,12 +83,6 @@ def _scratch(options: TaskOptions) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _rename(text: str, names: dict[str, str]) -> str:
-    for local, shown in names.items():
-        text = text.replace(local, shown)
-    return text
 
 
 def _record(document: dict[str, Any]) -> dict[str, Any]:
@@ -114,8 +99,6 @@ def run_task(index: int, artifact: Artifact, options: TaskOptions) -> Outcome:
     try:
         with _scratch(options) as scratch:
             _analyze_into(outcome, artifact, options, scratch)
-    except LimitExceeded as exc:
-        outcome.error = str(exc)
     except QtraceError as exc:
         outcome.error = str(exc)
     except Exception as exc:
@@ -130,24 +113,11 @@ def run_task(index: int, artifact: Artifact, options: TaskOptions) -> Outcome:
 def _analyze_into(
     outcome: Outcome, artifact: Artifact, options: TaskOptions, scratch: Path
 ) -> None:
-    local_names: dict[str, str] = {}
-    paths: list[str] = []
-    for part in artifact.parts:
-        try:
-            local = _plain_copy(part, scratch, options.limit_bytes, outcome.warnings)
-        except (LimitExceeded, QtraceError) as exc:
-            raise type(exc)(f"{part.name}: {exc}") from None
-        local_names[str(local)] = part.name
-        paths.append(str(local))
-    try:
-        trace = read_trace(paths)
-    except QtraceError as exc:
-        raise QtraceError(_rename(str(exc), local_names)) from None
-    # Reports, tables and annotations must name the artifact, never a scratch copy.
-    trace.events = trace.events.with_columns(pl.col("source").replace(local_names))
-    trace.paths = [local_names.get(p, p) for p in trace.paths]
-    outcome.warnings.extend(_rename(w, local_names) for w in trace.warnings)
-    trace.warnings = outcome.warnings
+    paths = [_local_file(part, scratch, options.limit_bytes) for part in artifact.parts]
+    trace = read_trace(
+        paths, names=[part.name for part in artifact.parts], max_input_bytes=options.limit_bytes
+    )
+    outcome.warnings.extend(trace.warnings)
     analysis = analyze(trace)
     document = to_json(analysis)
     outcome.record = _record(document)
