@@ -255,8 +255,8 @@ def _open_stream(
     return _copy_decoded(_Prefixed(head, stream), kind, shown, what, limit_bytes, target)
 
 
-def _shrank(opened: OpenedInput, path: str) -> InputError | None:
-    """An error saying the file shrank while it was read, if it did."""
+def _shrank(opened: OpenedInput, path: str) -> str | None:
+    """What happened to a file read in place that shrank since it was opened, if it did."""
     if opened.size is None:
         return None
     try:
@@ -265,9 +265,9 @@ def _shrank(opened: OpenedInput, path: str) -> InputError | None:
         return None
     if now >= opened.size:
         return None
-    return InputError(
+    return (
         f"{opened.name}: the file shrank from {opened.size} to {now} bytes while it was read "
-        "(rotated with copytruncate, or a QEMU restarted on the same -D file?); read a copy"
+        "(rotated with copytruncate, or a QEMU restarted on the same -D file?)"
     )
 
 
@@ -345,10 +345,14 @@ def open_input(
         try:
             yield opened
         except Exception:
+            # A reader that met the end of the file early: say why, in one line.
             shrank = _shrank(opened, text)
             if shrank is not None:
-                raise shrank from None
+                raise InputError(f"{shrank}; read a copy of it") from None
             raise
+        shrank = _shrank(opened, text)
+        if shrank is not None:  # read before the cut, or after it: say the events may stop early
+            opened.warnings.append(f"{shrank}; its events may stop early")
 
 
 def append_cut_marker(parsed: ParsedInput, opened: OpenedInput) -> None:

@@ -8,20 +8,23 @@ import lzma
 import os
 import random
 import re
+import socket
 import stat
 import tarfile
+import threading
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
+from qtrace.parsers.source import InputTooLarge, copy_limited, open_input
 
 from qtrace.batch.archive import archive_kind
-from qtrace.batch.artifact import file_stem
+from qtrace.batch.artifact import Discovery, file_stem
 from qtrace.batch.discover import discover, group_key
 from qtrace.batch.task import TaskOptions, run_task
 from qtrace.errors import UsageError
-from qtrace.parsers.source import InputTooLarge, copy_limited, open_input
 
 LOG = "qemu10-pc-bridges-ts.log"
 SIMPLE = "pc-boot.simpletrace"
@@ -273,3 +276,71 @@ def test_directory_walk_passes_over_docs_and_hidden_files(tmp_path: Path) -> Non
         (tmp_path / name).write_text("flatview_new 0x1 (root (nil))\n")
     found = _walk(tmp_path, Discovery(), None)
     assert sorted(p.name for p in found) == ["run.log", "testlog.txt"]
+
+
+def _discover_within(seconds: float, *args: Any, **kwargs: Any) -> Discovery:
+    """``discover``, failing (not hanging) if it waits on a pipe."""
+    found: list[Discovery] = []
+    worker = threading.Thread(target=lambda: found.append(discover(*args, **kwargs)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert found, "discover() waited on a named pipe"
+    return found[0]
+
+
+def test_walks_and_globs_pass_over_pipes_and_sockets(samples: Path, tmp_path: Path) -> None:
+    tree = tmp_path / "ci"
+    tree.mkdir()
+    (tree / "run.log").write_bytes((samples / "pc-boot-ts.log").read_bytes())
+    os.mkfifo(tree / "fifo.log")  # nobody writes it: opening it would wait forever
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tree / "qmp.sock"))
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    try:
+        found = _discover_within(30, [str(tree), str(tree / "*.log")], spill, limit_bytes=1 << 20)
+        assert [a.name for a in found.artifacts] == [str(tree / "run.log")]
+        assert found.unreadable == []
+        found = _discover_within(30, [str(tree / "fifo*")], spill, limit_bytes=1 << 20)
+        assert found.artifacts == []
+        [why] = found.unreadable
+        assert why.error.startswith("matches no regular file")
+    finally:
+        sock.close()
+
+
+def test_a_pipe_named_on_the_command_line_is_read_as_a_stream(
+    samples: Path, tmp_path: Path
+) -> None:
+    log = (samples / "pc-boot-ts.log").read_bytes()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    threading.Thread(target=fifo.write_bytes, args=(gzip.compress(log),), daemon=True).start()
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    found = _discover_within(30, [str(fifo)], spill, limit_bytes=1 << 20)
+    [artifact] = found.artifacts
+    assert artifact.name == str(fifo)
+    options = TaskOptions(limit_bytes=1 << 20, dashboard_dir=None, scratch_dir=str(tmp_path))
+    outcome = run_task(0, artifact, options)
+    assert outcome.error is None and outcome.record["events"]["flatview_new"] == 257
+
+
+def test_a_latin1_tar_member_name_is_shown_escaped(samples: Path, tmp_path: Path) -> None:
+    log = (samples / "pc-boot-ts.log").read_bytes()
+    archive = tmp_path / "ci.tar.gz"
+    with tarfile.open(archive, "w:gz", format=tarfile.GNU_FORMAT, encoding="latin-1") as tar:
+        for name in ("caf\xe9.log", "ok.log"):
+            info = tarfile.TarInfo(name)
+            info.size = len(log)
+            tar.addfile(info, io.BytesIO(log))
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    found = discover([str(archive)], spill, limit_bytes=1 << 20)
+    names = [a.name for a in found.artifacts]
+    assert names == [f"{archive}!caf\\xe9.log", f"{archive}!ok.log"]
+    options = TaskOptions(limit_bytes=1 << 20, dashboard_dir=None, scratch_dir=str(tmp_path))
+    outcome = run_task(0, found.artifacts[0], options)
+    assert outcome.error is None
+    assert outcome.views is not None
+    assert outcome.views["source"].unique().to_list() == [names[0]]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -11,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import qtrace
+from qtrace import export
 from qtrace.cli import app
 
 runner = CliRunner()
@@ -147,3 +150,48 @@ def test_an_internal_error_is_one_line_and_exit_4(
     assert stop.value.code == 4
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "RuntimeError: boom" in err and "Traceback" not in err
+
+
+class _ShortWrites(io.RawIOBase):
+    """Standard output as PYTHONUNBUFFERED=1 makes it: a raw file, whose write(2) may take
+    fewer bytes than it was given (Linux takes at most 2,147,479,552 a call) and says so."""
+
+    def __init__(self, most: int) -> None:
+        self.data = bytearray()
+        self.most = most
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]  # (RawIOBase says Buffer)
+        taken = bytes(memoryview(b)[: self.most])
+        self.data += taken
+        return len(taken)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_events_write_every_byte_in_batches(
+    fmt: str, shared_traces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = qtrace.read_events(
+        shared_traces / "pc-bridges-mixed.simpletrace",
+        events="*",
+        trace_events=shared_traces / "trace-events-all",
+    )
+    whole = tmp_path / "whole"
+    text = export.events_for_text(events)
+    text.write_csv(whole) if fmt == "csv" else text.write_ndjson(whole)
+    monkeypatch.setattr(export, "BATCH_ROWS", 1000)  # many batches, the header once
+    raw = _ShortWrites(4096)
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw))
+    export.write_events(events, fmt, None)
+    assert len(raw.data) == whole.stat().st_size > 20 * 4096
+    assert bytes(raw.data) == whole.read_bytes()
+    export.write_events(events.clear(), fmt, tmp_path / "empty")
+    empty = (tmp_path / "empty").read_text()
+    assert empty == ("" if fmt == "jsonl" else ",".join(events.columns) + "\n")
+
+
+def test_an_output_that_takes_nothing_is_an_error() -> None:
+    with pytest.raises(OSError, match="took no bytes"):
+        export.write_all(_ShortWrites(0), b"seq\n")

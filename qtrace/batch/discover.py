@@ -140,11 +140,12 @@ def _stream_copy(
 def _parts_of(path: Path, spill_dir: Path, limit_bytes: int, discovery: Discovery) -> list[Part]:
     """The path as one part, or its archive members as parts; problems become records."""
     shown = display(path)
-    local: Path | None = path
+    local = path
     if not _is_regular(path):  # a pipe or a device the user named: read it as a stream
-        local = _stream_copy(path, spill_dir, limit_bytes, discovery)
-        if local is None:
+        copied = _stream_copy(path, spill_dir, limit_bytes, discovery)
+        if copied is None:
             return []
+        local = copied
     try:
         kind = archive_kind(local)
     except OSError as exc:
