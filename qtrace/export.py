@@ -59,9 +59,9 @@ def write_all(target: BinaryIO, data: bytes) -> None:
     --------
     >>> import io
     >>> out = io.BytesIO()
-    >>> write_all(out, b"seq,ts_ns\n")
+    >>> write_all(out, b"seq,ts_ns\\n")
     >>> out.getvalue()
-    b'seq,ts_ns\n'
+    b'seq,ts_ns\\n'
     """
     view = memoryview(data)
     while view:
