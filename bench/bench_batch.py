@@ -4,7 +4,7 @@ Builds N small artifacts (about 100 KB each) cut from the real QEMU 10 log at ro
 offsets, every tenth one gzip-compressed, then measures:
 
 - single-file time: one artifact read and analyzed in this process (warm), averaged;
-- batch time per artifact, with ``--jobs 1`` (in this process) and with a pool of reused
+- batch time per artifact, with ``--jobs 1`` (one worker process) and with a pool of reused
   workers (``--jobs`` cores); the overhead is batch time x jobs / N minus the single time
   (and minus the tasks' own mean time inside the workers, which shared cores slow down too).
 

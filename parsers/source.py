@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import polars as pl
 from qtrace.parsers.decompress import (
@@ -186,12 +186,10 @@ def _copy_decoded(
     pipe``), for the message when it is empty.
     """
     reader = DecodedReader(raw, kind)
-    newlines = 0
     with target.open("wb") as out:
         for piece in reader.pieces():
             if limit_bytes is not None and reader.decoded > limit_bytes:
                 raise _over(shown, limit_bytes, "decodes to" if kind else "holds")
-            newlines += piece.count(b"\n")
             out.write(piece)
     opened = OpenedInput(shown, target, kind)
     decoded = reader.decoded
@@ -203,13 +201,22 @@ def _copy_decoded(
             "reading what was decoded"
         )
         opened.cut = StreamCut(
-            f"{kind} stream {reader.damage} after {decoded} bytes", decoded, newlines + 1
+            f"{kind} stream {reader.damage} after {decoded} bytes", decoded, _lines(target) + 1
         )
     if decoded == 0:
         after = f" after {kind} decompression" if kind else ""
         empty = f"{what} gave no bytes{after}" if what else f"empty file ({after.strip()})"
         raise InputError(f"{shown}: {empty}")
     return opened
+
+
+def _lines(path: Path) -> int:
+    """The newlines in a file (counted again only for a cut stream: the rare case pays)."""
+    count = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(PIECE_BYTES):
+            count += chunk.count(b"\n")
+    return count
 
 
 def _polars_path(path: str, scratch: Callable[[], Path]) -> Path:
@@ -368,9 +375,10 @@ def append_cut_marker(parsed: ParsedInput, opened: OpenedInput) -> None:
         return
     events = parsed.events
     text = parsed.format == "log"
+    last_seq = events["seq"].max()
     marker = pl.DataFrame(
         {
-            "seq": [int(events["seq"].max()) + 1 if events.height else 0],  # type: ignore[arg-type]
+            "seq": [0 if last_seq is None else int(cast(int, last_seq)) + 1],
             "ts_ns": [events["ts_ns"].max()],
             "event": [UNREADABLE],
             "args": [cut.what],
