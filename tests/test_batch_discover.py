@@ -344,3 +344,17 @@ def test_a_latin1_tar_member_name_is_shown_escaped(samples: Path, tmp_path: Path
     assert outcome.error is None
     assert outcome.views is not None
     assert outcome.views["source"].unique().to_list() == [names[0]]
+
+
+def test_inputs_that_cannot_be_opened_say_what_they_are(tmp_path: Path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    names = ["loop", "dangling", "missing"]
+    found = discover([str(tmp_path / n) for n in names], spill, limit_bytes=100)
+    assert {Path(u.name).name: u.error for u in found.unreadable} == {
+        "loop": "a symbolic link loop (too many levels of symbolic links)",
+        "dangling": "a symbolic link to a missing file",
+        "missing": "no such file",
+    }
