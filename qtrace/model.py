@@ -45,6 +45,7 @@ from qtrace.runs import (
     finalized_roots,
     prepare,
     run_bounds,
+    unreadable_places,
 )
 
 ANOMALY_KINDS: tuple[str, ...] = (
@@ -158,6 +159,20 @@ class Analysis:
     event_counts: dict[str, int] = field(default_factory=dict)
     dropped_events: int = 0
     window: Window | None = None
+    # FlatView events in the whole input (event_counts covers the window only).
+    flatview_events_read: int = 0
+    # Places where a reader could not read the input (qtrace_unreadable rows, FlatView rows
+    # whose pointers did not parse): holes like dropped-events records.
+    unreadable_places: int = 0
+    # The first timestamp of the trace (None without a clock): times in reports count from it.
+    start_ts_ns: int | None = None
+
+    @cached_property
+    def anomaly_counts(self) -> dict[str, int]:
+        """How many anomalies of each kind (every kind of ``ANOMALY_KINDS``, zeros too)."""
+        counts = self.anomalies.group_by("kind").len()
+        found = dict(zip(counts["kind"].to_list(), counts["len"].to_list(), strict=True))
+        return {kind: int(found.get(kind, 0)) for kind in ANOMALY_KINDS}
 
     @cached_property
     def status_counts(self) -> dict[str, int]:
@@ -267,6 +282,7 @@ def analyze(
     begin: int | None = None,
     end: int | None = None,
     window_unit: Literal["seq", "ns"] = "seq",
+    window_from_start: bool = False,
 ) -> Analysis:
     """Rebuild every FlatView instance and root pin of a trace.
 
@@ -281,6 +297,9 @@ def analyze(
         Scope the report to a window (inclusive), in ``window_unit``: ``"seq"`` or ``"ns"``.
         The model always runs on the whole input; the window selects the instances whose
         life meets it, the anomalies and pin changes inside it.
+    window_from_start
+        ``begin``/``end`` in ns count from the trace's first timestamp (``start_ts_ns``)
+        instead of being absolute timestamps.
 
     Examples
     --------
@@ -300,6 +319,11 @@ def analyze(
     traced = destroy_traced(rows)
     bounds = run_bounds(rows)
     has_clock = trace.has_clock if trace is not None else rows["ts_ns"].drop_nulls().len() > 0
+    first_ts = rows["ts_ns"].min()
+    start_ts = first_ts if isinstance(first_ts, int) else None
+    if window_from_start and window_unit == "ns" and start_ts is not None:
+        begin = None if begin is None else start_ts + begin
+        end = None if end is None else start_ts + end
     # Everything that reads the model's rows happens here, so they can go before the
     # instance and pin tables are built: the peak memory is where those meet.
     window = _window(rows, begin, end, window_unit, has_clock)
@@ -311,6 +335,7 @@ def analyze(
             rows.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
         )
         at_begin = rows.filter(pl.col("is_fv") & (pl.col("seq") >= window.begin_seq)).head(1)
+    flatview_read = int(rows["is_fv"].sum())
     fv_rows = flatview_rows(rows)
     finalized_mrs = finalized_roots(rows, table)
     del rows
@@ -373,6 +398,9 @@ def analyze(
         event_counts=counts,
         dropped_events=trace.dropped_events if trace is not None else dropped_total(table),
         window=window,
+        flatview_events_read=flatview_read,
+        unreadable_places=unreadable_places(table),
+        start_ts_ns=start_ts,
     )
 
 

@@ -16,6 +16,7 @@ from qtrace.events import (
     FLATVIEW_NEW,
     LOSS_EVENTS,
     MR_FINALIZE,
+    UNREADABLE,
 )
 
 # Small integer codes instead of event names: the model's frames stay narrow at 10M rows.
@@ -46,14 +47,24 @@ def _dropped_count(args: pl.Expr) -> pl.Expr:
     )
 
 
+def _unreadable(event: pl.Expr) -> pl.Expr:
+    """qtrace_unreadable rows, and FlatView rows whose pointers did not parse.
+
+    Such a FlatView row creates, ends and pairs nothing: the model reads it as a hole in the
+    trace, like a dropped-events record.
+    """
+    garbled = event.is_in(FLATVIEW_EVENTS) & (pl.col("view").is_null() | pl.col("root").is_null())
+    return (event == UNREADABLE) | garbled
+
+
+def unreadable_places(events: pl.DataFrame) -> int:
+    """How many places of the events table a reader could not read."""
+    return int(events.select(_unreadable(pl.col("event")).sum()).item())
+
+
 def _code(event: pl.Expr) -> pl.Expr:
-    # A FlatView row whose pointers did not parse creates, ends and pairs nothing: the model
-    # reads it as a hole in the trace, like a dropped-events record.
-    unreadable = event.is_in(FLATVIEW_EVENTS) & (
-        pl.col("view").is_null() | pl.col("root").is_null()
-    )
     return (
-        pl.when(event.is_in(LOSS_EVENTS) | unreadable)
+        pl.when(event.is_in(LOSS_EVENTS) | _unreadable(event))
         .then(DROP)
         .when(event == FLATVIEW_NEW)
         .then(NEW)
@@ -190,4 +201,5 @@ __all__ = [
     "finalized_roots",
     "prepare",
     "run_bounds",
+    "unreadable_places",
 ]
