@@ -265,6 +265,8 @@ def render_page(
         "fullYRange": [geometry.total + 0.3, -0.3],
         "laneRanges": geometry.ranges(),
         "ownLanes": [str(lane) for lane in own],
+        # The header's verdict, machine-readable: the same block as the JSON report's.
+        "verdict": report["verdict"],
     }
     inputs = [str(p) for p in report["source"]["paths"]]
     page_title = title or ("qtrace · " + ", ".join(inputs) if inputs else "qtrace dashboard")
