@@ -38,7 +38,7 @@ typedef struct ArrowArrayStream {
 static void arrow_schema_release(ArrowSchema *s) { s->release = NULL; }
 
 static void arrow_array_release(ArrowArray *a) {
-    for (int64_t i = 1; i < a->n_buffers; i++) free((void *)a->buffers[i]);
+    for (int64_t i = 0; i < a->n_buffers; i++) free((void *)a->buffers[i]);
     free(a->buffers);
     a->release = NULL;
 }
@@ -60,23 +60,31 @@ static void arrow_array_capsule_free(PyObject *cap) {
 }
 
 /* A (schema, array) capsule pair of n values in format ("l" int64, "L" uint64, "i" int32,
- * "c" int8), no nulls. Takes *values, a malloc'd buffer (sets it NULL). */
-static PyObject *arrow_export(const char *format, int64_t n, void **values) {
+ * "c" int8). Takes *values and *validity (NULL: no nulls), malloc'd buffers (sets them
+ * NULL); null_count counts the zero bits of validity. */
+static PyObject *arrow_export_nullable(const char *format, int64_t n, void **values,
+                                       void **validity, int64_t null_count) {
     ArrowSchema *s = calloc(1, sizeof *s);
     ArrowArray *a = calloc(1, sizeof *a);
-    const void **buffers = calloc(2, sizeof *buffers); /* no validity bitmap, the values */
+    const void **buffers = calloc(2, sizeof *buffers); /* validity bitmap, values */
     if (!s || !a || !buffers) {
         free(s);
         free(a);
         free(buffers);
+        free(*values);
+        free(*validity);
+        *values = *validity = NULL;
         return PyErr_NoMemory();
     }
     s->format = format;
     s->name = "";
     s->release = arrow_schema_release;
+    buffers[0] = *validity;
+    *validity = NULL;
     buffers[1] = *values;
     *values = NULL;
     a->length = n;
+    a->null_count = buffers[0] ? null_count : 0;
     a->n_buffers = 2;
     a->buffers = buffers;
     a->release = arrow_array_release;
@@ -95,6 +103,12 @@ static PyObject *arrow_export(const char *format, int64_t n, void **values) {
         return NULL;
     }
     return Py_BuildValue("(NN)", sc, ac);
+}
+
+/* arrow_export_nullable without nulls. */
+static PyObject *arrow_export(const char *format, int64_t n, void **values) {
+    void *validity = NULL;
+    return arrow_export_nullable(format, n, values, &validity, 0);
 }
 
 #endif

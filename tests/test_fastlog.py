@@ -95,8 +95,11 @@ def test_the_extension_is_built_here() -> None:
     from qtrace.parsers import _fastlog
 
     assert log_fast.available()
-    assert _fastlog.scan(b"") is None
-    found = _fastlog.scan(b"a_b\n" + BARE_NEW + b"\n" + BARE_DESTROY, 1)
+    with tempfile.TemporaryFile() as fh:
+        assert _fastlog.scan(fh.fileno(), 0) is None
+        fh.write(b"a_b\n" + BARE_NEW + b"\n" + BARE_DESTROY)
+        fh.flush()
+        found = _fastlog.scan(fh.fileno(), fh.tell(), 1)
     assert found is not None and len(found["parts"]) == 2  # split between two threads
 
 
