@@ -132,7 +132,9 @@ def anomalies_table(found: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
                 row="row",
                 detail=_detail(pl.col("kind")),
                 pinned_by=pl.when(finalized).then(
-                    pl.when(pl.col("live") > 0).then(pl.lit(PINNED_BY[0])).otherwise(pl.lit(PINNED_BY[1]))
+                    pl.when(pl.col("live") > 0)
+                    .then(pl.lit(PINNED_BY[0]))
+                    .otherwise(pl.lit(PINNED_BY[1]))
                 ),
             ),
             events,

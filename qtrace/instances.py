@@ -125,4 +125,12 @@ def views_table(
     )
 
 
-__all__ = ["FLAGGED_STATUSES", "LIVE_END", "STATUSES", "VIEW_SCHEMA", "life_end", "pin_end", "views_table"]
+__all__ = [
+    "FLAGGED_STATUSES",
+    "LIVE_END",
+    "STATUSES",
+    "VIEW_SCHEMA",
+    "life_end",
+    "pin_end",
+    "views_table",
+]

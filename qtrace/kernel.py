@@ -31,14 +31,20 @@ NULL_TS = -(2**63)  # the C kernel's null time
 I32, I64, U64, I8 = pl.Int32(), pl.Int64(), pl.UInt64(), pl.Int8()
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "instances": dict(
-        zip(walker.INSTANCE_COLUMNS, (I64, I32, U64, I32, U64, I8, I64, I64, I64, I64, I8), strict=True)
+        zip(
+            walker.INSTANCE_COLUMNS,
+            (I64, I32, U64, I32, U64, I8, I64, I64, I64, I64, I8),
+            strict=True,
+        )
     ),
     "anomalies": dict(
         zip(walker.ANOMALY_COLUMNS, (I32, I8, I64, I8, U64, U64, I32, I8, I64, I64), strict=True)
     ),
     "spans": dict(zip(walker.SPAN_COLUMNS, (I32, I8, I64, I64, I64, I64, I64), strict=True)),
     "steps": dict(zip(walker.STEP_COLUMNS, (I32, I64, I64, I64), strict=True)),
-    "roots": dict(zip(walker.ROOT_COLUMNS, (I32, U64, I64, I64, I64, I8, I64, I64, I64), strict=True)),
+    "roots": dict(
+        zip(walker.ROOT_COLUMNS, (I32, U64, I64, I64, I64, I8, I64, I64, I64), strict=True)
+    ),
     "runs": dict(zip(walker.RUN_COLUMNS, (I32, I64, I64, I64, I64, I64), strict=True)),
 }
 
@@ -98,31 +104,42 @@ def _frame(name: str, columns: dict[str, Any], from_c: bool) -> pl.DataFrame:
 
 def walk(rows: ModelRows, *, release_at_rcu: bool, full: bool) -> Walked:
     """One pass of the model over ``rows`` (see ``Walked``)."""
-    options = {
-        "n_streams": rows.n_streams,
-        "null_stream": rows.null_stream,
-        "destroy_traced": rows.destroy_traced,
-        "release_at_rcu": release_at_rcu,
-        "full": full,
-    }
-    columns = (rows.code, rows.view, rows.root, rows.ts, rows.stream)
+    code, view, root, ts, stream = rows.code, rows.view, rows.root, rows.ts, rows.stream
     from_c = available()
     if from_c:
         found = _kernel.walk(
-            *(None if c is None else c.__arrow_c_stream__() for c in columns),
+            code.__arrow_c_stream__(),
+            view.__arrow_c_stream__(),
+            root.__arrow_c_stream__(),
+            ts.__arrow_c_stream__(),
+            None if stream is None else stream.__arrow_c_stream__(),
             rows.finalize_rows.cast(pl.Int64).to_numpy().tobytes(),
             rows.finalize_mr.cast(pl.UInt64).to_numpy().tobytes(),
-            **options,
+            n_streams=rows.n_streams,
+            null_stream=rows.null_stream,
+            destroy_traced=rows.destroy_traced,
+            release_at_rcu=release_at_rcu,
+            full=full,
         )
     else:
         found = walker.walk(
-            *columns,
+            code,
+            view,
+            root,
+            ts,
+            stream,
             rows.finalize_rows.to_list(),
             rows.finalize_mr.to_list(),
-            **options,  # type: ignore[arg-type]
+            n_streams=rows.n_streams,
+            null_stream=rows.null_stream,
+            destroy_traced=rows.destroy_traced,
+            release_at_rcu=release_at_rcu,
+            full=full,
         )
     durations = {
-        name: pl.Series(_Arrow(values)).alias(name) if from_c else pl.Series(name, values, dtype=I64)
+        name: pl.Series(_Arrow(values)).alias(name)
+        if from_c
+        else pl.Series(name, values, dtype=I64)
         for name, values in found["durations"].items()
     }
     return Walked(

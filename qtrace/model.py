@@ -271,7 +271,9 @@ def analyze(
     window = _window(fv, begin, end, window_unit, has_clock)
     # With a window every table is clipped to it, so the whole views and concurrency tables
     # are built now; without, only the summaries (the kernel's counts) are.
-    walked = kernel.walk(rows, release_at_rcu=root_release == "destroy_rcu", full=window is not None)
+    walked = kernel.walk(
+        rows, release_at_rcu=root_release == "destroy_rcu", full=window is not None
+    )
     stamped = spans(walked.spans, walked.roots, walked.runs, table)
     intervals = root_intervals(stamped)
     found_overlaps = overlaps(stamped)

@@ -75,7 +75,9 @@ def _at(rows: pl.Series, events: pl.DataFrame, column: str) -> pl.Series:
     return events[column].gather(rows.set(rows < 0, None))
 
 
-def spans(found: pl.DataFrame, roots: pl.DataFrame, runs: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+def spans(
+    found: pl.DataFrame, roots: pl.DataFrame, runs: pl.DataFrame, events: pl.DataFrame
+) -> pl.DataFrame:
     """Every span of the kernel with its run, root, stamps and durations.
 
     A span still open at the end is measured to its run's last FlatView event: in events
@@ -206,7 +208,9 @@ def concurrency(steps: pl.DataFrame, roots: pl.DataFrame, events: pl.DataFrame) 
     )
 
 
-def clip_steps(steps: pl.DataFrame, begin_seq: int, end_seq: int, begin_ts: int | None) -> pl.DataFrame:
+def clip_steps(
+    steps: pl.DataFrame, begin_seq: int, end_seq: int, begin_ts: int | None
+) -> pl.DataFrame:
     """The concurrency table inside a window, starting with the levels entering it.
 
     ``begin_ts``: the time of the window's first FlatView event (None when there is none).
@@ -223,7 +227,9 @@ def clip_steps(steps: pl.DataFrame, begin_seq: int, end_seq: int, begin_ts: int 
     return pl.concat([entering, inside], how="vertical").sort(["run", "root", "seq"])
 
 
-def window_roots(views: pl.DataFrame, clipped: pl.DataFrame, intervals: pl.DataFrame) -> pl.DataFrame:
+def window_roots(
+    views: pl.DataFrame, clipped: pl.DataFrame, intervals: pl.DataFrame
+) -> pl.DataFrame:
     """``roots_table`` of a window: its views, its clipped steps and its spans."""
     level = pl.col("live") + pl.col("pending")
     # The table is in (run, root, seq) order, and group_by keeps that order in a group.

@@ -123,8 +123,9 @@ def model_rows(events: pl.DataFrame) -> ModelRows:
     table = events if events["seq"].is_sorted() else events.sort("seq")
     code = table.select(_code(pl.col("event"))).to_series()
     pid = table["pid"]
+    pids: list[int | None] = [None]
     if pid.null_count() == pid.len():
-        stream, pids, null_stream = None, [None], 0
+        stream, null_stream = None, 0
     else:
         known = pid.drop_nulls().unique(maintain_order=True)
         pids = [*known.to_list(), None]

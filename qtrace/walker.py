@@ -158,7 +158,12 @@ class Walker:
     """The state of one pass (the C file's ``K``)."""
 
     def __init__(
-        self, n_streams: int, null_stream: int, destroy_traced: bool, release_at_rcu: bool, full: bool
+        self,
+        n_streams: int,
+        null_stream: int,
+        destroy_traced: bool,
+        release_at_rcu: bool,
+        full: bool,
     ) -> None:
         self.destroy_traced, self.release_at_rcu, self.full = destroy_traced, release_at_rcu, full
         self.null_stream = null_stream
@@ -216,7 +221,9 @@ class Walker:
         ):
             a[name].append(value)
 
-    def emit_span(self, rid: int, kind: int, start: tuple[int, int], end: tuple[int, int], peak: int) -> None:
+    def emit_span(
+        self, rid: int, kind: int, start: tuple[int, int], end: tuple[int, int], peak: int
+    ) -> None:
         (start_row, start_pos), (end_row, end_pos) = start, end
         values = (rid, kind, start_row, end_row, start_pos, end_pos, peak)
         for name, value in zip(SPAN_COLUMNS, values, strict=True):
@@ -477,7 +484,16 @@ class Walker:
             return
         uncertain = self.losses(s) > self.runs[s.run].loss_base
         self.emit_anomaly(
-            s.run, ROOT_FINALIZED_WHILE_PINNED, row, FINALIZE, 0, mr, None, uncertain, r.live, r.pending
+            s.run,
+            ROOT_FINALIZED_WHILE_PINNED,
+            row,
+            FINALIZE,
+            0,
+            mr,
+            None,
+            uncertain,
+            r.live,
+            r.pending,
         )
 
     def results(self) -> dict[str, Any]:
@@ -538,7 +554,9 @@ def walk(
     for start in range(0, code.len(), BATCH_ROWS):
         columns = [c.slice(start, BATCH_ROWS).to_list() for c in (code, view, root, ts)]
         streams = (
-            stream.slice(start, BATCH_ROWS).to_list() if stream is not None else [0] * len(columns[0])
+            stream.slice(start, BATCH_ROWS).to_list()
+            if stream is not None
+            else [0] * len(columns[0])
         )
         for i, (c, v, r, t, sid) in enumerate(zip(*columns, streams, strict=True)):
             row = start + i
