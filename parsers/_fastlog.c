@@ -454,8 +454,6 @@ static int scan_lines(Part *pt, const char *s, const char *wend, int64_t *lines)
     Events *ev = &pt->ev;
     if (!plain_ascii((const unsigned char *)s, (size_t)(wend - s))) return 1;
     if (memmem(s, (size_t)(wend - s), "tracing_mark_write: ", 20)) return 1; /* ftrace */
-    const char *fv_hint = find_flatview_hint(s, wend, pt->model);
-    const char *mr_hint = find_finalize_hint(s, wend, pt->model);
     while (s < wend) {
         const char *nl = memchr(s, '\n', (size_t)(wend - s));
         const char *e = nl ? nl : wend;
@@ -473,7 +471,12 @@ static int scan_lines(Part *pt, const char *s, const char *wend, int64_t *lines)
             pt->n_bare++;
             if (!pt->n_tid && !pt->n_iso) pt->bare_before_prefixed++;
         }
-        if ((fv_hint && fv_hint < e) || (mr_hint && mr_hint < e)) { /* a line with a hint */
+        /* A prefixed line holds a hint where it matters only as the selected event it names;
+         * other lines are searched, to count the ones no dialect reads. */
+        int holds = sh.kind == TID || sh.kind == ISO
+                        ? event_kind(sh.name, sh.name_end, pt->model) >= 0
+                        : find_flatview_hint(s, e, pt->model) || find_finalize_hint(s, e, pt->model);
+        if (holds) {
             if (sh.kind == BARE)
                 pt->hint_bare++;
             else if (sh.kind == NONE && !pt->damaged++) /* cut or garbled: no dialect reads it */
@@ -505,8 +508,6 @@ static int scan_lines(Part *pt, const char *s, const char *wend, int64_t *lines)
                 ev->event[i] = (int8_t)kind;
                 ev->n++;
             }
-            if (fv_hint && fv_hint < next) fv_hint = find_flatview_hint(next, wend, pt->model);
-            if (mr_hint && mr_hint < next) mr_hint = find_finalize_hint(next, wend, pt->model);
         }
         s = next;
     }

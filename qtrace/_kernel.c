@@ -204,6 +204,12 @@ static Entry *map_get(K *k, Map *m, int32_t stream, uint64_t key, int create) {
     return e;
 }
 
+#define PREFETCH_AHEAD 16
+
+static inline void prefetch_slot(const Map *m, uint64_t key, int32_t stream) {
+    if (m->cap) __builtin_prefetch(&m->slots[mix(key, stream) & (uint64_t)(m->cap - 1)]);
+}
+
 static int32_t inst_alloc(K *k) {
     if (k->free_slot == NONE) {
         int32_t cap = k->pool_cap ? k->pool_cap * 2 : 4096;
@@ -876,6 +882,18 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
             if (!more) break;
         }
         if (!more) break;
+        /* The hash slots of a row a little ahead: the tables outgrow the caches, and the
+         * rows' pointers are known in advance. */
+        if (rd[1].i + PREFETCH_AHEAD < rd[1].n && rd[2].i + PREFETCH_AHEAD < rd[2].n &&
+            (!has_stream || rd[4].i + PREFETCH_AHEAD < rd[4].n)) {
+            int64_t j1 = rd[1].offset + rd[1].i + PREFETCH_AHEAD;
+            int64_t j2 = rd[2].offset + rd[2].i + PREFETCH_AHEAD;
+            int32_t ahead = has_stream
+                                ? ((const int32_t *)rd[4].values)[rd[4].offset + rd[4].i + PREFETCH_AHEAD]
+                                : 0;
+            prefetch_slot(&k.views, ((const uint64_t *)rd[1].values)[j1], ahead);
+            prefetch_slot(&k.rootmap, ((const uint64_t *)rd[2].values)[j2], ahead);
+        }
         if (reader_valid(&rd[0])) {
             int code = VALUE(rd[0], int8_t);
             int32_t sid = has_stream ? VALUE(rd[4], int32_t) : 0;
