@@ -453,7 +453,7 @@ typedef struct {
 static int scan_lines(Part *pt, const char *s, const char *wend, int64_t *lines) {
     Events *ev = &pt->ev;
     if (!plain_ascii((const unsigned char *)s, (size_t)(wend - s))) return 1;
-    if (memmem(s, (size_t)(wend - s), "tracing_mark_write: ", 20)) return 1; /* ftrace */
+    int ftrace_checked = 0;
     while (s < wend) {
         const char *nl = memchr(s, '\n', (size_t)(wend - s));
         const char *e = nl ? nl : wend;
@@ -463,6 +463,12 @@ static int scan_lines(Part *pt, const char *s, const char *wend, int64_t *lines)
         if (e - s > LONG_LINE_BYTES) return 1;
         Shape sh = classify(s, e);
         if (sh.kind == OTHER) return 1;
+        /* An ftrace marker line has a prefix of no fixed shape: it classifies as bare or as
+         * no dialect. The rest of the window is searched once, at the first such line. */
+        if ((sh.kind == NONE || sh.kind == BARE) && !ftrace_checked) {
+            if (memmem(s, (size_t)(wend - s), "tracing_mark_write: ", 20)) return 1;
+            ftrace_checked = 1;
+        }
         if (sh.kind == TID || sh.kind == ISO) {
             if (!pt->n_tid && !pt->n_iso) pt->first_prefixed = *lines;
             if (sh.kind == TID) pt->n_tid++;
