@@ -230,3 +230,11 @@ def test_summaries_are_read_without_building_the_views_table() -> None:
     assert a.flagged_views["view"].to_list() == [2]
     assert "views" not in a.__dict__ and "concurrency" not in a.__dict__
     assert a.views.height == 3  # built now, on first use
+
+
+def test_the_json_report_of_a_trace_never_builds_the_views_table() -> None:
+    from qtrace.report import render_json
+
+    a = analyze(read_trace(str(SHARED / "qemu10-pc-bridges-ts.log")))
+    assert render_json(a).startswith("{")
+    assert "views" not in a.__dict__ and "concurrency" not in a.__dict__
