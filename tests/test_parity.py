@@ -91,8 +91,9 @@ def _simple_with_dropped_events(tmp: Path) -> Path:
     victim = next(v for _, _, name, v in records if name == "flatview_destroy_rcu")
     lost = [r for r in records if r[3] == victim and r[2].startswith("flatview_destroy")]
     first = lost[0][0]
-    stamp = struct.unpack_from("<Q", data, first + 16)[0]
-    dropped = struct.pack("<QQQIIQ", 1, 0xFFFFFFFFFFFFFFFE, stamp, 24 + 8, 0, len(lost))
+    # QEMU stamps the record now and gives it the process's pid (trace/simple.c).
+    stamp, _, pid = struct.unpack_from("<QII", data, first + 16)
+    dropped = struct.pack("<QQQIIQ", 1, 0xFFFFFFFFFFFFFFFE, stamp, 24 + 8, pid, len(lost))
     out = bytearray()
     for record_offset, size, _, _ in [(0, 24, "", 0), *records]:
         if record_offset == first:
