@@ -39,6 +39,7 @@ def parse_file(
             parsed = simple.parse(opened, selection, trace_events)
         else:
             parsed = log_text.parse(opened, selection)
+        parsed.input_bytes = opened.path.stat().st_size
     append_cut_marker(parsed, opened)
     parsed.warnings[:0] = opened.warnings
     parsed.bytes_skipped += opened.bytes_skipped

@@ -309,7 +309,7 @@ def open_input(
 
     Examples
     --------
-    >>> with open_input("samples/pc-boot-ts.log") as opened:  # doctest: +SKIP
+    >>> with open_input("samples/pc-boot-ts.log") as opened:
     ...     opened.name, opened.compression
     ('samples/pc-boot-ts.log', None)
     """

@@ -17,30 +17,10 @@ from typing import BinaryIO
 import polars as pl
 
 from qtrace.errors import UsageError
+from qtrace.formatting import hex_pointer
 
 EVENT_FORMATS = ("csv", "jsonl", "parquet")
 BATCH_ROWS = 1 << 16  # rows rendered to text at a time: some 10 MB of csv
-
-
-def hex_pointer(column: str) -> pl.Expr:
-    """A UInt64 pointer column as QEMU prints it: ``0x55a9b6e62e50``; ``(nil)`` stays ``0x0``."""
-    col = pl.col(column)
-    # polars has no hex formatter for integers; build the digits from nibbles, then strip zeros.
-    digits = pl.concat_str(
-        [
-            ((col // (1 << (4 * (15 - i)))) % 16).replace_strict(
-                list(range(16)), list("0123456789abcdef"), return_dtype=pl.String
-            )
-            for i in range(16)
-        ]
-    )
-    stripped = digits.str.strip_chars_start("0")
-    return (
-        pl.when(col.is_null())
-        .then(None)
-        .otherwise(pl.lit("0x") + pl.when(stripped == "").then(pl.lit("0")).otherwise(stripped))
-        .alias(column)
-    )
 
 
 def events_for_text(events: pl.DataFrame) -> pl.DataFrame:
@@ -94,10 +74,12 @@ def write_events(events: pl.DataFrame, fmt: str, output: Path | None) -> None:
 
     Examples
     --------
-    >>> write_events(qtrace.read_events("samples/pc-boot-ts.log"), "csv", None)  # doctest: +SKIP
-    seq,ts_ns,tid,pid,thread,event,view,root,args,source,line,offset
-    0,1795635803041288000,2963,,,flatview_new,0x5620645b1ac0,0x0,,samples/pc-boot-ts.log,1,
-    ...
+    >>> import pathlib, tempfile
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "events.csv"
+    >>> write_events(qtrace.read_events("samples/pc-boot-ts.log"), "csv", out)
+    >>> out.read_text().splitlines()[:2]  # doctest: +NORMALIZE_WHITESPACE
+    ['seq,ts_ns,tid,pid,thread,event,view,root,args,source,line,offset',
+     '0,1795635803041288000,2963,,,flatview_new,0x5620645b1ac0,0x0,,samples/pc-boot-ts.log,1,']
     """
     if fmt not in EVENT_FORMATS:
         raise UsageError(f"unknown output format {fmt!r} (choose {', '.join(EVENT_FORMATS)})")

@@ -105,8 +105,8 @@ def read_trace(
 
     Examples
     --------
-    >>> trace = qtrace.read_trace("samples/pc-boot.simpletrace")  # doctest: +SKIP
-    >>> trace.events.filter(pl.col("event") == "flatview_new").height  # doctest: +SKIP
+    >>> trace = qtrace.read_trace("samples/pc-boot.simpletrace")
+    >>> trace.events.filter(pl.col("event") == "flatview_new").height
     257
     """
     given = (
@@ -145,6 +145,7 @@ def read_trace(
         lines_skipped=sum(p.lines_skipped for p in parts),
         bytes_skipped=sum(p.bytes_skipped for p in parts),
         dropped_events=sum(p.dropped_events for p in parts),
+        input_bytes=sum(p.input_bytes for p in parts),
         warnings=repeats + [w for p in parts for w in p.warnings] + notes,
     )
 
@@ -161,7 +162,7 @@ def read_events(
 
     Examples
     --------
-    >>> qtrace.read_events("samples/pc-boot.simpletrace").columns  # doctest: +SKIP
+    >>> qtrace.read_events("samples/pc-boot.simpletrace").columns
     ['seq', 'ts_ns', 'tid', 'pid', 'thread', 'event', 'view', 'root', 'args', 'source', 'line',
      'offset']
     """

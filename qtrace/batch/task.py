@@ -21,13 +21,14 @@ from qtrace.batch.archive import is_archive_bytes, read_zip_member
 from qtrace.batch.artifact import Artifact, Part, file_stem
 from qtrace.dashboards import write_dashboard
 from qtrace.errors import InputError, QtraceError
+from qtrace.findings import DEFAULT_POLICY, FailPolicy, Findings
 from qtrace.ingest import read_trace
 from qtrace.model import analyze
 from qtrace.parsers.decompress import decoded_head
-from qtrace.report import findings, to_json
+from qtrace.report import to_json
 
 # The analyze-document keys a batch record keeps (``roots`` without its per-root items).
-RECORD_KEYS = ("source", "events", "views", "roots", "anomalies", "durations")
+RECORD_KEYS = ("source", "events", "views", "roots", "anomalies", "durations", "verdict")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class TaskOptions:
     limit_bytes: int
     dashboard_dir: str | None  # write each artifact's dashboard here; None: no dashboards
     scratch_dir: str | None = None  # where zip members are copied (None: the system temp dir)
+    policy: FailPolicy = DEFAULT_POLICY  # the batch's --fail-on, for each record's verdict
 
 
 @dataclass
@@ -48,7 +50,7 @@ class Outcome:
     parts: list[str]
     error: str | None = None
     record: dict[str, Any] = field(default_factory=dict)
-    findings: dict[str, int] = field(default_factory=dict)
+    findings: dict[str, int] = field(default_factory=dict)  # check -> count (qtrace.findings)
     leaks: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     views: pl.DataFrame | None = None
@@ -119,20 +121,23 @@ def _analyze_into(
     )
     outcome.warnings.extend(trace.warnings)
     analysis = analyze(trace)
-    document = to_json(analysis)
+    found = Findings.of(analysis, options.policy)
+    document = to_json(analysis, found)
     outcome.record = _record(document)
     # "leaks" also lists lost instances; the leak check and its annotations are the leaked.
     outcome.leaks = [leak for leak in document.get("leaks", []) if leak.get("status") == "leaked"]
     span = trace.events.select(pl.col("ts_ns").max() - pl.col("ts_ns").min()).item()
     outcome.record["duration_ns"] = None if span is None else int(span)
-    outcome.findings = dict(findings(analysis))
+    outcome.findings = dict(found.checks)
     artifact_col = pl.lit(artifact.name, pl.String).alias("artifact")
     outcome.views = analysis.views.select(artifact_col, pl.all())
     outcome.roots = analysis.roots.select(artifact_col, pl.all())
     if options.dashboard_dir is not None:
         page = f"{file_stem(outcome.index, artifact.name)}.html"
         try:
-            write_dashboard(analysis, Path(options.dashboard_dir) / page, plotlyjs="directory")
+            write_dashboard(
+                analysis, Path(options.dashboard_dir) / page, plotlyjs="directory", findings=found
+            )
         except Exception as exc:
             # The analysis stands without its page: a drawing failure is no unreadable input.
             outcome.warnings.append(f"dashboard not written ({type(exc).__name__}: {exc})")
