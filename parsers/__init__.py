@@ -25,15 +25,17 @@ def parse_file(
     trace_events: Path | None = None,
     shown: str | None = None,
     limit_bytes: int | None = None,
+    scratch_dir: str | None = None,
 ) -> ParsedInput:
     """Read one input file (or '-' for standard input) into a ``ParsedInput``.
 
     ``shown`` names the input in the table and messages; ``limit_bytes`` bounds what it may
-    hold or decode to (see ``qtrace.parsers.source.open_input``).
+    hold or decode to; ``scratch_dir`` is where a decoded copy goes (see
+    ``qtrace.parsers.source.open_input``).
     """
     if input_format is not None and input_format not in INPUT_FORMATS:
         raise UsageError(f"unknown input format {input_format!r} (choose log or simple)")
-    with open_input(name, shown=shown, limit_bytes=limit_bytes) as opened:
+    with open_input(name, shown=shown, limit_bytes=limit_bytes, tmpdir=scratch_dir) as opened:
         fmt = input_format or sniff_format(opened.path)
         if fmt == "simple":
             parsed = simple.parse(opened, selection, trace_events)

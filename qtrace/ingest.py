@@ -79,6 +79,7 @@ def read_trace(
     trace_events: StrPath | None = None,
     max_input_bytes: int | None = None,
     names: Sequence[str] | None = None,
+    scratch_dir: StrPath | None = None,
 ) -> Trace:
     """Read one run from one or more files (``-`` is standard input) into a ``Trace``.
 
@@ -102,6 +103,9 @@ def read_trace(
     names
         How to name each input in the events' ``source``, the warnings and the errors
         (default: its path as ``qtrace.paths.display`` shows it; ``<stdin>`` for ``-``).
+    scratch_dir
+        Where decoded copies of compressed inputs and streams go while they are read
+        (default: the system's temporary directory).
 
     Examples
     --------
@@ -132,6 +136,7 @@ def read_trace(
             trace_events=te_path,
             shown=shown[i],
             limit_bytes=max_input_bytes,
+            scratch_dir=None if scratch_dir is None else os.fspath(scratch_dir),
         )
         for i in keep
     ]

@@ -75,11 +75,14 @@ def test_a_gzip_of_zeros_under_a_memory_cap_still_gets_its_outputs(tmp_path: Pat
     out_dir = tmp_path / "out"
     command = [str(qtrace_bin), "batch", str(bomb), "--out", str(out_dir), "-j", "1"]
     cap = 8 << 30
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     done = subprocess.run(
         command,
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "TMPDIR": str(scratch)},
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)),
     )
     assert done.returncode == 3, done.stderr
@@ -88,3 +91,4 @@ def test_a_gzip_of_zeros_under_a_memory_cap_still_gets_its_outputs(tmp_path: Pat
     summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
     [record] = summary["artifacts"]
     assert record["artifact"] == str(bomb) and record["error"]
+    assert list(scratch.iterdir()) == []  # no 1 GiB decoded copy left behind by a dead worker

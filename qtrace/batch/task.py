@@ -37,7 +37,7 @@ class TaskOptions:
 
     limit_bytes: int
     dashboard_dir: str | None  # write each artifact's dashboard here; None: no dashboards
-    scratch_dir: str | None = None  # where zip members are copied (None: the system temp dir)
+    scratch_dir: str | None = None  # where copies and decoded bytes go (None: the temp dir)
     policy: FailPolicy = DEFAULT_POLICY  # the batch's --fail-on, for each record's verdict
 
 
@@ -116,8 +116,13 @@ def _analyze_into(
     outcome: Outcome, artifact: Artifact, options: TaskOptions, scratch: Path
 ) -> None:
     paths = [_local_file(part, scratch, options.limit_bytes) for part in artifact.parts]
+    # Decoded copies go to the task's scratch directory, inside the batch's work area: a
+    # worker that dies leaves them to the batch's own clean-up, not in /tmp for good.
     trace = read_trace(
-        paths, names=[part.name for part in artifact.parts], max_input_bytes=options.limit_bytes
+        paths,
+        names=[part.name for part in artifact.parts],
+        max_input_bytes=options.limit_bytes,
+        scratch_dir=scratch,
     )
     outcome.warnings.extend(trace.warnings)
     analysis = analyze(trace)
