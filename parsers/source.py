@@ -374,7 +374,7 @@ def append_cut_marker(parsed: ParsedInput, opened: OpenedInput) -> None:
     if cut is None:
         return
     events = parsed.events
-    text = parsed.format == "log"
+    text = parsed.format != "simple"  # every format but the binary one counts lines
     last_seq = events["seq"].max()
     marker = pl.DataFrame(
         {
