@@ -25,6 +25,7 @@ from qtrace.instances import (
     instance_views,
     pin_end,
 )
+from qtrace.names import Names, name_analysis
 from qtrace.pins import (
     CONCURRENCY_SCHEMA,
     Steps,
@@ -267,6 +268,7 @@ def analyze(
     begin: int | None = None,
     end: int | None = None,
     window_unit: Literal["seq", "ns"] = "seq",
+    names: Names | None = None,
 ) -> Analysis:
     """Rebuild every FlatView instance and root pin of a trace.
 
@@ -281,6 +283,10 @@ def analyze(
         Scope the report to a window (inclusive), in ``window_unit``: ``"seq"`` or ``"ns"``.
         The model always runs on the whole input; the window selects the instances whose
         life meets it, the anomalies and pin changes inside it.
+    names
+        Names of root pointers (``qtrace.read_names``), merged with those the trace itself
+        carries; the roots, intervals, leaks and anomalies get ``name`` columns
+        (``qtrace.names.name_analysis``).
 
     Examples
     --------
@@ -353,7 +359,7 @@ def analyze(
         clipped = _clip_steps(steps.table(), window, at_begin)
         levels, concurrency_source = table_root_levels(clipped), clipped
     roots = roots_table(views, levels, intervals)
-    return Analysis(
+    analysis = Analysis(
         trace=trace,
         destroy_traced=traced,
         root_release=root_release,
@@ -374,6 +380,7 @@ def analyze(
         dropped_events=trace.dropped_events if trace is not None else dropped_total(table),
         window=window,
     )
+    return name_analysis(analysis, table, names)
 
 
 __all__ = ["ANOMALY_KINDS", "FLAGGED_STATUSES", "ROOT_RELEASES", "Analysis", "Window", "analyze"]
