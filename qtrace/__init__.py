@@ -16,6 +16,7 @@ from qtrace.events import EVENTS_SCHEMA, FLATVIEW_EVENTS, MODEL_EVENTS, EventSel
 from qtrace.export import write_events
 from qtrace.ingest import read_events, read_trace
 from qtrace.model import ANOMALY_KINDS, Analysis, analyze
+from qtrace.names import Names, read_names
 from qtrace.report import render_json, render_markdown, render_text, to_json
 
 __all__ = [
@@ -26,12 +27,14 @@ __all__ = [
     "Analysis",
     "EventSelection",
     "InputError",
+    "Names",
     "QtraceError",
     "Trace",
     "UsageError",
     "__version__",
     "analyze",
     "read_events",
+    "read_names",
     "read_trace",
     "render_json",
     "render_markdown",

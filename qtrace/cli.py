@@ -25,6 +25,9 @@ from qtrace.export import write_events
 from qtrace.ingest import read_trace
 from qtrace.messages import fail, say
 from qtrace.model import Analysis, analyze
+from qtrace.names import Names
+from qtrace.names_cli import NamesOpt, load_names, names_command
+from qtrace.record_cli import record_command
 from qtrace.report import fails, render_json, render_markdown, render_text
 
 EXIT_CODES_HELP = (
@@ -199,7 +202,13 @@ def _window_bound(text: str | None, flag: str) -> tuple[int | None, str | None]:
     return round(float(match["number"]) * TIME_UNITS_NS[unit]), "ns"
 
 
-def _analyze(trace: Trace, release: RootRelease, begin: str | None, end: str | None) -> Analysis:
+def _analyze(
+    trace: Trace,
+    release: RootRelease,
+    begin: str | None,
+    end: str | None,
+    names: Names | None = None,
+) -> Analysis:
     begin_value, begin_unit = _window_bound(begin, "--begin")
     end_value, end_unit = _window_bound(end, "--end")
     units = {u for u in (begin_unit, end_unit) if u is not None}
@@ -219,6 +228,7 @@ def _analyze(trace: Trace, release: RootRelease, begin: str | None, end: str | N
             begin=begin_value,
             end=end_value,
             window_unit=unit,
+            names=names,
         )
     except QtraceError as error:
         fail(error)
@@ -232,6 +242,7 @@ def _write_dashboard(
     plotlyjs: PlotlyJs,
     replay: bool,
     markers: str,
+    names: Names | None = None,
 ) -> None:
     from qtrace.dashboards import marker_events, write_dashboard
 
@@ -240,7 +251,7 @@ def _write_dashboard(
             analysis,
             path,
             plotlyjs=plotlyjs.value,
-            replay=analyze(trace, root_release="destroy_rcu") if replay else None,
+            replay=analyze(trace, root_release="destroy_rcu", names=names) if replay else None,
             markers=marker_events(trace.events, markers) if markers else None,
         )
     except QtraceError as error:
@@ -288,6 +299,7 @@ def analyze_command(
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write the HTML dashboard here.")
     ] = None,
+    names_files: NamesOpt = None,
     input_format: InputFormatOpt = None,
     trace_events: TraceEventsOpt = None,
 ) -> None:
@@ -296,11 +308,12 @@ def analyze_command(
     Exit codes: 0 clean; 1 findings that pass --fail-on; 2 usage error; 3 unreadable input.
     """
     policy = None if fail_on is None else {w.strip() for w in fail_on.split(",") if w.strip()}
+    names = load_names(names_files)
     events_pattern = ",".join(MODEL_EVENTS) + ("," + DEFAULT_MARKERS if html else "")
     trace = load(
         traces, events=events_pattern, input_format=input_format, trace_events=trace_events
     )
-    analysis = _analyze(trace, root_release, begin, end)
+    analysis = _analyze(trace, root_release, begin, end, names)
     try:
         failed = fails(analysis, policy)
     except QtraceError as error:
@@ -322,7 +335,13 @@ def analyze_command(
             output.write_text(text, encoding="utf-8")
     if html is not None:
         _write_dashboard(
-            analysis, trace, html, plotlyjs=PlotlyJs.inline, replay=False, markers=DEFAULT_MARKERS
+            analysis,
+            trace,
+            html,
+            plotlyjs=PlotlyJs.inline,
+            replay=False,
+            markers=DEFAULT_MARKERS,
+            names=names,
         )
     raise typer.Exit(EXIT_FINDINGS if failed else 0)
 
@@ -349,18 +368,30 @@ def dashboard_command(
     ] = PlotlyJs.inline,
     begin: BeginOpt = None,
     end: EndOpt = None,
+    names_files: NamesOpt = None,
     input_format: InputFormatOpt = None,
     trace_events: TraceEventsOpt = None,
 ) -> None:
     """Write an interactive HTML dashboard (offline: no network needed to view it)."""
+    names = load_names(names_files)
     pattern = ",".join(MODEL_EVENTS) + ("," + markers if markers else "")
     trace = load(traces, events=pattern, input_format=input_format, trace_events=trace_events)
-    analysis = _analyze(trace, root_release, begin, end)
-    _write_dashboard(analysis, trace, output, plotlyjs=plotlyjs, replay=replay, markers=markers)
+    analysis = _analyze(trace, root_release, begin, end, names)
+    _write_dashboard(
+        analysis,
+        trace,
+        output,
+        plotlyjs=plotlyjs,
+        replay=replay,
+        markers=markers,
+        names=names,
+    )
 
 
 app.command("batch")(batch_command)
 app.command("diff")(diff_command)
+app.command("names")(names_command)
+app.command("record")(record_command)
 
 
 def main() -> None:

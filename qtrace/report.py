@@ -21,6 +21,7 @@ from qtrace.findings import (
     status_counts,
 )
 from qtrace.model import Analysis
+from qtrace.names.render import hazard_counts, name_sources
 from qtrace.report_text import render_markdown, render_text
 
 SCHEMA = "qtrace.analyze/1"
@@ -38,6 +39,8 @@ LEAK_FIELDS = [
     "line",
     "offset",
     "uncertain",
+    "root_name",
+    "root_alias_of",
 ]
 ANOMALY_FIELDS = [
     "run",
@@ -52,6 +55,9 @@ ANOMALY_FIELDS = [
     "line",
     "offset",
     "detail",
+    "root_name",
+    "root_alias_of",
+    "pinned_by",
 ]
 ROOT_FIELDS = [
     "run",
@@ -66,8 +72,12 @@ ROOT_FIELDS = [
     "pinned_ns",
     "pending_only_windows",
     "pending_only_ns",
+    "name",
+    "alias_of",
+    "alias_root",
+    "name_source",
 ]
-POINTER_FIELDS = ("view", "root")
+POINTER_FIELDS = ("view", "root", "alias_root")
 
 
 def _items(frame: pl.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
@@ -158,6 +168,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
             ),
             "items": _items(roots, ROOT_FIELDS),
         },
+        "names": name_sources(roots),
         "overlaps": _overlap_summary(analysis),
         "anomalies": anomaly_counts(analysis),
         "anomaly_items": _items(anomalies, ANOMALY_FIELDS),
@@ -167,6 +178,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
             "anomalies": analysis.anomalies.height,
             "uncertain": int(leaks["uncertain"].sum()) + int(anomalies["uncertain"].sum()),
             "dropped_events": analysis.dropped_events,
+            "hazards": hazard_counts(anomalies),
         },
     }
     if analysis.has_clock:

@@ -11,12 +11,17 @@ import polars as pl
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from qtrace.findings import anomaly_counts, hex_pointer, status_counts
 from qtrace.model import Analysis
+from qtrace.names.render import hazard_sentence, root_label
 
 MAX_ROWS = 20
-FOLDED_COLUMNS = {"detail", "where"}
+# "root" may hold a name under its pointer: it wraps at blanks, never inside the pointer.
+FOLDED_COLUMNS = {"detail", "where", "root"}
+# Columns left out when no row has a value (no names known, no finalize hazard).
+OPTIONAL_COLUMNS = {"name", "pinned by"}
 
 
 def verdict(analysis: Analysis) -> str:
@@ -78,7 +83,7 @@ def _where(row: dict[str, Any]) -> str:
 
 def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     # Short headers keep a root's row on one 80-column line; --format json has the long names.
-    header = ["run", "root", "views", "peak", "at end", "spans"]
+    header = ["run", "root", "name", "views", "peak", "at end", "spans"]
     if analysis.has_clock:
         header += ["pinned", "pend-only"]
     rows = []
@@ -86,6 +91,7 @@ def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
         row = [
             str(r["run"]),
             hex_pointer(r["root"]) or "",
+            root_label(r["name"], r["alias_of"]),
             str(r["instances"]),
             str(r["max_concurrent"]),
             "yes" if r["pinned_at_end"] else "no",
@@ -99,16 +105,15 @@ def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
 
 def _leak_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     start = _start_ns(analysis)
-    header = ["run", "view", "gen", "root", "status", "seq", "at", "where", "uncertain"]
-    leaks = analysis.views.filter(pl.col("status").is_in(["leaked", "lost"])).sort(
-        ["run", "new_seq"]
-    )
+    header = ["run", "view", "gen", "root", "name", "status", "seq", "at", "where", "uncertain"]
+    leaks = analysis.flagged_views
     rows = [
         [
             str(v["run"]),
             hex_pointer(v["view"]) or "",
             str(v["generation"]),
             hex_pointer(v["root"]) or "",
+            root_label(v["root_name"], v["root_alias_of"]),
             v["status"],
             str(v["new_seq"]),
             _when(v["new_ts_ns"], start),
@@ -122,7 +127,8 @@ def _leak_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
 
 def _anomaly_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     start = _start_ns(analysis)
-    header = ["run", "kind", "seq", "at", "view", "gen", "root", "where", "uncertain", "detail"]
+    header = ["run", "kind", "seq", "at", "view", "gen", "root", "name", "pinned by", "where"]
+    header += ["uncertain", "detail"]
     rows = [
         [
             str(a["run"]),
@@ -132,6 +138,8 @@ def _anomaly_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
             hex_pointer(a["view"]) or "",
             "" if a["generation"] is None else str(a["generation"]),
             hex_pointer(a["root"]) or "",
+            root_label(a["root_name"], a["root_alias_of"]),
+            a["pinned_by"] or "",
             _where(a),
             "yes" if a["uncertain"] else "",
             a["detail"],
@@ -151,7 +159,34 @@ def _drop_quiet_columns(
     if not analysis.dropped_events:
         quiet.add("uncertain")
     keep = [i for i, name in enumerate(header) if name not in quiet]
+    return _drop_empty_optional([header[i] for i in keep], [[row[i] for i in keep] for row in rows])
+
+
+def _drop_empty_optional(
+    header: list[str], rows: list[list[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """Leave out the optional columns (names, what pinned a finalized root) no row fills."""
+    empty = {i for i, name in enumerate(header) if name in OPTIONAL_COLUMNS}
+    empty = {i for i in empty if not any(row[i] for row in rows)}
+    keep = [i for i in range(len(header)) if i not in empty]
     return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+def _names_under_roots(
+    header: list[str], rows: list[list[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """For a terminal: a root's name goes under its pointer, in the same cell, instead of a
+    column of its own, so that a named table still fits 80 columns."""
+    if "name" not in header or "root" not in header:
+        return header, rows
+    root, name = header.index("root"), header.index("name")
+    merged = []
+    for row in rows:
+        cells = list(row)
+        if cells[name]:
+            cells[root] = f"{cells[root]}\n{cells[name]}"
+        merged.append(cells[:name] + cells[name + 1 :])
+    return header[:name] + header[name + 1 :], merged
 
 
 def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
@@ -163,7 +198,7 @@ def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
         else:
             table.add_column(name, no_wrap=True)
     for row in rows[:MAX_ROWS]:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # cells are text, not markup
     if len(rows) > MAX_ROWS:
         table.caption = f"... and {len(rows) - MAX_ROWS} more"
     return table
@@ -178,11 +213,14 @@ def render_text(analysis: Analysis, console: Console) -> None:
     leaks: 0, anomalies: 0
     """
     console.print(verdict(analysis), markup=False, highlight=False)
+    hazards = hazard_sentence(analysis.anomalies)
+    if hazards is not None:
+        console.print(hazards, markup=False, highlight=False)
     console.print(_summary(analysis), markup=False, highlight=False)
-    header, rows = _drop_quiet_columns(analysis, *_root_rows(analysis))
+    header, rows = _names_under_roots(*_drop_quiet_columns(analysis, *_root_rows(analysis)))
     if rows:
         console.print(_rich_table("Roots", header, rows))
-    header, rows = _drop_quiet_columns(analysis, *_leak_rows(analysis))
+    header, rows = _names_under_roots(*_drop_quiet_columns(analysis, *_leak_rows(analysis)))
     if rows:
         console.print(_rich_table("Leaked and lost views", header, rows))
     counts = {k: n for k, n in anomaly_counts(analysis).items() if n}
@@ -190,7 +228,7 @@ def render_text(analysis: Analysis, console: Console) -> None:
         console.print(
             _rich_table("Anomalies", ["kind", "count"], [[k, str(n)] for k, n in counts.items()])
         )
-        header, rows = _drop_quiet_columns(analysis, *_anomaly_rows(analysis))
+        header, rows = _names_under_roots(*_drop_quiet_columns(analysis, *_anomaly_rows(analysis)))
         console.print(_rich_table("Anomaly events", header, rows))
 
 
@@ -214,7 +252,10 @@ def render_markdown(analysis: Analysis) -> str:
     >>> render_markdown(qtrace.analyze(events)).splitlines()[0]  # doctest: +SKIP
     '# qtrace analyze'
     """
-    lines = ["# qtrace analyze", "", f"**{verdict(analysis)}**", "", _summary(analysis), ""]
+    lines = ["# qtrace analyze", "", f"**{verdict(analysis)}**", ""]
+    hazards = hazard_sentence(analysis.anomalies)
+    lines += [] if hazards is None else [hazards, ""]
+    lines += [_summary(analysis), ""]
     if analysis.trace is not None:
         lines += [f"Input: {', '.join(analysis.trace.paths)} ({analysis.trace.dialect})", ""]
     sections = [("Roots", _root_rows(analysis)), ("Leaked and lost views", _leak_rows(analysis))]
@@ -223,6 +264,6 @@ def render_markdown(analysis: Analysis) -> str:
     sections.append(("Anomaly events", _anomaly_rows(analysis)))
     for title, (header, rows) in sections:
         lines += [f"## {title}", ""]
-        lines += _md_table(header, rows) if rows else ["none"]
+        lines += _md_table(*_drop_empty_optional(header, rows)) if rows else ["none"]
         lines.append("")
     return "\n".join(lines)

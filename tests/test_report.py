@@ -84,7 +84,13 @@ def test_json_document_has_every_documented_field() -> None:
     )
     assert leak["uncertain"] is True
     assert doc["durations"]["live_ns"]["count"] == 0
-    assert doc["verdict"] == {"leaked": 2, "anomalies": 1, "uncertain": 2, "dropped_events": 12}
+    assert doc["verdict"] == {
+        "leaked": 2,
+        "anomalies": 1,
+        "uncertain": 2,
+        "dropped_events": 12,
+        "hazards": {"live": 0, "rcu_pending": 0, "early_unref_removes": 0},
+    }
 
 
 def test_lost_instances_are_listed_with_leaks() -> None:
