@@ -20,8 +20,8 @@ from qtrace.names.render import hazard_sentence, root_label
 MAX_ROWS = 20
 # "root" may hold a name under its pointer: it wraps at blanks, never inside the pointer.
 FOLDED_COLUMNS = {"detail", "where", "root"}
-# Columns left out when no row has a value (no names known, no finalize hazard).
-OPTIONAL_COLUMNS = {"name", "pinned by"}
+# Columns left out when no row has a value (no names known; finalizes have no view).
+OPTIONAL_COLUMNS = {"name", "view", "gen"}
 
 
 def verdict(analysis: Analysis) -> str:
@@ -127,19 +127,19 @@ def _leak_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
 
 def _anomaly_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     start = _start_ns(analysis)
-    header = ["run", "kind", "seq", "at", "view", "gen", "root", "name", "pinned by", "where"]
-    header += ["uncertain", "detail"]
+    header = ["run", "kind", "seq", "at", "view", "gen", "root", "name", "where", "uncertain"]
+    header.append("detail")
     rows = [
         [
             str(a["run"]),
-            a["kind"],
+            # A finalize hazard says what pinned the root: live or rcu_pending.
+            a["kind"] + (f"\npinned by {a['pinned_by']}" if a["pinned_by"] else ""),
             str(a["seq"]),
             _when(a["ts_ns"], start),
             hex_pointer(a["view"]) or "",
             "" if a["generation"] is None else str(a["generation"]),
             hex_pointer(a["root"]) or "",
             root_label(a["root_name"], a["root_alias_of"]),
-            a["pinned_by"] or "",
             _where(a),
             "yes" if a["uncertain"] else "",
             a["detail"],
@@ -165,7 +165,7 @@ def _drop_quiet_columns(
 def _drop_empty_optional(
     header: list[str], rows: list[list[str]]
 ) -> tuple[list[str], list[list[str]]]:
-    """Leave out the optional columns (names, what pinned a finalized root) no row fills."""
+    """Leave out the optional columns (names) no row fills."""
     empty = {i for i, name in enumerate(header) if name in OPTIONAL_COLUMNS}
     empty = {i for i in empty if not any(row[i] for row in rows)}
     keep = [i for i in range(len(header)) if i not in empty]
@@ -193,7 +193,9 @@ def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
     # A light frame and unbroken cells (headers may wrap): 80 columns still show whole hex.
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in header:
-        if name in FOLDED_COLUMNS:
+        if name == "root":  # a whole pointer per line; a name under it wraps at blanks
+            table.add_column(name, overflow="fold", min_width=len("0x563e2d2198b0"))
+        elif name in FOLDED_COLUMNS:
             table.add_column(name, overflow="fold")
         else:
             table.add_column(name, no_wrap=True)
@@ -215,7 +217,7 @@ def render_text(analysis: Analysis, console: Console) -> None:
     console.print(verdict(analysis), markup=False, highlight=False)
     hazards = hazard_sentence(analysis.anomalies)
     if hazards is not None:
-        console.print(hazards, markup=False, highlight=False)
+        console.print(hazards, markup=False, highlight=False, soft_wrap=True)
     console.print(_summary(analysis), markup=False, highlight=False)
     header, rows = _names_under_roots(*_drop_quiet_columns(analysis, *_root_rows(analysis)))
     if rows:

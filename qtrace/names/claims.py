@@ -115,6 +115,7 @@ def read_names(path: str | Path) -> Names:
 # decodes "mr=0x55.. ... name=b'NAME'".
 _MR = r"\bmr[= ]0x([0-9a-fA-F]+)"
 _QUOTED_NAME = r"""\bname(?:=b|=|\s+)(?:'(.*)'|"(.*)")\s*$"""
+_BARE_NAME = r"""\bname=([^\s'"]\S*)\s*$"""  # name=VALUE, as hand-made tables write it
 _FINALIZE_NAME = r"^\s*mr\s+0x[0-9a-fA-F]+,\s*(.*?)\s*$"
 
 
@@ -130,7 +131,11 @@ def trace_names(events: pl.DataFrame) -> Names:
     """
     rows = events.lazy().filter(pl.col("event").is_in(TRACE_NAME_EVENTS))
     args = pl.col("args")
-    quoted = pl.coalesce(args.str.extract(_QUOTED_NAME, 1), args.str.extract(_QUOTED_NAME, 2))
+    quoted = pl.coalesce(
+        args.str.extract(_QUOTED_NAME, 1),
+        args.str.extract(_QUOTED_NAME, 2),
+        args.str.extract(_BARE_NAME, 1),
+    )
     is_finalize = pl.col("event") == MR_FINALIZE
     found = (
         rows.select(

@@ -23,7 +23,7 @@ _NAME = r'"(?:[^"\\]|\\.)*"|[^\s"\[\]][^\s\]]*'
 LINE = re.compile(
     rf"""^(?P<time>\S+)\s+(?P<root>0[xX][0-9a-fA-F]+)\s+(?P<name>{_NAME})
     (?:\s+\[alias\ of\s+(?P<alias_root>0[xX][0-9a-fA-F]+)\s+(?P<alias_of>{_NAME})\])?
-    (?:\s+(?P<label>\S.*?))?\s*$""",
+    (?:\s+(?P<label>[^\s\[].*?))?\s*$""",
     re.VERBOSE,
 )
 SECONDS = re.compile(r"^(?P<whole>\d+)(?:\.(?P<fraction>\d{1,9}))?$")

@@ -242,8 +242,8 @@ class Resolver:
     def __init__(self, pid: int, trace: str | Path, out: IO[str]) -> None:
         self.pid = pid
         self.trace = trace
-        self.program = qemu_program(pid)
         self.gdb = find_gdb()
+        self.program = qemu_program(pid)
         self.writer = NamesWriter(out)
         self.writer.header(pid, self.program, str(trace))
         self.done = Resolved()

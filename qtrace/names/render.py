@@ -72,17 +72,17 @@ def hazard_sentence(anomalies: pl.DataFrame) -> str | None:
     Examples
     --------
     >>> hazard_sentence(analysis.anomalies)  # doctest: +SKIP
-    'roots finalized while pinned: 2; the early unref at flatview_destroy_rcu would remove 1
-    (pinned only by RCU-pending views), not the 1 pinned by a live view'
+    'roots finalized while pinned: 2; the early unref would remove 1 (only RCU-pending views
+    pinned it), not 1 (a live view did)'
     """
     counts = hazard_counts(anomalies)
     total = counts["live"] + counts["rcu_pending"]
     if total == 0:
         return None
     return (
-        f"roots finalized while pinned: {total}; the early unref at flatview_destroy_rcu "
-        f"would remove {counts['early_unref_removes']} (pinned only by RCU-pending views), "
-        f"not the {counts['live']} pinned by a live view"
+        f"roots finalized while pinned: {total}; the early unref would remove "
+        f"{counts['early_unref_removes']} (only RCU-pending views pinned it), "
+        f"not {counts['live']} (a live view did)"
     )
 
 

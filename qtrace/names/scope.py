@@ -17,8 +17,10 @@ So, per (run, root):
 - Timed claims on a trace without a clock: a pointer's claims name all its spans when they
   agree; when they disagree (the address held several regions) it stays unnamed.
 
-Alias information (``alias_root``, ``alias_of``) comes from the best-placed names-file or gdb
-claim that gives the chosen name: the trace's events never say whether a region is an alias.
+Alias information (``alias_root``, ``alias_of``) comes from the nearest names-file or gdb
+claim that gives the chosen name at the same address, in another epoch if need be: the
+trace's events never say whether a region is an alias, and a region re-initialised in place
+after its finalize (the seed's pci-bridge windows) is the same kind of region again.
 """
 
 from __future__ import annotations
@@ -134,29 +136,30 @@ def place_claims(claims: pl.DataFrame, events: pl.DataFrame, *, has_clock: bool)
     return PlacedClaims(pl.concat([located, unplaced], how="vertical"), finalizes)
 
 
+def _ranked(keyed: pl.DataFrame, located: pl.DataFrame) -> pl.DataFrame:
+    """Span x claim pairs (same run and root) with ``rank`` and ``order`` (module docstring)
+    and ``distance``, how many finalizes lie between the claim and the span's start."""
+    end = pl.col("end_seq").fill_null(_NEVER)
+    at = pl.col("at")
+    return keyed.join(located, on=["run", "root"], how="inner", suffix="_claim").with_columns(
+        rank=pl.when(pl.col("finalized"))
+        .then(1)
+        .when((at >= pl.col("start_seq")) & (at < end))
+        .then(0)
+        .when(at < pl.col("start_seq"))
+        .then(2)
+        .otherwise(3),
+        order=pl.when(at < pl.col("start_seq")).then(-at).otherwise(at),
+        distance=(pl.col("epoch_claim") - pl.col("epoch")).abs(),
+    )
+
+
 def name_spans(spans: pl.DataFrame, claims: PlacedClaims) -> pl.DataFrame:
     """``spans`` (``run``, ``root``, ``start_seq``, ``end_seq``) with ``NAME_COLUMNS``."""
     keyed = spans.select([*SPAN_KEY, "end_seq"]).unique(SPAN_KEY).sort("start_seq")
     keyed = keyed.with_columns(epoch=_epochs(keyed, "start_seq", claims.finalizes, strict=False))
     placed = claims.claims
-    located = placed.filter(pl.col("at").is_not_null())
-    end = pl.col("end_seq").fill_null(_NEVER)
-    at = pl.col("at")
-    ranked = (
-        keyed.join(located, on=["run", "root", "epoch"], how="inner")
-        .with_columns(
-            rank=pl.when(pl.col("finalized"))
-            .then(1)
-            .when((at >= pl.col("start_seq")) & (at < end))
-            .then(0)
-            .when(at < pl.col("start_seq"))
-            .then(2)
-            .otherwise(3),
-        )
-        .with_columns(
-            order=pl.when(pl.col("rank") == 2).then(-at).otherwise(at),
-        )
-    )
+    ranked = _ranked(keyed, placed.filter(pl.col("at").is_not_null()))
     # Timed claims a trace without a clock cannot place: a pointer's claims when they agree.
     agreeing = (
         placed.filter(pl.col("at").is_null())
@@ -166,20 +169,27 @@ def name_spans(spans: pl.DataFrame, claims: PlacedClaims) -> pl.DataFrame:
         .drop("variants", "run", "epoch")
     )
     fallback = keyed.join(agreeing, on="root", how="inner").with_columns(
-        rank=pl.lit(4), order=pl.lit(0, pl.Int64)
+        rank=pl.lit(4), order=pl.lit(0, pl.Int64), distance=pl.lit(0, pl.Int64)
     )
     candidates = pl.concat(
         [ranked.select(fallback.columns), fallback], how="vertical"
     ).with_columns(
         by_source=pl.when(pl.col("source").is_in(ALIAS_SOURCES)).then(0).otherwise(1),
     )
-    best = candidates.sort("rank", "order", "by_source").group_by(SPAN_KEY, maintain_order=True)
+    # The name: from a claim about the region of the span's own epoch.
+    best = (
+        candidates.filter(pl.col("distance") == 0)
+        .sort("rank", "order", "by_source")
+        .group_by(SPAN_KEY, maintain_order=True)
+    )
     chosen = best.agg(pl.col("name", "source").first()).rename({"source": "name_source"})
-    # Whether the chosen region is an alias: from the best names-file or gdb claim of that name.
+    # Whether it is an alias: from the nearest names-file or gdb claim of the same name at the
+    # same address, another epoch's too. A region finalized and re-initialised in place (the
+    # seed's pci-bridge windows) is seen by a debugger only after its finalize.
     aliases = (
         candidates.join(chosen.select([*SPAN_KEY, "name"]), on=[*SPAN_KEY, "name"], how="semi")
         .filter(pl.col("source").is_in(ALIAS_SOURCES))
-        .sort("rank", "order")
+        .sort("distance", "rank", "order")
         .group_by(SPAN_KEY, maintain_order=True)
         .agg(pl.col("alias_root", "alias_of").first())
     )
