@@ -303,6 +303,7 @@ def resolve_names(
     """
     if every is None and not Path(trace).is_file():
         raise InputError(f"{trace}: no such file")
+    find_gdb(), qemu_program(pid)  # before the output is opened (and emptied)
     stop = stop or threading.Event()
     with contextlib.ExitStack() as stack:
         if isinstance(out, str | Path):
