@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := qemu-system-x86 chromium
+SYSTEM_PACKAGES := qemu-system-x86 chromium gdb
 
 .PHONY: demo test lint typecheck system-deps venv bench clean
 

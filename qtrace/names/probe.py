@@ -22,12 +22,14 @@ Where the fields are:
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 # read(address, size) -> the bytes, or None where the memory cannot be read.
 Read = Callable[[int, int], "bytes | None"]
@@ -95,11 +97,12 @@ def is_region(read: Read, address: int) -> bool:
     """Whether a MemoryRegion lives at ``address``: object -> class -> type -> type name."""
     if address < PAGE or address % WORD:
         return False
-    pointer: int | None = address
+    pointer = address
     for _ in range(3):  # Object::class, ObjectClass::type, TypeImpl::name
-        pointer = read_word(read, pointer) if pointer else None
-        if pointer is None or pointer < PAGE:
+        found = read_word(read, pointer)
+        if found is None or found < PAGE:
             return False
+        pointer = found
     type_name = read_string(read, pointer, printable=True)
     return type_name is not None and type_name.encode().endswith(REGION_TYPE_SUFFIX)
 
@@ -127,13 +130,12 @@ def probe_layout(read: Read, regions: Sequence[int]) -> Layout | None:
     name_offset = max(sorted(votes), key=lambda offset: votes[offset])
     if 2 * votes[name_offset] < len(regions):
         return None
-    alias_offset: int | None = name_offset - ALIAS_BEFORE_NAME
+    alias_offset = name_offset - ALIAS_BEFORE_NAME
     for address, words in blocks.items():
-        index = (alias_offset or 0) // WORD
-        value = words[index] if index < len(words) else None
-        if value is None or (value != 0 and (value == address or not is_region(read, value))):
-            alias_offset = None
-            break
+        index = alias_offset // WORD
+        target = words[index] if 0 <= index < len(words) else None
+        if target is None or (target != 0 and (target == address or not is_region(read, target))):
+            return Layout(name_offset, None, "probe")
     return Layout(name_offset, alias_offset, "probe")
 
 
@@ -176,10 +178,10 @@ def resolve(
 # ---- run inside gdb -------------------------------------------------------------------------
 
 
-def _debuginfo_layout(gdb: object) -> Layout | None:
+def _debuginfo_layout(gdb: Any) -> Layout | None:
     """The offsets gdb's debug info gives, when it has the MemoryRegion type."""
     try:
-        fields = {f.name: f for f in gdb.lookup_type("MemoryRegion").fields()}  # type: ignore[attr-defined]
+        fields = {f.name: f for f in gdb.lookup_type("MemoryRegion").fields()}
     except Exception:  # gdb.error: no debug info for the type
         return None
     if "name" not in fields:
@@ -192,7 +194,7 @@ def _debuginfo_layout(gdb: object) -> Layout | None:
 
 def _gdb_main() -> None:
     """Entry point when gdb runs this file: read the request, write the answer (JSON files)."""
-    import gdb  # type: ignore[import-not-found]  # only exists inside gdb
+    gdb: Any = importlib.import_module("gdb")  # only exists inside gdb
 
     with open(os.environ[REQUEST_ENV], encoding="utf-8") as fh:
         request = json.load(fh)
