@@ -68,6 +68,17 @@ def _verdict(report: dict[str, Any]) -> str:
     ]
     if uncertain:
         badges.append(("warn", f"{uncertain:,} uncertain (events were dropped)"))
+    hazards = verdict.get("hazards") or {}
+    if hazards.get("live") or hazards.get("rcu_pending"):
+        # Root finalized while pinned: which of them the proposed early unref would remove.
+        badges.append(
+            (
+                "bad",
+                f"{int(hazards['early_unref_removes']):,} of "
+                f"{int(hazards['live']) + int(hazards['rcu_pending']):,} finalize hazards "
+                "removed by the early unref",
+            )
+        )
     if leaks:
         headline = "Leak: a view stayed live after a newer view of its root was built"
     elif anomalies or dropped:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from names_samples import ALIAS_IO, ALIAS_PREF, hazard_log, line_where, with_finalizes
 from typer.testing import CliRunner
 
 from qtrace import analyze, read_names, read_trace, render_json
@@ -20,8 +21,6 @@ from qtrace.cli import app
 
 runner = CliRunner()
 GOLDEN = Path(__file__).resolve().parent / "golden" / "qemu10-pc-bridges-ts.named.json"
-ALIAS_IO = 0x563E2D2198B0  # pci_bridge_io [alias of 0x563e2d219440 pci_bridge_io]
-ALIAS_PREF = 0x563E2D219690  # pci_bridge_pref_mem [alias of 0x563e2d219330 pci_bridge_pci]
 
 
 @pytest.fixture(scope="module")
@@ -74,44 +73,9 @@ def test_text_and_markdown_show_the_aliases(qemu10: tuple[Path, Path], tmp_path:
     assert "| root | name |" in out.read_text()
 
 
-def with_finalizes(log: Path, out: Path, inserts: dict[int, str]) -> Path:
-    """A copy of ``log`` with a ``memory_region_finalize`` line after each given line number,
-    stamped like its neighbour, as a QEMU build carrying the proposed event prints it."""
-    lines = log.read_text().splitlines(keepends=True)
-    result = []
-    for number, line in enumerate(lines, start=1):
-        result.append(line)
-        if number in inserts:
-            stamp = line.split(":", 1)[0]  # TID@SEC.USEC
-            result.append(f"{stamp}:memory_region_finalize {inserts[number]}\n")
-    out.write_text("".join(result))
-    return out
-
-
-def line_where(log: Path, root: int, condition: pl.Expr) -> int:
-    """The trace line of the first FlatView event after which ``root``'s levels meet
-    ``condition`` (over the concurrency table's ``live`` and ``pending``)."""
-    trace = read_trace(log)
-    steps = analyze(trace).concurrency.filter((pl.col("root") == root) & condition)
-    seq = steps["seq"].min()
-    return int(trace.events.filter(pl.col("seq") == seq)["line"].item())
-
-
 def test_both_hazard_shapes_on_a_real_qemu10_log(qemu10: tuple[Path, Path], tmp_path: Path) -> None:
     log, roots_file = qemu10
-    # The pci_bridge_io window alias, while only RCU-pending views pin it: the deferred unref
-    # at flatview_destroy would hit re-initialised storage. The pref_mem window alias, while
-    # its live view pins it: Akihiko Odaki's assert.
-    pending_line = line_where(log, ALIAS_IO, (pl.col("live") == 0) & (pl.col("pending") > 0))
-    live_line = line_where(log, ALIAS_PREF, pl.col("live") > 0)
-    hazards = with_finalizes(
-        log,
-        tmp_path / "hazards.log",
-        {
-            pending_line: f"mr {ALIAS_IO:#x}, pci_bridge_io",
-            live_line: f"mr {ALIAS_PREF:#x}, pci_bridge_pref_mem",
-        },
-    )
+    hazards = hazard_log(log, tmp_path / "hazards.log")
     analysis = analyze(read_trace(hazards), names=read_names(roots_file))
     found = analysis.anomalies.filter(pl.col("kind") == "root_finalized_while_pinned")
     assert found.select("root", "root_name", "root_alias_of", "pinned_by").sort("root").rows() == [
