@@ -1,8 +1,9 @@
 """``qtrace diff A B``: two traces, or two batch summaries, side by side.
 
 Roots of two runs have different addresses (ASLR, a different heap), so roots are matched by
-the order in which each run first built a view of them: QEMU builds its address spaces in
-the same order on every run of the same machine, so root #3 of A is root #3 of B.
+name when both runs have names (``--names``, or names the traces carry), and otherwise by the
+order in which each run first built a view of them: QEMU builds its address spaces in the
+same order on every run of the same machine, so root #3 of A is root #3 of B.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import polars as pl
 
 from qtrace.errors import InputError, UsageError
 from qtrace.export import hex_pointer
+from qtrace.names import Names, names_beside, read_names
+from qtrace.names.render import root_label_expr
 
 BATCH_SCHEMA = "qtrace.batch/1"
 ANALYZE_SCHEMA = "qtrace.analyze/1"
@@ -90,14 +93,17 @@ def _kind(document: dict[str, Any] | None) -> str:
     return "summary" if document is not None and document["schema"] == BATCH_SCHEMA else "trace"
 
 
-def _load(path: str, document: dict[str, Any] | None) -> Side:
+def _load(path: str, document: dict[str, Any] | None, names: Names | None = None) -> Side:
     if document is not None:
         return Side(path, _kind(document), document)
     from qtrace.ingest import read_trace
     from qtrace.model import analyze
     from qtrace.report import to_json
 
-    analysis = analyze(read_trace(path))
+    beside = names_beside(path)  # trace.names beside trace.log, as qtrace record leaves them
+    if beside is not None:
+        names = read_names(beside) + (names or Names())
+    analysis = analyze(read_trace(path), names=names)
     return Side(path, "trace", to_json(analysis), analysis.views, analysis.roots)
 
 
@@ -115,34 +121,63 @@ def _counts(a: dict[str, Any], b: dict[str, Any], keys: tuple[str, ...]) -> list
 
 
 def _ranked_roots(side: Side) -> pl.DataFrame:
-    """Roots with their rank by first view built, per run."""
+    """Roots with their rank by first view built, per run, and their names (``label``)."""
     if side.views is None or side.roots is None:
         items = (side.document.get("roots") or {}).get("items") or []
         frame = pl.DataFrame(items) if items else pl.DataFrame()
         if frame.is_empty() or "root" not in frame.columns:
-            return pl.DataFrame(schema={"run": pl.Int64, "rank": pl.UInt32, "root": pl.String})
+            return pl.DataFrame(
+                schema={"run": pl.Int64, "rank": pl.UInt32, "root": pl.String, "label": pl.String}
+            )
         if "run" not in frame.columns:
             frame = frame.with_columns(pl.lit(0).alias("run"))
-        return frame.with_columns(pl.int_range(pl.len()).over("run").alias("rank"))
+        return _labelled(frame.with_columns(pl.int_range(pl.len()).over("run").alias("rank")))
     first = side.views.group_by("run", "root").agg(pl.col("new_seq").min().alias("first_seq"))
     roots = side.roots.join(first, on=["run", "root"], how="left").sort("run", "first_seq")
-    return roots.with_columns(
-        pl.int_range(pl.len()).over("run").alias("rank"),
-        hex_pointer("root")
-        if roots.schema["root"].is_integer()
-        else pl.col("root").cast(pl.String),
+    return _labelled(
+        roots.with_columns(
+            pl.int_range(pl.len()).over("run").alias("rank"),
+            hex_pointer("root")
+            if roots.schema["root"].is_integer()
+            else pl.col("root").cast(pl.String),
+        )
+    )
+
+
+def _labelled(roots: pl.DataFrame) -> pl.DataFrame:
+    """``label``: the root's name with its alias target (null when unnamed or no names)."""
+    if "name" not in roots.columns:
+        return roots.with_columns(label=pl.lit(None, pl.String))
+    if "alias_of" not in roots.columns:
+        roots = roots.with_columns(alias_of=pl.lit(None, pl.String))
+    return roots.with_columns(label=root_label_expr().cast(pl.String))
+
+
+def _match_keys(roots: pl.DataFrame, by_name: bool) -> pl.DataFrame:
+    """``key`` and ``nth``: what a root is matched on. By name: the name with its alias target,
+    and the order among roots of that name; unnamed roots, and all roots without names, by
+    the order in which the run first built a view of them."""
+    key = pl.col("label") if by_name else pl.lit(None, pl.String)
+    return roots.with_columns(key=key).with_columns(
+        nth=pl.int_range(pl.len()).over("run", "key", order_by="rank")
     )
 
 
 def _root_rows(a: Side, b: Side) -> list[dict[str, Any]]:
     ra, rb = _ranked_roots(a), _ranked_roots(b)
-    joined = ra.join(rb, on=["run", "rank"], how="full", suffix="_b", coalesce=True).sort(
-        "run", "rank"
-    )
+    # Names make the match independent of build order, when both sides have them.
+    by_name = bool(ra["label"].is_not_null().any() and rb["label"].is_not_null().any())
+    ra, rb = _match_keys(ra, by_name), _match_keys(rb, by_name)
+    joined = ra.join(
+        rb, on=["run", "key", "nth"], how="full", suffix="_b", coalesce=True, nulls_equal=True
+    ).sort("run", "rank", "rank_b", nulls_last=True)
     rows = []
     for row in joined.iter_rows(named=True):  # a few dozen roots: a loop is clearest
-        entry = {"run": row["run"], "rank": row["rank"], "root_a": row.get("root")}
+        rank = row["rank"] if row.get("rank") is not None else row.get("rank_b")
+        entry = {"run": row["run"], "rank": rank, "root_a": row.get("root")}
         entry["root_b"] = row.get("root_b")
+        entry["name"] = row.get("label") or row.get("label_b")
+        entry["matched_by"] = "name" if row.get("key") is not None else "order"
         changed = entry["root_a"] is None or entry["root_b"] is None
         for column in ("instances", "max_concurrent"):
             entry[f"{column}_a"], entry[f"{column}_b"] = row.get(column), row.get(f"{column}_b")
@@ -205,8 +240,14 @@ def _artifact_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]
     return out
 
 
-def diff(a: str, b: str) -> DiffResult:
+def diff(a: str, b: str, *, names: Names | None = None) -> DiffResult:
     """Compare two traces (or analyze JSON documents), or two batch ``summary.json`` files.
+
+    Roots are matched by name (and alias target, and order among equals) when both sides
+    have names, else by the order in which each run first built a view of them. A trace's
+    names come from ``names`` (applied to both), from the names file beside it
+    (``trace.names`` beside ``trace.log``), from the events it carries, or, for an analyze
+    JSON document, from its ``roots.items``.
 
     Examples
     --------
@@ -216,7 +257,7 @@ def diff(a: str, b: str) -> DiffResult:
     doc_a, doc_b = _read_document(a), _read_document(b)
     if _kind(doc_a) != _kind(doc_b):
         raise UsageError(f"cannot compare a {_kind(doc_a)} ({a}) with a {_kind(doc_b)} ({b})")
-    side_a, side_b = _load(a, doc_a), _load(b, doc_b)
+    side_a, side_b = _load(a, doc_a, names), _load(b, doc_b, names)
     result = DiffResult(a, b, side_a.kind)
     if side_a.kind == "summary":
         result.counts = _counts(side_a.document, side_b.document, ("totals",))
@@ -248,10 +289,16 @@ def render_text(result: DiffResult) -> str:
         for name, va, vb in result.statuses:
             lines.append(f"{_mark(va, vb)} {name:{width}}  {va:>10}  {vb:>10}")
     if result.roots:
-        lines += ["", "roots by first use (A root / B root: instances A B, max concurrent A B):"]
+        matched = "by name" if any(r["matched_by"] == "name" for r in result.roots) else ""
+        lines += [
+            "",
+            f"roots {matched or 'by first use'} (A root / B root: instances A B, max "
+            "concurrent A B):",
+        ]
         for row in result.roots:
+            name = f" {row['name']}" if row["name"] else ""
             lines.append(
-                f"{'*' if row['changed'] else ' '} run {row['run']} #{row['rank']:<3} "
+                f"{'*' if row['changed'] else ' '} run {row['run']} #{row['rank']:<3}{name} "
                 f"{row['root_a']} / {row['root_b']}: instances {row['instances_a']} "
                 f"{row['instances_b']}, max concurrent {row['max_concurrent_a']} "
                 f"{row['max_concurrent_b']}"
@@ -310,10 +357,11 @@ def render_html(result: DiffResult) -> str:
             ),
         ]
     if result.roots:
-        columns = ["run", "rank", "root_a", "root_b", "instances_a", "instances_b"]
+        columns = ["run", "rank", "name", "root_a", "root_b", "instances_a", "instances_b"]
         columns += ["max_concurrent_a", "max_concurrent_b"]
+        by_name = any(r["matched_by"] == "name" for r in result.roots)
         sections += [
-            "<h2>Roots, matched by first use</h2>",
+            f"<h2>Roots, matched by {'name' if by_name else 'first use'}</h2>",
             _html_table(columns, [(r["changed"], [r[c] for c in columns]) for r in result.roots]),
         ]
     if result.artifacts:

@@ -68,7 +68,7 @@ class Recording:
 
     @property
     def names(self) -> Path:
-        return self.directory / "names.txt"
+        return self.directory / "trace.names"
 
     @property
     def report(self) -> Path:
@@ -119,7 +119,7 @@ class _Names:
                 if self.resolver is None:
                     if not trace.exists():
                         return  # QEMU has not started tracing yet
-                    out = (self.recording_dir / "names.txt").open("w", encoding="utf-8")
+                    out = (self.recording_dir / "trace.names").open("w", encoding="utf-8")
                     self.resolver = Resolver(self.pid, trace, out)
                 assert isinstance(self.resolver, Resolver)
                 self.resolver.snap()

@@ -74,7 +74,7 @@ def test_sigterm_ends_qemu_and_leaves_a_named_report(tmp_path: Path) -> None:
         text=True,
     )
     directory = one_recording_with_roots(out)
-    names = directory / "names.txt"
+    names = directory / "trace.names"
     wait_for("names", lambda: names.exists() and " gdb probe" in names.read_text())
     process.send_signal(signal.SIGTERM)  # what libqtest does at the end of a test
     status, stdout, stderr = finish(process)
@@ -83,7 +83,7 @@ def test_sigterm_ends_qemu_and_leaves_a_named_report(tmp_path: Path) -> None:
     pid = int(directory.name.removeprefix("qemu-"))
     assert f"QEMU {pid} exited with status 0" in stderr
     assert {p.name for p in directory.iterdir()} == {
-        "trace.log", "names.txt", "report.json", "dashboard.html"
+        "trace.log", "trace.names", "report.json", "dashboard.html"
     }  # fmt: skip
     # Named by QEMU's own PID: the main thread's id on the trace's first line.
     assert (directory / "trace.log").read_text().split("@", 1)[0] == str(pid)

@@ -19,6 +19,7 @@ from qtrace.batch.artifact import DEFAULT_MAX_INPUT_BYTES
 from qtrace.batch.runner import run_batch
 from qtrace.errors import QtraceError
 from qtrace.messages import fail, say
+from qtrace.names_cli import NamesOpt, load_names
 
 BATCH_EXIT_CODES = (
     "Exit codes: 0 nothing failed; 1 findings that fail by --fail-on (or, with --baseline, got "
@@ -96,6 +97,7 @@ def batch_command(
     no_dashboards: Annotated[
         bool, typer.Option("--no-dashboards", help="Skip the per-artifact dashboard pages.")
     ] = False,
+    names_files: NamesOpt = None,
 ) -> None:
     """Analyze many trace artifacts: summary.json, Parquet tables, junit.xml, summary.md and
     a fleet dashboard (index.html) in --out.
@@ -103,6 +105,7 @@ def batch_command(
     With GITHUB_ACTIONS=true, prints ::error annotations at the log line of each leaked view;
     with GITHUB_STEP_SUMMARY set, appends summary.md there.
     """
+    load_names(names_files)  # a names file that does not parse ends the batch before it starts
     try:
         result = run_batch(
             inputs,
@@ -116,6 +119,7 @@ def batch_command(
             max_input_bytes=max_input_bytes,
             progress=True,
             dashboards=not no_dashboards,
+            names_files=tuple(str(p) for p in names_files or ()),
         )
     except QtraceError as error:
         fail(error)
@@ -140,14 +144,19 @@ def diff_command(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
+    names_files: NamesOpt = None,
 ) -> None:
     """Compare two traces (counts, per-root instances and max concurrency, statuses) or two
     batch summaries; differences are marked. Exit code 0 either way (3 for unreadable input).
+
+    With names (--names files, applied to both traces), roots are matched by name rather
+    than by the order in which each run first built them.
     """
     from qtrace.diff import diff, render_html, render_json, render_text
 
+    names = load_names(names_files)
     try:
-        result = diff(a, b)
+        result = diff(a, b, names=names)
     except QtraceError as error:
         fail(error)
     if fmt is DiffFormat.json:

@@ -13,6 +13,7 @@ import polars as pl
 
 from qtrace.batch.summary import STATUS_UNREADABLE, Row
 from qtrace.dashboards import fleet
+from qtrace.names.render import root_label_expr
 
 COLUMNS = (
     ("artifact", "artifact", "text"),
@@ -116,8 +117,44 @@ def _data_attributes(row: Row) -> str:
     return " ".join(parts)
 
 
-def fleet_page(rows: list[Row], grace: pl.DataFrame, plotly_src: str | None) -> str:
-    """The index page's HTML. ``plotly_src`` is the relative URL of plotly.min.js."""
+def _roots_by_name(roots: pl.DataFrame | None) -> str:
+    """A table of the named roots across the fleet: in how many artifacts each region was a
+    root, the most views that pinned it at once, and its leaked views; empty when none is
+    named."""
+    if roots is None or "name" not in roots.columns:
+        return ""
+    named = roots.filter(pl.col("name").is_not_null())
+    if named.height == 0:
+        return ""
+    table = (
+        named.group_by(root_label_expr().alias("region"))
+        .agg(
+            artifacts=pl.col("artifact").n_unique(),
+            most=pl.col("max_concurrent").max(),
+            leaked=pl.col("leaked").sum(),
+        )
+        .sort("most", "region", descending=[True, False])
+    )
+    body = "".join(
+        f"<tr><td>{html.escape(str(region))}</td><td class=number>{artifacts}</td>"
+        f"<td class=number>{most}</td><td class=number>{leaked}</td></tr>"
+        for region, artifacts, most, leaked in table.rows()
+    )
+    return (
+        "<h2>Roots by name</h2><table id=roots-by-name><thead><tr><th>region</th>"
+        "<th>artifacts</th><th>most views at once</th><th>leaked views</th></tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def fleet_page(
+    rows: list[Row],
+    grace: pl.DataFrame,
+    plotly_src: str | None,
+    roots: pl.DataFrame | None = None,
+) -> str:
+    """The index page's HTML. ``plotly_src`` is the relative URL of plotly.min.js; ``roots``
+    (the batch's roots table) adds the named roots across the fleet."""
     fleet_table = pl.DataFrame(
         {
             "artifact": [r.artifact for r in rows],
@@ -178,6 +215,7 @@ def fleet_page(rows: list[Row], grace: pl.DataFrame, plotly_src: str | None) -> 
 <tbody>
 {body_rows}
 </tbody></table>
+{_roots_by_name(roots)}
 <h2>Fleet</h2>
 <div class="figures">{figure_html}</div>
 <script>{_SCRIPT}</script>
@@ -185,6 +223,12 @@ def fleet_page(rows: list[Row], grace: pl.DataFrame, plotly_src: str | None) -> 
 """
 
 
-def write_fleet_page(path: Path, rows: list[Row], grace: pl.DataFrame, plotly_src: str) -> None:
+def write_fleet_page(
+    path: Path,
+    rows: list[Row],
+    grace: pl.DataFrame,
+    plotly_src: str,
+    roots: pl.DataFrame | None = None,
+) -> None:
     """Write the index page to ``path``."""
-    path.write_text(fleet_page(rows, grace, plotly_src), encoding="utf-8")
+    path.write_text(fleet_page(rows, grace, plotly_src, roots), encoding="utf-8")

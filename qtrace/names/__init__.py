@@ -7,16 +7,26 @@ Names come from names files (``read_names``), from a running QEMU read with gdb
 interval takes, join.py puts them on the model's tables.
 """
 
-from qtrace.names.claims import SOURCES, Names, merge_names, read_names, trace_names
+from qtrace.names.claims import (
+    NAMES_SUFFIX,
+    SOURCES,
+    Names,
+    merge_names,
+    names_beside,
+    read_names,
+    trace_names,
+)
 from qtrace.names.join import NAME_SEPARATOR, PINNED_BY, name_analysis
 
 __all__ = [
+    "NAMES_SUFFIX",
     "NAME_SEPARATOR",
     "PINNED_BY",
     "SOURCES",
     "Names",
     "merge_names",
     "name_analysis",
+    "names_beside",
     "read_names",
     "trace_names",
 ]

@@ -110,6 +110,16 @@ def read_names(path: str | Path) -> Names:
     return names_from_lines(read_names_file(path), str(path))
 
 
+NAMES_SUFFIX = ".names"
+
+
+def names_beside(trace: str | Path) -> Path | None:
+    """The names file that belongs to a trace: the same path with ``.names`` for its suffix
+    (``qtrace record`` writes ``trace.log`` and ``trace.names``); None when there is none."""
+    path = Path(trace).with_suffix(NAMES_SUFFIX)
+    return path if path.is_file() and path != Path(trace) else None
+
+
 # The pointer and the name in each event's arguments: the log backend prints
 # "mr 0x55.., NAME" (finalize) and "... mr 0x55.. ... name 'NAME'" (ops); the simple reader
 # decodes "mr=0x55.. ... name=b'NAME'".
@@ -172,11 +182,13 @@ def trace_names(events: pl.DataFrame) -> Names:
 
 __all__ = [
     "CLAIM_SCHEMA",
+    "NAMES_SUFFIX",
     "SOURCES",
     "TRACE_NAME_EVENTS",
     "Names",
     "empty_claims",
     "merge_names",
+    "names_beside",
     "names_from_lines",
     "read_names",
     "trace_names",
