@@ -31,6 +31,8 @@ from types import FrameType
 from typing import IO
 
 from qtrace.errors import QtraceError, UsageError
+from qtrace.events import MODEL_EVENTS
+from qtrace.names.gdb import GDB_TIMEOUT_S, Resolver
 
 TRACE_OPTIONS = (
     "-msg",
@@ -99,7 +101,7 @@ class _Names:
     warn: Callable[[str], None]
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    resolver: object | None = None
+    resolver: Resolver | None = None
     failed: bool = False
     thread: threading.Thread | None = None
 
@@ -109,39 +111,39 @@ class _Names:
 
     def snap(self) -> None:
         """One snapshot now (the first creates the resolver); errors become one warning."""
-        from qtrace.names.gdb import Resolver
-
         if self.failed:
             return
         with self.lock:
-            trace = self.recording_dir / "trace.log"
             try:
-                if self.resolver is None:
-                    if not trace.exists():
-                        return  # QEMU has not started tracing yet
-                    out = (self.recording_dir / "trace.names").open("w", encoding="utf-8")
-                    self.resolver = Resolver(self.pid, trace, out)
-                assert isinstance(self.resolver, Resolver)
-                self.resolver.snap()
+                self._snap()
             except QtraceError as error:
                 self.failed = True
                 self.warn(f"names: {error}")
 
-    def _loop(self) -> None:
-        from qtrace.names.gdb import Resolver
+    def _snap(self) -> None:
+        if self.resolver is None:
+            trace = self.recording_dir / "trace.log"
+            if not trace.exists():
+                return  # QEMU has not started tracing yet
+            out = (self.recording_dir / "trace.names").open("w", encoding="utf-8")
+            try:
+                self.resolver = Resolver(self.pid, trace, out)
+            except QtraceError:
+                out.close()
+                raise
+        self.resolver.snap()
 
+    def _loop(self) -> None:
         while not self.stop.is_set():
             self.snap()
-            named = isinstance(self.resolver, Resolver) and self.resolver.done.snapshots > 0
+            named = self.resolver is not None and self.resolver.done.snapshots > 0
             self.stop.wait(self.every if named else FIRST_NAMES_POLL_S)
 
     def close(self) -> None:
-        from qtrace.names.gdb import GDB_TIMEOUT_S, Resolver
-
         self.stop.set()
         if self.thread is not None:
             self.thread.join(GDB_TIMEOUT_S + 5)
-        if isinstance(self.resolver, Resolver):
+        if self.resolver is not None:
             self.resolver.writer.out.close()
 
 
@@ -231,13 +233,13 @@ def write_outputs(
     import qtrace
     from qtrace.dashboards import marker_events
 
-    trace = qtrace.read_trace(recording.trace, events="flatview_*,memory_region_finalize,pci_*")
+    trace = qtrace.read_trace(recording.trace, events=",".join(MODEL_EVENTS))
     names = qtrace.read_names(recording.names) if recording.names.exists() else None
     analysis = qtrace.analyze(trace, names=names)
     recording.report.write_text(qtrace.render_json(analysis), encoding="utf-8")
     written = [recording.report]
     if dashboard:
-        markers = marker_events(trace.events, "pci_update_mappings_*,memory_region_finalize")
+        markers = marker_events(trace.events, "memory_region_finalize")
         qtrace.write_dashboard(analysis, recording.dashboard, markers=markers)
         written.append(recording.dashboard)
     if text is not None:
