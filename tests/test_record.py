@@ -168,7 +168,7 @@ def test_as_a_libqtest_wrapper_each_qemu_gets_its_own_recording(tmp_path: Path) 
     assert {(d / "dashboard.html").exists() for d in recordings(out)} == {True, False}
 
 
-def test_a_terminal_shows_a_live_summary(tmp_path: Path) -> None:
+def test_a_terminal_shows_a_live_summary_and_sigint_is_passed_on(tmp_path: Path) -> None:
     out = tmp_path / "rec"
     main, terminal = os.openpty()
     command = [*QTRACE, "record", "--no-dashboard", "--out", str(out), "--"]
@@ -190,7 +190,9 @@ def test_a_terminal_shows_a_live_summary(tmp_path: Path) -> None:
 
     try:
         wait_for("live summary", summary_shown)
-        process.send_signal(signal.SIGTERM)
+        # SIGINT to the recorder alone (not its process group): it must pass it on to QEMU,
+        # which stops cleanly on it.
+        process.send_signal(signal.SIGINT)
         assert process.wait(timeout=WAIT_S) == 0, (tmp_path / "stderr").read_text()
     finally:
         if process.poll() is None:
