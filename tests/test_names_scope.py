@@ -13,6 +13,7 @@ from model_traces import trace
 
 from qtrace import analyze, read_names
 from qtrace.names import Names, trace_names
+from qtrace.names.scope import place_claims
 
 # A pointer reused by another MR: 0x10 is pinned over [1, 3], freed, then pinned again from 4.
 REUSED = """
@@ -220,6 +221,11 @@ def test_memory_region_ops_names_from_a_real_simple_trace(shared_traces: Path) -
     assert ("apic-msi", "ops") in claims.filter(pl.col("root") == 0x559B98863CA0).select(
         "name", "source"
     ).unique().rows()
+    # 47,665 accesses place as the first and last of each stretch, every (region, name) kept.
+    placed = place_claims(claims, found.events, has_clock=True).claims
+    assert claims.height == 47665 and placed.height < 100
+    pairs = claims.select("root", "name").unique().sort("root", "name")
+    assert placed.select("root", "name").unique().sort("root", "name").equals(pairs)
 
 
 def test_an_analysis_without_any_name_has_null_name_columns() -> None:

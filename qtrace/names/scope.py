@@ -99,11 +99,7 @@ class PlacedClaims:
 
 
 def place_claims(claims: pl.DataFrame, events: pl.DataFrame, *, has_clock: bool) -> PlacedClaims:
-    """Place every claim on the trace (see the module's docstring).
-
-    Stretches of equal claims (a region accessed a thousand times, a names file written every
-    second) keep their first and last claim: they place a name as well as all of them.
-    """
+    """Place every claim on the trace (see the module's docstring)."""
     timed = claims["at_ns"].is_not_null()
     if has_clock and timed.any():
         at_times = _seq_at_times(claims["at_ns"].filter(timed), events)
@@ -126,12 +122,15 @@ def place_claims(claims: pl.DataFrame, events: pl.DataFrame, *, has_clock: bool)
         .then(_epochs(located, "at", finalizes, strict=True))
         .otherwise(_epochs(located, "at", finalizes, strict=False))
     )
-    same = ["name", "alias_root", "alias_of", "source", "finalized"]
+    # A stretch of accesses to one region under one name (memory_region_ops_*, thousands a
+    # second): its first and last claim place the name as well as all of them do.
     group = ["run", "root", "epoch"]
-    changes = pl.any_horizontal(
-        [pl.col(c).ne_missing(pl.col(c).shift(1).over(group)) for c in same]
-    ) | pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(-1).over(group)) for c in same])
-    located = located.filter(changes | pl.col("finalized"))
+    name = pl.col("name")
+    ends = name.ne_missing(name.shift(1).over(group)) | name.ne_missing(name.shift(-1).over(group))
+    is_ops = pl.col("source") == "ops"
+    located = pl.concat(
+        [located.filter(~is_ops), located.filter(is_ops).filter(ends)], how="vertical"
+    ).sort("at")
     unplaced = placed.filter(pl.col("at").is_null()).with_columns(epoch=pl.lit(None, pl.Int64))
     return PlacedClaims(pl.concat([located, unplaced], how="vertical"), finalizes)
 
