@@ -110,7 +110,6 @@ def snapshot(pid: int, pointers: list[int], *, gdb: str | None = None) -> Snapsh
         request.write_text(json.dumps({"pointers": pointers, "answer": str(answer)}))
         argv = [program, *GDB_OPTIONS, "-p", str(pid), "-x", probe.__file__]
         env = {**os.environ, probe.REQUEST_ENV: str(request)}
-        finished = False
         try:
             done = subprocess.run(
                 argv,
@@ -122,21 +121,21 @@ def snapshot(pid: int, pointers: list[int], *, gdb: str | None = None) -> Snapsh
                 timeout=GDB_TIMEOUT_S,
                 check=False,
             )
-            finished = True
         except subprocess.TimeoutExpired:
             raise ResolverError(f"gdb did not finish within {GDB_TIMEOUT_S:.0f} s") from None
         finally:
-            if not finished:
-                # A gdb killed while attached may leave QEMU stopped: let it run on.
+            if not answer.exists():
+                # A gdb killed or interrupted while attached may leave QEMU stopped.
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGCONT)
+        said = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        # gdb's own last word says why (e.g. "ptrace: Operation not permitted.").
+        reason = said[-1] if said else f"gdb exited with status {done.returncode}"
         if not answer.exists():
-            said = [line for line in done.stderr.splitlines() if line.strip()]
-            reason = said[-1] if said else f"gdb exited with status {done.returncode}"
             raise ResolverError(f"gdb could not read process {pid}: {reason}")
         result: dict[str, Any] = json.loads(answer.read_text())
     if "error" in result:
-        raise ResolverError(f"process {pid}: {result['error']}")
+        raise ResolverError(f"gdb could not attach to process {pid}: {reason}")
     layout = None if result["layout"] is None else Layout(**result["layout"])
     return Snapshot(
         result["time_ns"],

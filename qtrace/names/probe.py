@@ -201,7 +201,7 @@ def _gdb_main() -> None:
     answer: dict[str, object]
     inferior = gdb.selected_inferior()
     if inferior.pid == 0:
-        answer = {"error": "gdb could not attach to the process"}
+        answer = {"error": "no process attached"}
     else:
 
         def read(address: int, size: int) -> bytes | None:
