@@ -15,7 +15,7 @@ from qemu_harness import Boot, Qmp, run_qemu_trace
 from typer.testing import CliRunner
 
 from qtrace.cli import app
-from qtrace.names.gdb import resolve_names
+from qtrace.names.gdb import Resolver, resolve_names
 from qtrace.names.probe import Layout, probe_layout, resolve
 
 runner = CliRunner()
@@ -155,12 +155,16 @@ class NameRoots:
         self.results["no_gdb"] = runner.invoke(app, argv, env={"PATH": str(self.out.parent)})
         wrong = ["names", "--pid", str(pid), "--trace", str(self.wrong_trace)]
         self.results["wrong"] = runner.invoke(app, wrong)
-        # Periodically: new lines only for new or changed names.
+        # Snapshot after snapshot, a line only for a new or changed name.
+        with self.out.with_suffix(".twice").open("w") as handle:
+            resolver = Resolver(pid, self.log, handle)
+            self.results["twice"] = (resolver.snap(), resolver.snap(), resolver.done)
+        # Periodically, until stopped.
         stop = threading.Event()
         with self.out.with_suffix(".every").open("w") as handle:
             timer = threading.Timer(1.0, stop.set)
             timer.start()
-            self.results["every"] = resolve_names(pid, self.log, handle, every=0.25, stop=stop)
+            self.results["every"] = resolve_names(pid, self.log, handle, every=0.2, stop=stop)
             timer.join()
 
 
@@ -188,8 +192,10 @@ def test_qtrace_names_names_the_roots_of_a_running_qemu(
     wrong = results["wrong"]
     assert wrong.exit_code == 3  # type: ignore[attr-defined]
     assert "none of the 11 root pointers" in wrong.stderr  # type: ignore[attr-defined]
+    first, second, twice = results["twice"]  # type: ignore[misc]
+    assert (first, second, twice.snapshots, twice.lines) == (True, True, 2, 3)
     every = results["every"]
-    assert every.snapshots >= 2 and every.lines == 3  # type: ignore[attr-defined]
+    assert every.snapshots >= 1 and every.lines == 3  # type: ignore[attr-defined]
     # The trace, analyzed with the file: every root named, by gdb.
     report = runner.invoke(app, ["analyze", str(log), "--names", str(out), "-f", "json"])
     assert report.exit_code == 0, report.stderr
