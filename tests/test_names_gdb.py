@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import struct
+import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,3 +204,67 @@ def test_qtrace_names_names_the_roots_of_a_running_qemu(
     document = json.loads(report.stdout)
     assert {item["name"] for item in document["roots"]["items"]} == {"system", "io", "memory"}
     assert document["names"]["source"]["gdb"] == 3
+
+
+FAKE_QEMU = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* QOM's first words, as QEMU has them; a MemoryRegion laid out unlike QEMU's (name before
+   alias), so only debug info finds its alias field. */
+typedef struct TypeImpl { const char *name; } TypeImpl;
+typedef struct ObjectClass { TypeImpl *type; } ObjectClass;
+typedef struct Object { ObjectClass *klass; void *free; void *properties; unsigned ref; } Object;
+typedef struct MemoryRegion MemoryRegion;
+struct MemoryRegion { Object parent_obj; long pad[3]; const char *name; MemoryRegion *alias; };
+
+int main(int argc, char **argv) {
+    static TypeImpl type = {"memory-region"};
+    static ObjectClass klass = {&type};
+    MemoryRegion *target = calloc(1, sizeof *target), *alias = calloc(1, sizeof *alias);
+    target->parent_obj.klass = alias->parent_obj.klass = &klass;
+    target->name = strdup("pci_bridge_io");
+    alias->name = strdup("pci_bridge_io");
+    alias->alias = target;
+    FILE *log = fopen(argv[1], "w");
+    fprintf(log, "flatview_new 0x10 (root (nil))\nflatview_new 0x20 (root %p)\n"
+                 "flatview_new 0x30 (root %p)\n", (void *)target, (void *)alias);
+    fclose(log);
+    pause();
+    return 0;
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("debug", "label", "alias"), [(True, "gdb debuginfo", True), (False, "gdb probe", False)]
+)
+def test_debug_info_gives_the_fields_and_the_probe_does_not_guess(
+    tmp_path: Path, debug: bool, label: str, alias: bool
+) -> None:
+    source, program, log = tmp_path / "fake.c", tmp_path / "qemu-fake", tmp_path / "fake.log"
+    source.write_text(FAKE_QEMU)
+    flags = ["-g", "-O0"] if debug else ["-O0", "-s"]
+    subprocess.run(["gcc", *flags, "-o", str(program), str(source)], check=True, timeout=60)
+    process = subprocess.Popen([str(program), str(log)])
+    try:
+        deadline = time.monotonic() + 10
+        while not (log.exists() and log.read_text().count("\n") == 3):
+            assert time.monotonic() < deadline, "the fake QEMU wrote no trace"
+            time.sleep(0.02)
+        out = tmp_path / "fake.names"
+        argv = ["names", "--pid", str(process.pid), "--trace", str(log), "-o", str(out)]
+        result = runner.invoke(app, argv)
+    finally:
+        process.kill()
+        process.wait()
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in out.read_text().splitlines() if not line.startswith("#")]
+    assert len(lines) == 2 and all(line.endswith(label) for line in lines)
+    # With debug info the alias is found where this layout has it; the probe, whose QEMU
+    # layout does not hold here, says "alias unknown" rather than guess.
+    assert any("[alias of 0x" in line for line in lines) is alias
+    assert ("alias unknown" in out.read_text()) is not alias
