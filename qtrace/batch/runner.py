@@ -121,6 +121,7 @@ def run_batch(
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     progress: bool = True,
     dashboards: bool = True,
+    names_files: tuple[str, ...] = (),
 ) -> BatchResult:
     """Analyze every artifact the inputs name and write the batch outputs to ``out_dir``.
 
@@ -149,6 +150,9 @@ def run_batch(
         Show a progress bar on stderr when it is a terminal.
     dashboards
         Write one dashboard page per artifact.
+    names_files
+        Names files applied to every artifact; a ``.names`` file beside a trace (as
+        ``qtrace record`` leaves it) is applied to that trace.
 
     Examples
     --------
@@ -192,6 +196,7 @@ def run_batch(
             policy=policy,
             baseline_records=baseline_records,
             has_baseline=baseline is not None,
+            names_files=names_files,
         )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -212,6 +217,7 @@ def _run(
     policy: FailPolicy,
     baseline_records: dict[str, dict[str, Any]],
     has_baseline: bool,
+    names_files: tuple[str, ...],
 ) -> BatchResult:
     spill_dir = work_dir / "members"
     spill_dir.mkdir()
@@ -228,6 +234,7 @@ def _run(
         dashboard_dir=str(dashboard_dir) if dashboards else None,
         scratch_dir=str(work_dir),
         policy=policy,
+        names_files=names_files,
     )
     work: list[tuple[int, Artifact]] = list(enumerate(found.artifacts))
     outcomes: list[Outcome] = []
@@ -260,14 +267,17 @@ def _run(
     document = {"schema": SCHEMA, "artifacts": records, "totals": totals}
     (out_dir / SUMMARY_JSON).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     views = _concat([o.views for o in outcomes if o.views is not None])
-    _concat([o.roots for o in outcomes if o.roots is not None]).write_parquet(
-        out_dir / ROOTS_PARQUET
-    )
+    roots = _concat([o.roots for o in outcomes if o.roots is not None])
+    roots.write_parquet(out_dir / ROOTS_PARQUET)
     views.write_parquet(out_dir / VIEWS_PARQUET)
     rows = [row_of(record) for record in records]
     leaks = {str(r["artifact"]): list(r.get("leaked_views", [])) for r in records}
     write_fleet_page(
-        out_dir / INDEX_HTML, rows, _grace_per_artifact(views), f"{DASHBOARD_DIR}/{PLOTLY_JS}"
+        out_dir / INDEX_HTML,
+        rows,
+        _grace_per_artifact(views),
+        f"{DASHBOARD_DIR}/{PLOTLY_JS}",
+        roots=roots,
     )
     (out_dir / JUNIT_XML).write_bytes(outputs.junit_xml(rows, verdicts, leaks))
     markdown = outputs.summary_markdown(rows, verdicts, code)

@@ -25,6 +25,7 @@ from qtrace.errors import QtraceError
 from qtrace.findings import DEFAULT_POLICY, FailPolicy, Findings
 from qtrace.ingest import read_trace
 from qtrace.model import analyze
+from qtrace.names import Names, merge_names, names_beside, read_names
 from qtrace.parsers.source import sniff_compression
 from qtrace.report import to_json
 
@@ -40,6 +41,7 @@ class TaskOptions:
     dashboard_dir: str | None  # write each artifact's dashboard here; None: no dashboards
     scratch_dir: str | None = None  # where decoded copies go (None: the system temp dir)
     policy: FailPolicy = DEFAULT_POLICY  # the batch's --fail-on, for each record's verdict
+    names_files: tuple[str, ...] = ()  # --names: names files applied to every artifact
 
 
 @dataclass
@@ -109,6 +111,26 @@ def _record(document: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def artifact_names(artifact: Artifact, options: TaskOptions, warnings: list[str]) -> Names | None:
+    """The --names files and the names file beside each part of the artifact (``trace.names``
+    beside ``trace.log``, as ``qtrace record`` leaves them); one that does not read is a
+    warning, not a lost artifact."""
+    paths = list(options.names_files)
+    paths += [
+        str(p)
+        for part in artifact.parts
+        if part.zip_index is None
+        if (p := names_beside(part.path)) is not None
+    ]
+    found = []
+    for path in paths:
+        try:
+            found.append(read_names(path))
+        except QtraceError as exc:
+            warnings.append(f"names not used: {exc}")
+    return merge_names(found) if found else None
+
+
 def run_task(index: int, artifact: Artifact, options: TaskOptions) -> Outcome:
     """Read, analyze and report one artifact; failures become ``Outcome.error``."""
     started = time.perf_counter()
@@ -150,7 +172,7 @@ def _analyze_into(
     trace.paths = [local_names.get(p, p) for p in trace.paths]
     outcome.warnings.extend(_rename(w, local_names) for w in trace.warnings)
     trace.warnings = outcome.warnings
-    analysis = analyze(trace)
+    analysis = analyze(trace, names=artifact_names(artifact, options, outcome.warnings))
     found = Findings.of(analysis, options.policy)
     document = to_json(analysis, found)
     outcome.record = _record(document)
