@@ -16,6 +16,7 @@ from qtrace.events import EVENTS_SCHEMA, FLATVIEW_EVENTS, MODEL_EVENTS, EventSel
 from qtrace.export import write_events
 from qtrace.ingest import read_events, read_trace
 from qtrace.model import ANOMALY_KINDS, Analysis, analyze
+from qtrace.perfetto import write_perfetto
 from qtrace.report import render_json, render_markdown, render_text, to_json
 
 __all__ = [
@@ -39,4 +40,5 @@ __all__ = [
     "to_json",
     "write_dashboard",
     "write_events",
+    "write_perfetto",
 ]

@@ -248,6 +248,27 @@ def _write_dashboard(
     say(f"dashboard written to {path}")
 
 
+def _write_perfetto(analysis: Analysis, trace: Trace, path: Path, markers: str) -> None:
+    from qtrace.dashboards import marker_events
+    from qtrace.perfetto import write_perfetto
+
+    try:
+        write_perfetto(
+            analysis, path, markers=marker_events(trace.events, markers) if markers else None
+        )
+    except QtraceError as error:
+        fail(error)
+    say(f"Perfetto trace written to {path} (open it in ui.perfetto.dev or chrome://tracing)")
+
+
+PerfettoOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--perfetto",
+        help="Also write the views, pins and anomalies as Chrome trace-event JSON "
+        "(ui.perfetto.dev, chrome://tracing).",
+    ),
+]
 BeginOpt = Annotated[
     str | None,
     typer.Option("--begin", help="Window start: a seq (1200) or a time from the start (1.5ms)."),
@@ -288,6 +309,7 @@ def analyze_command(
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write the HTML dashboard here.")
     ] = None,
+    perfetto: PerfettoOpt = None,
     input_format: InputFormatOpt = None,
     trace_events: TraceEventsOpt = None,
 ) -> None:
@@ -296,7 +318,7 @@ def analyze_command(
     Exit codes: 0 clean; 1 findings that pass --fail-on; 2 usage error; 3 unreadable input.
     """
     policy = None if fail_on is None else {w.strip() for w in fail_on.split(",") if w.strip()}
-    events_pattern = ",".join(MODEL_EVENTS) + ("," + DEFAULT_MARKERS if html else "")
+    events_pattern = ",".join(MODEL_EVENTS) + ("," + DEFAULT_MARKERS if html or perfetto else "")
     trace = load(
         traces, events=events_pattern, input_format=input_format, trace_events=trace_events
     )
@@ -324,6 +346,8 @@ def analyze_command(
         _write_dashboard(
             analysis, trace, html, plotlyjs=PlotlyJs.inline, replay=False, markers=DEFAULT_MARKERS
         )
+    if perfetto is not None:
+        _write_perfetto(analysis, trace, perfetto, DEFAULT_MARKERS)
     raise typer.Exit(EXIT_FINDINGS if failed else 0)
 
 
@@ -349,6 +373,7 @@ def dashboard_command(
     ] = PlotlyJs.inline,
     begin: BeginOpt = None,
     end: EndOpt = None,
+    perfetto: PerfettoOpt = None,
     input_format: InputFormatOpt = None,
     trace_events: TraceEventsOpt = None,
 ) -> None:
@@ -357,6 +382,8 @@ def dashboard_command(
     trace = load(traces, events=pattern, input_format=input_format, trace_events=trace_events)
     analysis = _analyze(trace, root_release, begin, end)
     _write_dashboard(analysis, trace, output, plotlyjs=plotlyjs, replay=replay, markers=markers)
+    if perfetto is not None:
+        _write_perfetto(analysis, trace, perfetto, markers)
 
 
 app.command("batch")(batch_command)
