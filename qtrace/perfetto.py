@@ -40,7 +40,7 @@ from qtrace.events import LOSS_EVENTS, conform
 from qtrace.model import Analysis
 
 SCHEMA = "qtrace.perfetto/1"
-BATCH_ROWS = 50_000  # rows turned into text at a time: bounds the text held in memory
+BATCH_ROWS = 10_000  # rows turned into text at a time: bounds the text held in memory
 INSTANCES_TID = 1
 ANOMALIES_TID = 2
 MARKERS_TID = 3
@@ -121,57 +121,79 @@ def _run_ends(analysis: Analysis, clock: _Clock) -> pl.DataFrame:
     return analysis.views.group_by("run").agg(run_end=pl.max_horizontal(stamps).max())
 
 
-def _instances(analysis: Analysis, clock: _Clock) -> pl.LazyFrame:
-    """One row per instance: run, id, label, the three phase bounds (µs), and its arguments.
-
-    The bounds never go backwards (threads' stamps can be a little out of order), so the
-    live and pending slices nest inside the instance's slice.
+class _Instances:
+    """The instances' rows, a batch at a time: a slice of the views table (no copy), joined
+    only with small tables (run ends, root labels, the few stamps read from the trace), so
+    the text columns exist for one batch at a time.
     """
-    views = analysis.views.with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
-    if clock.has_clock:
-        start, rcu, life_end = "new_ts_ns", "rcu_ts_ns", "life_end_ts_ns"
+
+    def __init__(self, analysis: Analysis, clock: _Clock) -> None:
+        self.views = analysis.views
+        self.clock = clock
+        self.run_ends = _run_ends(analysis, clock)
+        self.labels = _root_labels(analysis)
         # An instance whose live phase ended without destroy_rcu (lost: a new view at its
-        # address) stops living at that event: its stamp, read from the trace.
-        live_end_other: pl.Expr = pl.col("_live_end_ts")
-        if analysis.trace is not None:
-            ended = views.filter(pl.col("rcu_seq").is_null() & pl.col("live_end_seq").is_not_null())
-            stamps = analysis.trace.events.select(
-                pl.col("seq").alias("live_end_seq"), pl.col("ts_ns").alias("_live_end_ts")
-            ).filter(pl.col("live_end_seq").is_in(ended["live_end_seq"].implode()))
-            views = views.join(stamps, on="live_end_seq", how="left", maintain_order="left")
+        # address) stops living at that event; with a clock its stamp is read from the trace.
+        ended = self.views.filter(
+            pl.col("rcu_seq").is_null() & pl.col("live_end_seq").is_not_null()
+        )["live_end_seq"]
+        if clock.has_clock and analysis.trace is not None:
+            self.live_ends = analysis.trace.events.select(
+                pl.col("seq").alias("live_end_seq"), pl.col("ts_ns").alias("_live_end")
+            ).filter(pl.col("live_end_seq").is_in(ended.implode()))
         else:
-            views = views.with_columns(_live_end_ts=pl.col("life_end_ts_ns"))
-    else:
-        start, rcu, life_end = "new_seq", "rcu_seq", "life_end_seq"
-        live_end_other = pl.col("live_end_seq")
-    run_end = pl.col("run_end")
-    t_start = pl.col(start)
-    t_live = pl.max_horizontal(
-        t_start, pl.coalesce(pl.col(rcu), live_end_other, pl.col(life_end), run_end)
-    )
-    t_life = pl.max_horizontal(t_live, pl.coalesce(pl.col(life_end), run_end))
-    return (
-        views.lazy()
-        .join(_run_ends(analysis, clock).lazy(), on="run", how="left")
-        .join(_root_labels(analysis).lazy(), on=["run", "root"], how="left")
-        .filter(t_start.is_not_null())
-        .select(
-            "id",
-            "label",
-            pid=(pl.col("run") + 1).cast(pl.Int64),
-            t_start=clock.micros(t_start),
-            t_live=clock.micros(t_live),
-            t_life=clock.micros(t_life),
-            pending=pl.col(rcu).is_not_null(),
-            view=_hex("view"),
-            generation="generation",
-            status="status",
-            uncertain="uncertain",
-            open_at_end=pl.col(life_end).is_null(),
-            source=pl.col("source").cast(pl.String),
-            line="line",
+            self.live_ends = pl.DataFrame(
+                {"live_end_seq": ended, "_live_end": ended},
+                schema_overrides={"_live_end": pl.Int64},
+            )
+            if clock.has_clock:  # no trace to read the stamps from: they end with the instance
+                self.live_ends = self.live_ends.clear()
+
+    def batches(self) -> Iterator[pl.DataFrame]:
+        for offset in range(0, self.views.height, BATCH_ROWS):
+            yield self._batch(self.views.slice(offset, BATCH_ROWS), offset)
+
+    def _batch(self, views: pl.DataFrame, offset: int) -> pl.DataFrame:
+        """One row per instance: pid, id, label, the phase bounds (µs), and its arguments.
+
+        The bounds never go backwards (threads' stamps can be a little out of order), so the
+        live and pending slices nest inside the instance's slice.
+        """
+        if self.clock.has_clock:
+            start, rcu, life_end = "new_ts_ns", "rcu_ts_ns", "life_end_ts_ns"
+        else:
+            start, rcu, life_end = "new_seq", "rcu_seq", "life_end_seq"
+        run_end = pl.col("run_end")
+        t_start = pl.col(start)
+        t_live = pl.max_horizontal(
+            t_start, pl.coalesce(pl.col(rcu), "_live_end", pl.col(life_end), run_end)
         )
-    )
+        t_life = pl.max_horizontal(t_live, pl.coalesce(pl.col(life_end), run_end))
+        micros = self.clock.micros
+        return (
+            views.with_row_index("id", offset=offset)
+            .join(self.live_ends, on="live_end_seq", how="left", maintain_order="left")
+            .join(self.run_ends, on="run", how="left", maintain_order="left")
+            .join(self.labels, on=["run", "root"], how="left", maintain_order="left")
+            .filter(t_start.is_not_null())
+            .select(
+                "label",
+                pl.col("id").cast(pl.Int64),
+                pid=(pl.col("run") + 1).cast(pl.Int64),
+                t_start=micros(t_start),
+                t_live=micros(t_live),
+                t_life=micros(t_life),
+                pending=pl.col(rcu).is_not_null(),
+                view=_hex("view"),
+                generation="generation",
+                status="status",
+                uncertain="uncertain",
+                open_at_end=pl.col(life_end).is_null(),
+                source=pl.col("source").cast(pl.String),
+                line="line",
+            )
+            .rechunk()
+        )
 
 
 def _event(ph: str, name: pl.Expr, cat: str, tid: int, ts: str, **extra: pl.Expr) -> pl.Expr:
@@ -234,19 +256,25 @@ def _instant_lines(frame: pl.DataFrame, cat: str, tid: int) -> pl.Series:
     return frame.select(line).to_series()
 
 
-def _counters(analysis: Analysis, clock: _Clock) -> pl.LazyFrame:
-    return (
-        analysis.concurrency.lazy()
-        .join(_root_labels(analysis).lazy(), on=["run", "root"], how="left")
-        .filter(pl.col(clock.column()).is_not_null())
-        .select(
-            "label",
-            pid=(pl.col("run") + 1).cast(pl.Int64),
-            ts=clock.micros(pl.col(clock.column())),
-            live="live",
-            pending="pending",
+def _counters(analysis: Analysis, clock: _Clock) -> Iterator[pl.DataFrame]:
+    """The per-root levels, a batch at a time (slices of the concurrency table)."""
+    labels = _root_labels(analysis)
+    levels = analysis.concurrency
+    stamp = pl.col(clock.column())
+    for offset in range(0, levels.height, BATCH_ROWS):
+        yield (
+            levels.slice(offset, BATCH_ROWS)
+            .join(labels, on=["run", "root"], how="left", maintain_order="left")
+            .filter(stamp.is_not_null())
+            .select(
+                "label",
+                pid=(pl.col("run") + 1).cast(pl.Int64),
+                ts=clock.micros(stamp),
+                live="live",
+                pending="pending",
+            )
+            .rechunk()
         )
-    )
 
 
 def _runs_of(stamped: pl.DataFrame, analysis: Analysis) -> pl.DataFrame:
@@ -343,8 +371,7 @@ def _metadata_events(analysis: Analysis) -> list[dict[str, Any]]:
     return events
 
 
-def _batches(frame: pl.LazyFrame | pl.DataFrame) -> Iterator[pl.DataFrame]:
-    table = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+def _batches(table: pl.DataFrame) -> Iterator[pl.DataFrame]:
     for start in range(0, table.height, BATCH_ROWS):
         # One chunk: polars 2.1 panics in concat_str/format over multi-chunk strings.
         yield table.slice(start, BATCH_ROWS).rechunk()
@@ -384,9 +411,9 @@ def _write_document(
     out.write(b'{"traceEvents":[\n')
     for event in _metadata_events(analysis):
         out.write(json.dumps(event).encode() + SEPARATOR.encode())
-    for batch in _batches(_instances(analysis, clock)):
+    for batch in _Instances(analysis, clock).batches():
         written["instances"] += _write_lines(out, _instance_lines(batch))
-    for batch in _batches(_counters(analysis, clock)):
+    for batch in _counters(analysis, clock):
         written["counters"] += _write_lines(out, _counter_lines(batch))
     for batch in _batches(_anomalies(analysis, clock)):
         written["anomalies"] += _write_lines(out, _instant_lines(batch, "anomaly", ANOMALIES_TID))
