@@ -18,12 +18,12 @@ from typing import Any
 
 import polars as pl
 import pytest
+from qtrace.dashboards import marker_events
 from typer.testing import CliRunner
 
 import qtrace
 from qtrace import perfetto
 from qtrace.cli import app
-from qtrace.dashboards import marker_events
 from qtrace.events import UNREADABLE, Trace, conform
 
 PHASES = {"b", "e", "C", "i", "M"}
