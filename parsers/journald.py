@@ -13,10 +13,11 @@ an ASCII record separator before each), and the fields read here are:
   (``ts_ns`` when the message carries no stamp of its own);
 - ``_COMM``, ``SYSLOG_IDENTIFIER``: the program's name.
 
-Each message goes through the log reader (``log_text``), so every dialect it knows reads
-here too, and ``line`` is the entry's line in the export. Entries of other programs are
-skipped and counted: a process is QEMU when it is named ``qemu*`` or printed a FlatView
-event. A line that is not a JSON object is skipped and counted; where it mentions a wanted
+Each message of a QEMU process goes through the log reader (``log_text``), so every
+dialect it knows reads here too, and ``line`` is the entry's line in the export. Entries of
+other programs are skipped and counted: a process is QEMU when it is named ``qemu*`` or
+printed a FlatView event (so the kernel's ``snd_hda_intel 0000:00:1f.3: ...`` never reads
+as an event). A line that is not a JSON object is skipped and counted; where it mentions a wanted
 event it also becomes a ``qtrace_unreadable`` row, and so does journald's own note that it
 dropped messages (``Suppressed N messages from ...``, its rate limit): events were lost there.
 
@@ -39,8 +40,6 @@ from qtrace.parsers.source import OpenedInput
 
 from qtrace.errors import InputError
 from qtrace.events import (
-    FLATVIEW_EVENTS,
-    LOSS_EVENTS,
     UNREADABLE,
     EventSelection,
     ParsedInput,
@@ -55,6 +54,7 @@ FIELDS = {
     "identifier": "SYSLOG_IDENTIFIER",
 }
 QEMU_NAME_PREFIX = "qemu"
+FLATVIEW_MARK = "flatview_"
 # systemd-journald's note when its rate limit dropped a service's messages.
 SUPPRESSED = r"^Suppressed ([0-9]+) messages from (.+)$"
 JOURNALD_COMM = "systemd-journal"
@@ -160,14 +160,16 @@ def _one_line(message: pl.Expr) -> pl.Expr:
     return pl.when(text.str.contains("[\r\n]")).then(None).otherwise(text)
 
 
-def _qemu_pids(entries: pl.DataFrame, events: pl.DataFrame) -> pl.Series:
-    """Process ids of QEMU: named ``qemu*``, or printed a FlatView event."""
-    named = entries.filter(
-        pl.col("comm").str.starts_with(QEMU_NAME_PREFIX)
-        | pl.col("identifier").str.starts_with(QEMU_NAME_PREFIX)
-    )["journal_pid"]
-    traced = events.filter(pl.col("event").cast(pl.String).is_in(FLATVIEW_EVENTS))["pid"]
-    return pl.concat([named, traced]).drop_nulls().unique()
+def _from_qemu(entries: pl.DataFrame) -> pl.Expr:
+    """True for entries of a QEMU process: one named ``qemu*``, or one that printed a
+    FlatView event (an entry without a pid counts when it names a FlatView event itself)."""
+    message, pid = pl.col("message"), pl.col("journal_pid")
+    named = pl.col("comm").str.starts_with(QEMU_NAME_PREFIX) | pl.col("identifier").str.starts_with(
+        QEMU_NAME_PREFIX
+    )
+    flatview = message.str.contains(FLATVIEW_MARK, literal=True)
+    qemu = entries.filter(named | flatview)["journal_pid"].drop_nulls().unique()
+    return pid.is_in(qemu.implode()) | (pid.is_null() & flatview.fill_null(False))
 
 
 def _loss_rows(entries: _Entries, selection: EventSelection) -> pl.DataFrame:
@@ -238,9 +240,9 @@ def parse(opened: OpenedInput, selection: EventSelection) -> ParsedInput:
     try:
         with os.fdopen(fd, "wb") as out:
             # One message a line, blank for other lines: line N here is line N of the export.
-            entries.table.select("message").write_csv(
-                out, include_header=False, quote_style="never"
-            )
+            entries.table.select(
+                pl.when(_from_qemu(entries.table)).then(pl.col("message"))
+            ).write_csv(out, include_header=False, quote_style="never")
         try:
             inner = log_text.parse(OpenedInput(opened.name, Path(tmp)), selection)
         except InputError:
@@ -258,14 +260,6 @@ def parse(opened: OpenedInput, selection: EventSelection) -> ParsedInput:
         )
         .drop("journal_pid", "realtime_us")
     )
-    qemu = _qemu_pids(entries.table, events)
-    foreign = (
-        pl.col("pid").is_not_null()
-        & ~pl.col("pid").is_in(qemu.implode())
-        & ~pl.col("event").cast(pl.String).is_in(LOSS_EVENTS)
-    )
-    n_foreign = int(events.select(foreign.sum()).item())
-    events = events.filter(~foreign)
     losses = _loss_rows(entries, selection)
     if losses.height:
         events = pl.concat(
@@ -292,7 +286,7 @@ def parse(opened: OpenedInput, selection: EventSelection) -> ParsedInput:
         format=JOURNALD,
         dialect=inner.dialect,
         clock=clock,
-        lines_skipped=inner.lines_skipped + n_foreign,
+        lines_skipped=inner.lines_skipped,
         warnings=warnings,
     )
 
