@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := qemu-system-x86 chromium
+SYSTEM_PACKAGES := qemu-system-x86 chromium systemd ninja-build
 
 .PHONY: demo test lint typecheck system-deps venv bench clean
 
@@ -18,7 +18,8 @@ venv: $(BIN)/qtrace
 demo: venv
 	$(BIN)/qtrace analyze samples/pc-hotplug-ts.log --html build/demo.html
 
-# Debian packages the tests drive for real: QEMU makes fresh traces, Chromium renders pages.
+# Debian packages the tests drive for real: QEMU makes fresh traces, Chromium renders pages,
+# systemd-journald captures QEMU in a real journal, ninja runs meson's real test suite.
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
