@@ -6,6 +6,7 @@ into instances and anomalies, pins.py turns instances into per-root pin levels a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -191,6 +192,22 @@ class Analysis:
     def duration_stats(self) -> dict[str, dict[str, int | None]]:
         """``live_ns`` and ``grace_ns`` over the instances: count, p50, p99 and max."""
         return {name: _quantiles(self.views[name]) for name in ("live_ns", "grace_ns")}
+
+    def concurrency_slices(self, rows: int) -> Iterator[pl.DataFrame]:
+        """The concurrency table ``rows`` at a time, in its order (a streaming writer's way).
+
+        When the table was not built yet, each slice is built on its own, so a writer never
+        holds the whole table (ten million rows for a large trace).
+        """
+        steps = self._concurrency
+        if "concurrency" in self.__dict__ or not isinstance(steps, Steps):
+            table = self.concurrency
+            for offset in range(0, table.height, rows):
+                yield table.slice(offset, rows)
+            return
+        for offset in range(0, steps.levels.height, rows):
+            part = Steps(steps.levels.slice(offset, rows), steps.roots, steps.fv_rows).table()
+            yield part.select([pl.col(c).cast(t) for c, t in CONCURRENCY_SCHEMA.items()])
 
     @cached_property
     def concurrency(self) -> pl.DataFrame:

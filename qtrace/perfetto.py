@@ -257,14 +257,12 @@ def _instant_lines(frame: pl.DataFrame, cat: str, tid: int) -> pl.Series:
 
 
 def _counters(analysis: Analysis, clock: _Clock) -> Iterator[pl.DataFrame]:
-    """The per-root levels, a batch at a time (slices of the concurrency table)."""
+    """The per-root levels, a batch at a time (never the whole concurrency table)."""
     labels = _root_labels(analysis)
-    levels = analysis.concurrency
     stamp = pl.col(clock.column())
-    for offset in range(0, levels.height, BATCH_ROWS):
+    for levels in analysis.concurrency_slices(BATCH_ROWS):
         yield (
-            levels.slice(offset, BATCH_ROWS)
-            .join(labels, on=["run", "root"], how="left", maintain_order="left")
+            levels.join(labels, on=["run", "root"], how="left", maintain_order="left")
             .filter(stamp.is_not_null())
             .select(
                 "label",
@@ -343,8 +341,10 @@ def _markers(markers: pl.DataFrame, analysis: Analysis, clock: _Clock) -> pl.Dat
 
 def _metadata_events(analysis: Analysis) -> list[dict[str, Any]]:
     """Process and thread names (``M`` events): one process per run."""
-    views = analysis.views
-    firsts = views.sort("new_seq").group_by("run", maintain_order=True).first()
+    # The views come in (run, new_seq) order: each run's first row is its first instance.
+    firsts = analysis.views.select("run", "new_seq", "source").unique(
+        "run", keep="first", maintain_order=True
+    )
     pids: dict[int, Any] = {}
     if analysis.trace is not None and firsts.height:
         located = analysis.trace.events.select("seq", "pid").filter(
