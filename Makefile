@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := qemu-system-x86 chromium systemd ninja-build lttng-tools liblttng-ust-dev babeltrace2
+SYSTEM_PACKAGES := qemu-system-x86 chromium systemd ninja-build lttng-tools liblttng-ust-dev babeltrace2 python3-bt2
 
 .PHONY: demo test lint typecheck system-deps venv bench clean
 

@@ -3,7 +3,8 @@
 ``parse_file`` opens an input (decompressing by magic bytes), detects its format from
 content unless told, and hands it to the format's parser: ``simple`` (the binary backend),
 ``journald`` (``journalctl -o json``), ``testlog`` (meson's ``testlog.json``) or ``log``
-(every text dialect, the default).
+(every text dialect, the default). A directory holding a CTF trace (LTTng) is read by
+``ctf`` through babeltrace2's Python bindings.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from qtrace.parsers import journald, log_text, simple, testlog
+from qtrace.parsers import ctf, journald, log_text, simple, testlog
 from qtrace.parsers.json_lines import sniff_container
 from qtrace.parsers.source import OpenedInput, open_input, sniff_format
 
@@ -41,6 +42,8 @@ def parse_file(
         raise UsageError(
             f"unknown input format {input_format!r} (choose {', '.join(INPUT_FORMATS)})"
         )
+    if input_format is None and ctf.is_ctf_dir(Path(name)):
+        return ctf.parse(Path(name), name, selection)  # an LTTng session's directory
     with open_input(name) as opened:
         fmt = input_format or sniff_format(opened.path)
         if fmt == "log" and input_format is None:

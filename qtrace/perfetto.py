@@ -207,7 +207,7 @@ def _event(ph: str, name: pl.Expr, cat: str, tid: int, ts: str, **extra: pl.Expr
         "ts": pl.col(ts),
         **extra,
     }
-    return pl.struct(**fields).struct.json_encode()
+    return pl.struct([expr.alias(key) for key, expr in fields.items()]).struct.json_encode()
 
 
 def _instance_lines(frame: pl.DataFrame) -> pl.Series:
