@@ -31,7 +31,8 @@ def is_ctf_dir(path: Path) -> bool:
     """True when ``path`` is a directory holding a CTF trace (a ``metadata`` file)."""
     if not path.is_dir():
         return False
-    return any(path.glob("/".join(["*"] * depth + ["metadata"])) for depth in range(MAX_DEPTH + 1))
+    patterns = ("/".join(["*"] * depth + ["metadata"]) for depth in range(MAX_DEPTH + 1))
+    return any(next(path.glob(pattern), None) is not None for pattern in patterns)
 
 
 def _context(event: Any, key: str) -> int | None:
@@ -89,10 +90,13 @@ def parse(path: Path, name: str, selection: EventSelection) -> ParsedInput:
                 None if flatview else ", ".join(f"{k}={payload[k]}" for k in payload)
             )
             columns["line"].append(position)
-    except bt2._Error as exc:  # a damaged or cut trace: what was read before it stands
+    except (bt2._Error, RuntimeError) as exc:  # damaged or cut: what was read before stands
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if position == 0:
-            raise InputError(f"{name}: not a readable CTF trace ({exc})") from None
-        warnings.append(f"{name}: CTF trace damaged after {position} events; read up to there")
+            raise InputError(f"{name}: not a readable CTF trace ({reason})") from None
+        warnings.append(
+            f"{name}: CTF trace damaged after {position} events ({reason}); read up to there"
+        )
     if not columns["event"]:
         raise InputError(f"{name}: an LTTng trace with no QEMU (qemu:*) events")
     events = conform(

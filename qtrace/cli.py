@@ -46,6 +46,8 @@ app = typer.Typer(
 class InputFormat(StrEnum):
     log = "log"
     simple = "simple"
+    journald = "journald"
+    testlog = "testlog"
 
 
 class EventsFormat(StrEnum):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from lttng_harness import LttngCapture, LttngHarnessError, capture_lttng
+from qtrace.parsers.ctf import is_ctf_dir
 from typer.testing import CliRunner
 
 import qtrace
@@ -94,3 +95,11 @@ def test_ctf_directory_without_bt2(capture: LttngCapture, monkeypatch: pytest.Mo
         "babeltrace2's Python bindings (Debian: python3-bt2), or print it as text: "
         "babeltrace2 DIR > trace.txt"
     )
+
+
+def test_a_plain_directory_is_no_ctf_trace(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "trace.log").write_text("flatview_new 0x1 (root (nil))\n")
+    assert not is_ctf_dir(tmp_path)
+    (tmp_path / "sub" / "metadata").write_text("/* CTF 1.8 */\n")
+    assert is_ctf_dir(tmp_path) and not is_ctf_dir(tmp_path / "sub" / "trace.log")
