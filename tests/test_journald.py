@@ -13,6 +13,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from journal_harness import JournalCapture, JournalHarnessError, capture_journal
 from qtrace.parsers import parse_file
 from typer.testing import CliRunner
@@ -236,3 +238,55 @@ def test_input_format_can_be_forced(tmp_path: Path) -> None:
         parse_file(str(path), selection=MODEL)
     parsed = parse_file(str(path), selection=MODEL, input_format="journald")
     assert parsed.events["view"].to_list() == [1]
+
+
+MESSAGES = st.sampled_from(
+    [
+        "flatview_new 0x{v:x} (root 0x5)",
+        "flatview_destroy_rcu 0x{v:x} (root 0x5)",
+        "Started session {v}.",
+        "flatview_new 0x{v:x} (root",  # cut
+        "snd_hda_intel 0000:00:1f.{v}: probe",
+        "",
+    ]
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    entries=st.lists(
+        st.tuples(MESSAGES, st.integers(1, 2**40), st.sampled_from([11, 22]), st.booleans()),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_any_journal_reads_exactly_its_qemu_flatview_messages(
+    tmp_path: Path, entries: list[tuple[str, int, int, bool]]
+) -> None:
+    # pid 11 is QEMU by name; pid 22 only when it printed a FlatView event.
+    lines: list[dict[str, Any] | str] = []
+    for number, (template, value, pid, as_bytes) in enumerate(entries):
+        text = template.format(v=value)
+        comm = "qemu-system-x86" if pid == 11 else "other"
+        message: Any = list(text.encode()) if as_bytes else text
+        lines.append(
+            _entry(message, pid=pid, t_us=1000 + number, _COMM=comm, SYSLOG_IDENTIFIER=comm)
+        )
+    path = _journal(tmp_path, lines, name="prop.json")
+    texts = [template.format(v=value) for template, value, _, _ in entries]
+    full = [(n + 1, t) for n, t in enumerate(texts) if t.endswith("(root 0x5)")]
+    cut = [n + 1 for n, t in enumerate(texts) if t.startswith("flatview_") and t.endswith("(root")]
+    try:
+        events = parse_file(str(path), selection=MODEL).events
+    except InputError:
+        assert not full and not cut  # nothing QEMU printed reads as a trace line
+        return
+    read = events.filter(pl.col("view").is_not_null())
+    assert read["line"].to_list() == [line for line, _ in full]
+    assert read["event"].cast(pl.String).to_list() == [text.split()[0] for _, text in full]
+    # A cut FlatView message is never a view: a row without pointers, a hole.
+    holes = events.filter(pl.col("view").is_null())
+    assert holes["line"].to_list() == cut
+    assert set(holes["event"].cast(pl.String)) <= {"flatview_new", UNREADABLE}
