@@ -24,7 +24,7 @@ from qtrace.dashboards.instances import (
     source_text,
 )
 
-from qtrace.export import hex_pointer
+from qtrace.formatting import hex_pointer
 
 FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
 # Tableau 10: distinct, colour-blind friendly enough, and calm on a white page.

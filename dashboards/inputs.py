@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from qtrace.events import DROPPED_EVENT, FLATVIEW_EVENTS, EventSelection
-from qtrace.export import hex_pointer
+from qtrace.formatting import hex_pointer
 from qtrace.model import Analysis
 
 NS_PER_S = 1_000_000_000
@@ -106,9 +106,9 @@ def marker_events(events: pl.DataFrame, pattern: str) -> pl.DataFrame:
 
     Examples
     --------
-    >>> trace = qtrace.read_trace(path, events="*")  # doctest: +SKIP
-    >>> marker_events(trace.events, "pci_update_mappings_*").height  # doctest: +SKIP
-    14
+    >>> trace = qtrace.read_trace("samples/pc-hotplug-ts.log", events="*")
+    >>> marker_events(trace.events, "pci_update_mappings_*").height
+    42
     """
     selection = EventSelection.parse(pattern, default=None)
     # The globs are matched against the few distinct names, not every row.

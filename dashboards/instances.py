@@ -7,7 +7,7 @@ import heapq
 import polars as pl
 from qtrace.dashboards.inputs import TimeAxis
 
-from qtrace.export import hex_pointer
+from qtrace.formatting import hex_pointer
 
 # How each phase of an instance is drawn, in drawing order (later categories on top).
 # key -> (legend name, colour, fill pattern)

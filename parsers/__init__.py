@@ -42,13 +42,16 @@ def parse_file(
         raise UsageError(
             f"unknown input format {input_format!r} (choose {', '.join(INPUT_FORMATS)})"
         )
-    if input_format is None and ctf.is_ctf_dir(Path(name)):
-        return ctf.parse(Path(name), name, selection)  # an LTTng session's directory
+    if input_format is None and ctf.is_ctf_dir(Path(name)):  # an LTTng session's directory
+        found = ctf.parse(Path(name), name, selection)
+        found.input_bytes = sum(f.stat().st_size for f in Path(name).rglob("*") if f.is_file())
+        return found
     with open_input(name) as opened:
         fmt = input_format or sniff_format(opened.path)
         if fmt == "log" and input_format is None:
             fmt = sniff_container(opened.path) or fmt
         parsed = READERS[fmt](opened, selection, trace_events)
+        parsed.input_bytes = opened.path.stat().st_size
     parsed.warnings[:0] = opened.warnings
     parsed.bytes_skipped += opened.bytes_skipped
     return parsed

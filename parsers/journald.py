@@ -230,10 +230,14 @@ def parse(opened: OpenedInput, selection: EventSelection) -> ParsedInput:
 
     Examples
     --------
-    >>> from qtrace.parsers.source import open_input
-    >>> with open_input("journal.json") as opened:  # doctest: +SKIP
-    ...     parse(opened, EventSelection()).events["pid"].unique().to_list()
-    [4242, 4250]
+    >>> import tempfile
+    >>> entry = {"__REALTIME_TIMESTAMP": "1700000000000000", "_PID": "4242",
+    ...          "_COMM": "qemu-system-x86", "MESSAGE": "flatview_new 0x1 (root (nil))"}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "journal.json"
+    ...     _ = path.write_text(json.dumps(entry))
+    ...     parse(OpenedInput("journal.json", path), EventSelection()).events["pid"].to_list()
+    [4242]
     """
     entries = _read_entries(opened.path)
     fd, tmp = tempfile.mkstemp(prefix="qtrace-journal-")

@@ -44,8 +44,12 @@ def sniff_container(path: Path) -> str | None:
 
     Examples
     --------
-    >>> sniff_container(Path("meson-logs/testlog.json"))  # doctest: +SKIP
-    'testlog'
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "testlog.json"
+    ...     _ = path.write_text('{"name": "boot", "stdout": "", "result": "OK"}')
+    ...     sniff_container(path), sniff_container(Path("samples/pc-boot-ts.log"))
+    ('testlog', None)
     """
     line = _first_line(path)
     if line is None:

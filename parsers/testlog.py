@@ -104,10 +104,15 @@ def parse(opened: OpenedInput, selection: EventSelection) -> ParsedInput:
 
     Examples
     --------
-    >>> from qtrace.parsers.source import open_input
-    >>> with open_input("meson-logs/testlog.json") as opened:  # doctest: +SKIP
-    ...     parse(opened, EventSelection()).events["source"].unique().to_list()
-    ['meson-logs/testlog.json!qtest-x86_64/boot-serial-test']
+    >>> import tempfile
+    >>> test = {"name": "qtest-x86_64/boot", "result": "OK", "stdout": "",
+    ...         "stderr": "flatview_new 0x1 (root (nil))"}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "testlog.json"
+    ...     _ = path.write_text(json.dumps(test))
+    ...     events = parse(OpenedInput("testlog.json", path), EventSelection()).events
+    >>> events["source"].cast(pl.String).to_list()
+    ['testlog.json!qtest-x86_64/boot']
     """
     tests, bad = _tests(opened.path)
     seen: Counter[str] = Counter()

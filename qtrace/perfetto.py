@@ -80,7 +80,8 @@ class _Clock:
         self.has_clock = analysis.has_clock
         self.start_ns = 0
         if self.has_clock:
-            starts: list[Any] = [analysis.views["new_ts_ns"].min()]
+            # The model's first stamp, or an earlier marker's: no event before the start.
+            starts: list[Any] = [analysis.start_ts_ns, analysis.views["new_ts_ns"].min()]
             if analysis.trace is not None:
                 starts.append(analysis.trace.events["ts_ns"].min())
             known = [s for s in starts if isinstance(s, int)]
@@ -257,12 +258,14 @@ def _instant_lines(frame: pl.DataFrame, cat: str, tid: int) -> pl.Series:
 
 
 def _counters(analysis: Analysis, clock: _Clock) -> Iterator[pl.DataFrame]:
-    """The per-root levels, a batch at a time (never the whole concurrency table)."""
+    """The per-root levels, a batch at a time (slices of the concurrency table)."""
     labels = _root_labels(analysis)
     stamp = pl.col(clock.column())
-    for levels in analysis.concurrency_slices(BATCH_ROWS):
+    table = analysis.concurrency
+    for offset in range(0, table.height, BATCH_ROWS):
         yield (
-            levels.join(labels, on=["run", "root"], how="left", maintain_order="left")
+            table.slice(offset, BATCH_ROWS)
+            .join(labels, on=["run", "root"], how="left", maintain_order="left")
             .filter(stamp.is_not_null())
             .select(
                 "label",
@@ -455,8 +458,10 @@ def write_perfetto(
 
     Examples
     --------
+    >>> import tempfile
     >>> analysis = qtrace.analyze(qtrace.read_trace("samples/pc-hotplug-ts.log"))
-    >>> qtrace.write_perfetto(analysis, "hotplug.perfetto.json")["instances"]  # doctest: +SKIP
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     qtrace.write_perfetto(analysis, Path(tmp) / "hotplug.json")["instances"]
     512
     """
     target = Path(path)

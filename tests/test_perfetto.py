@@ -309,16 +309,3 @@ def test_cli_window_and_unwritable_target(samples: Path, tmp_path: Path) -> None
         f"qtrace: error: {tmp_path}: is a directory, not a JSON file to write"
     )
     assert not list(tmp_path.glob(".*.tmp"))
-
-
-@pytest.mark.parametrize("window", [None, (200, 400)])
-def test_concurrency_slices_are_the_table(samples: Path, window: tuple[int, int] | None) -> None:
-    trace = qtrace.read_trace(samples / "pc-bridges-ts.log")
-    begin, end = window or (None, None)
-    fresh = qtrace.analyze(trace, begin=begin, end=end)
-    sliced = pl.concat(list(fresh.concurrency_slices(97)))  # built slice by slice
-    built = qtrace.analyze(trace, begin=begin, end=end)
-    table = built.concurrency
-    assert table.height > 97
-    assert sliced.equals(table)
-    assert pl.concat(list(built.concurrency_slices(97))).equals(table)  # sliced once built

@@ -11,6 +11,8 @@ EXPECTED = {
     "FLATVIEW_EVENTS",
     "MODEL_EVENTS",
     "EventSelection",
+    "FailPolicy",
+    "Findings",
     "InputError",
     "QtraceError",
     "Trace",

@@ -3,7 +3,9 @@
     app.command("batch")(batch_command)
     app.command("diff")(diff_command)
 
-Each parses options, calls the library, prints; all logic is in ``run_batch`` and ``diff``.
+Each parses options, calls the library, prints; all logic is in ``run_batch`` and ``diff``,
+imported when a command runs (they bring plotly and the dashboards). Errors are
+``QtraceError``s, which qtrace/cli.py turns into one line and an exit code.
 """
 
 from __future__ import annotations
@@ -16,9 +18,7 @@ from typing import Annotated
 import typer
 
 from qtrace.batch.artifact import DEFAULT_MAX_INPUT_BYTES
-from qtrace.batch.runner import run_batch
-from qtrace.errors import QtraceError
-from qtrace.messages import fail, say
+from qtrace.messages import say
 
 BATCH_EXIT_CODES = (
     "Exit codes: 0 nothing failed; 1 findings that fail by --fail-on (or, with --baseline, got "
@@ -35,12 +35,6 @@ class DiffFormat(StrEnum):
     text = "text"
     json = "json"
     html = "html"
-
-
-def _split_words(values: list[str] | None) -> set[str] | None:
-    if not values:
-        return None
-    return {word.strip() for value in values for word in value.split(",") if word.strip()}
 
 
 def batch_command(
@@ -61,8 +55,9 @@ def batch_command(
         list[str] | None,
         typer.Option(
             "--fail-on",
-            help="Checks that fail the batch, comma-separated or repeated: leaked, an anomaly "
-            "kind, anomalies, unreadable, any, none [default: leaked,anomalies,unreadable].",
+            help="Checks that fail the batch, comma-separated or repeated, as for analyze: "
+            "leaked, an anomaly kind, anomalies, unreadable, any, none "
+            "[default: leaked,anomalies,unreadable].",
         ),
     ] = None,
     baseline: Annotated[
@@ -103,22 +98,21 @@ def batch_command(
     With GITHUB_ACTIONS=true, prints ::error annotations at the log line of each leaked view;
     with GITHUB_STEP_SUMMARY set, appends summary.md there.
     """
-    try:
-        result = run_batch(
-            inputs,
-            out,
-            jobs=jobs,
-            fail_on=_split_words(fail_on),
-            baseline=baseline,
-            engine=engine.value,
-            scheduler=scheduler,
-            group_by=group_by,
-            max_input_bytes=max_input_bytes,
-            progress=True,
-            dashboards=not no_dashboards,
-        )
-    except QtraceError as error:
-        fail(error)
+    from qtrace.batch.runner import run_batch
+
+    result = run_batch(
+        inputs,
+        out,
+        jobs=jobs,
+        fail_on=fail_on,
+        baseline=baseline,
+        engine=engine.value,
+        scheduler=scheduler,
+        group_by=group_by,
+        max_input_bytes=max_input_bytes,
+        progress=True,
+        dashboards=not no_dashboards,
+    )
     totals = result.totals
     say(
         f"{totals['artifacts']} artifacts: {totals['clean']} clean, "
@@ -146,10 +140,7 @@ def diff_command(
     """
     from qtrace.diff import diff, render_html, render_json, render_text
 
-    try:
-        result = diff(a, b)
-    except QtraceError as error:
-        fail(error)
+    result = diff(a, b)
     if fmt is DiffFormat.json:
         text = json.dumps(render_json(result), indent=1) + "\n"
     elif fmt is DiffFormat.html:

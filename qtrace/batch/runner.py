@@ -23,12 +23,12 @@ from qtrace.batch import gating, gitlab, outputs
 from qtrace.batch.artifact import DEFAULT_MAX_INPUT_BYTES, Artifact
 from qtrace.batch.discover import discover
 from qtrace.batch.engines import ENGINES, run_dask, run_local
-from qtrace.batch.fleet_page import write_fleet_page
 from qtrace.batch.summary import SCHEMA, Row, row_of, totals_of
 from qtrace.batch.task import Outcome, TaskOptions
+from qtrace.dashboards.fleet_page import write_fleet_page
 from qtrace.dashboards.page import plotly_js
 from qtrace.errors import InputError, UsageError
-from qtrace.model import ANOMALY_KINDS
+from qtrace.findings import LEAKED, FailPolicy
 
 SUMMARY_JSON = "summary.json"
 VIEWS_PARQUET = "views.parquet"
@@ -61,7 +61,7 @@ def _record(outcome: Outcome, dashboard_prefix: str) -> dict[str, Any]:
     record["parts"] = outcome.parts
     record.update(outcome.record)
     if outcome.error is None:
-        record["leaks"] = outcome.findings.get(gating.LEAKS, 0)
+        record["leaks"] = outcome.findings.get(LEAKED, 0)
         record["leaked_views"] = outcome.leaks
         record["findings"] = outcome.findings
     record["warnings"] = outcome.warnings
@@ -113,7 +113,7 @@ def run_batch(
     out_dir: Path,
     *,
     jobs: int | None = None,
-    fail_on: set[str] | None = None,
+    fail_on: str | list[str] | None = None,
     baseline: Path | None = None,
     engine: str = "local",
     scheduler: str | None = None,
@@ -135,8 +135,9 @@ def run_batch(
     jobs
         Worker processes (default: the machine's cores); 1 runs in this process.
     fail_on
-        Checks that fail the batch (``leaks``, ``unreadable``, an anomaly kind, ``anomalies``,
-        ``any``, ``none``); default ``{"leaks", "unreadable"}``.
+        ``--fail-on`` words (``qtrace.findings.FailPolicy``: ``leaked``, an anomaly kind,
+        ``anomalies``, ``unreadable``, ``any``, ``none``); default
+        ``leaked,anomalies,unreadable``, as ``qtrace analyze``.
     baseline
         A previous summary.json: fail only on what got worse than it.
     engine, scheduler
@@ -152,9 +153,11 @@ def run_batch(
 
     Examples
     --------
-    >>> result = run_batch(["ci-artifacts/"], Path("report"))  # doctest: +SKIP
-    >>> result.exit_code  # doctest: +SKIP
-    0
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> result = run_batch(["samples/pc-boot-ts.log"], out, jobs=1, dashboards=False)
+    >>> result.exit_code, result.totals["clean"], (out / "junit.xml").is_file()
+    (0, 1, True)
     """
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r} (choose {', '.join(ENGINES)})")
@@ -162,8 +165,7 @@ def run_batch(
         raise UsageError("--engine dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     if max_input_bytes <= 0:
         raise UsageError("--max-input-bytes must be positive")
-    anomaly_kinds = list(ANOMALY_KINDS)
-    policy = gating.parse_policy(fail_on, anomaly_kinds)
+    policy = FailPolicy.parse(fail_on)
     baseline_records = gating.load_baseline(baseline) if baseline is not None else {}
     jobs = jobs or os.cpu_count() or 1
     if jobs < 1:
@@ -189,7 +191,6 @@ def run_batch(
             progress=progress,
             dashboards=dashboards,
             policy=policy,
-            anomaly_kinds=anomaly_kinds,
             baseline_records=baseline_records,
             has_baseline=baseline is not None,
         )
@@ -209,8 +210,7 @@ def _run(
     limit_bytes: int,
     progress: bool,
     dashboards: bool,
-    policy: frozenset[str],
-    anomaly_kinds: list[str],
+    policy: FailPolicy,
     baseline_records: dict[str, dict[str, Any]],
     has_baseline: bool,
 ) -> BatchResult:
@@ -228,6 +228,7 @@ def _run(
         limit_bytes=limit_bytes,
         dashboard_dir=str(dashboard_dir) if dashboards else None,
         scratch_dir=str(work_dir),
+        policy=policy,
     )
     work: list[tuple[int, Artifact]] = list(enumerate(found.artifacts))
     outcomes: list[Outcome] = []
@@ -251,14 +252,11 @@ def _run(
     records = [_record(outcome, DASHBOARD_DIR) for outcome in outcomes]
     verdicts = [
         gating.judge(
-            record,
-            policy,
-            anomaly_kinds,
-            baseline_records.get(record["artifact"]) if has_baseline else None,
+            record, policy, baseline_records.get(record["artifact"]) if has_baseline else None
         )
         for record in records
     ]
-    code = gating.exit_code(verdicts)
+    code = gating.batch_exit_code(verdicts)
     totals = totals_of(records)
     document = {"schema": SCHEMA, "artifacts": records, "totals": totals}
     (out_dir / SUMMARY_JSON).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")

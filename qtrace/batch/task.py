@@ -22,13 +22,14 @@ from qtrace.batch.artifact import ARCHIVE_SEPARATOR, Artifact, Part, file_stem
 from qtrace.batch.limits import LimitExceeded, decompress_limited, head_bytes
 from qtrace.dashboards import write_dashboard
 from qtrace.errors import QtraceError
+from qtrace.findings import DEFAULT_POLICY, FailPolicy, Findings
 from qtrace.ingest import read_trace
 from qtrace.model import analyze
 from qtrace.parsers.source import sniff_compression
-from qtrace.report import findings, to_json
+from qtrace.report import to_json
 
 # The analyze-document keys a batch record keeps (``roots`` without its per-root items).
-RECORD_KEYS = ("source", "events", "views", "roots", "anomalies", "durations")
+RECORD_KEYS = ("source", "events", "views", "roots", "anomalies", "durations", "verdict")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class TaskOptions:
     limit_bytes: int
     dashboard_dir: str | None  # write each artifact's dashboard here; None: no dashboards
     scratch_dir: str | None = None  # where decoded copies go (None: the system temp dir)
+    policy: FailPolicy = DEFAULT_POLICY  # the batch's --fail-on, for each record's verdict
 
 
 @dataclass
@@ -49,7 +51,7 @@ class Outcome:
     parts: list[str]
     error: str | None = None
     record: dict[str, Any] = field(default_factory=dict)
-    findings: dict[str, int] = field(default_factory=dict)
+    findings: dict[str, int] = field(default_factory=dict)  # check -> count (qtrace.findings)
     leaks: list[dict[str, Any]] = field(default_factory=list)
     anomalies: list[dict[str, Any]] = field(default_factory=list)  # the report's anomaly_items
     warnings: list[str] = field(default_factory=list)
@@ -160,21 +162,24 @@ def _analyze_into(
     outcome.warnings.extend(_rename(w, local_names) for w in trace.warnings)
     trace.warnings = outcome.warnings
     analysis = analyze(trace)
-    document = to_json(analysis)
+    found = Findings.of(analysis, options.policy)
+    document = to_json(analysis, found)
     outcome.record = _record(document)
     # "leaks" also lists lost instances; the leak check and its annotations are the leaked.
     outcome.leaks = [leak for leak in document.get("leaks", []) if leak.get("status") == "leaked"]
     outcome.anomalies = list(document.get("anomaly_items", []))
     span = trace.events.select(pl.col("ts_ns").max() - pl.col("ts_ns").min()).item()
     outcome.record["duration_ns"] = None if span is None else int(span)
-    outcome.findings = dict(findings(analysis))
+    outcome.findings = dict(found.checks)
     artifact_col = pl.lit(artifact.name, pl.String).alias("artifact")
     outcome.views = analysis.views.select(artifact_col, pl.all())
     outcome.roots = analysis.roots.select(artifact_col, pl.all())
     if options.dashboard_dir is not None:
         page = f"{file_stem(outcome.index, artifact.name)}.html"
         try:
-            write_dashboard(analysis, Path(options.dashboard_dir) / page, plotlyjs="directory")
+            write_dashboard(
+                analysis, Path(options.dashboard_dir) / page, plotlyjs="directory", findings=found
+            )
         except Exception as exc:
             # The analysis stands without its page: a drawing failure is no unreadable input.
             outcome.warnings.append(f"dashboard not written ({type(exc).__name__}: {exc})")
