@@ -227,6 +227,12 @@ def _notes(found: Findings, analysis: Analysis) -> tuple[str, ...]:
         notes.append(", ".join(losses))
     if found.uncertain:
         notes.append(f"{found.uncertain} finding(s) uncertain: dropped or unreadable events")
+    steps_back = int(analysis.run_table["clock_steps_back"].sum())
+    if steps_back:
+        notes.append(
+            f"the clock stepped back {steps_back} time(s) (an NTP step?): "
+            f"{analysis.negative_durations} duration(s) it made negative are left out"
+        )
     return tuple(notes)
 
 

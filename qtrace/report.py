@@ -47,6 +47,18 @@ ANOMALY_FIELDS = [
     "offset",
     "detail",
 ]
+RUN_FIELDS = [
+    "run",
+    "pid",
+    "label",
+    "first_seq",
+    "last_seq",
+    "first_ts_ns",
+    "last_ts_ns",
+    "flatview_events",
+    "loss_points",
+    "clock_steps_back",
+]
 ROOT_FIELDS = [
     "run",
     "root",
@@ -88,7 +100,7 @@ def _source(analysis: Analysis) -> dict[str, Any]:
         paths, fmt, dialect, clock = trace.paths, trace.format, trace.dialect, trace.clock
         lines_skipped, bytes_skipped = trace.lines_skipped, trace.bytes_skipped
     else:
-        sources = analysis.views["source"].drop_nulls().unique().sort().to_list()
+        sources = analysis.run_table["label"].drop_nulls().unique().sort().to_list()
         paths, fmt, dialect = sources, None, None
         clock = "ns" if analysis.has_clock else "none"
         lines_skipped = bytes_skipped = 0
@@ -128,6 +140,7 @@ def to_json(analysis: Analysis, findings: Findings | None = None) -> dict[str, A
     document: dict[str, Any] = {
         "schema": SCHEMA,
         "runs": analysis.runs,
+        "run_items": _items(analysis.run_table.sort("run"), RUN_FIELDS),
         "root_release": analysis.root_release,
         "window": None
         if window is None
@@ -166,7 +179,7 @@ def to_json(analysis: Analysis, findings: Findings | None = None) -> dict[str, A
 
 
 # The long lists of flat rows in the document, by their keys from the top.
-ROW_LISTS = (("anomaly_items",), ("leaks",), ("roots", "items"))
+ROW_LISTS = (("anomaly_items",), ("leaks",), ("roots", "items"), ("run_items",))
 
 
 def _rows_json(rows: list[dict[str, Any]], depth: int) -> str:

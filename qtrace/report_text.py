@@ -54,6 +54,31 @@ def _where(row: dict[str, Any]) -> str:
     return source
 
 
+def _run_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
+    """One row per QEMU run (process, source), when the input holds more than one."""
+    header = ["run", "pid", "source", "flatview events", "first seq", "loss points"]
+    if analysis.has_clock:
+        header += ["length", "clock back"]
+    rows = []
+    for r in analysis.run_table.sort("run").to_dicts():
+        row = [
+            str(r["run"]),
+            "" if r["pid"] is None else str(r["pid"]),
+            escape_control(r["label"] or ""),
+            str(r["flatview_events"]),
+            str(r["first_seq"]),
+            str(r["loss_points"]),
+        ]
+        if analysis.has_clock:
+            first, last = r["first_ts_ns"], r["last_ts_ns"]
+            row += [
+                _span(None if first is None or last is None else max(last - first, 0)),
+                str(r["clock_steps_back"]),
+            ]
+        rows.append(row)
+    return header, rows
+
+
 def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     # Short headers keep a root's row on one 80-column line; --format json has the long names.
     header = ["run", "root", "views", "peak", "at end", "spans"]
@@ -165,6 +190,8 @@ def render_text(analysis: Analysis, console: Console, findings: Findings | None 
     found = findings if findings is not None else Findings.of(analysis)
     console.print(found.line, markup=False, highlight=False)
     console.print(_summary(analysis, found), markup=False, highlight=False)
+    if analysis.runs > 1:
+        console.print(_rich_table("Runs", *_run_rows(analysis)))
     header, rows = _drop_quiet_columns(analysis, *_root_rows(analysis))
     if rows:
         console.print(_rich_table("Roots", header, rows))
@@ -207,6 +234,8 @@ def render_markdown(analysis: Analysis, findings: Findings | None = None) -> str
         shown = ", ".join(escape_markdown(p) for p in analysis.trace.paths)
         lines += [f"Input: {shown} ({escape_markdown(analysis.trace.dialect)})", ""]
     sections = [("Roots", _root_rows(analysis)), ("Leaked and lost views", _leak_rows(analysis))]
+    if analysis.runs > 1:
+        sections.insert(0, ("Runs", _run_rows(analysis)))
     counts = found.anomalies
     sections.append(("Anomalies", (["kind", "count"], [[k, str(n)] for k, n in counts.items()])))
     sections.append(("Anomaly events", _anomaly_rows(analysis)))

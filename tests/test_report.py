@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from model_traces import trace
@@ -11,9 +12,11 @@ from rich.console import Console
 
 from qtrace.errors import UsageError
 from qtrace.findings import POLICY_WORDS, FailPolicy, Findings
+from qtrace.ingest import read_trace
 from qtrace.model import ANOMALY_KINDS, analyze
 from qtrace.report import SCHEMA, render_json, render_markdown, render_text, to_json
 
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
 LEAKY = """
 new 56181ceefd20 nil
 new 56181cef0260 56181ce74c00
@@ -197,3 +200,28 @@ def test_window_is_recorded_in_json_and_text() -> None:
     }
     assert "window seq 2..3" in text_of(windowed)
     assert to_json(analyze(trace(CLEAN)))["window"] is None
+
+
+def test_a_clock_that_steps_back_is_said_and_no_duration_is_negative(tmp_path: Path) -> None:
+    """The real QEMU 10 log with an NTP step of -1 h in its middle: the verdict says so."""
+    lines = (SHARED / "qemu10-pc-bridges-ts.log").read_text().splitlines(keepends=True)
+    half = len(lines) // 2
+    stepped = []
+    for number, line in enumerate(lines):
+        tid, rest = line.split("@", 1)
+        stamp, body = rest.split(":", 1)
+        seconds = float(stamp) - (3600 if number >= half else 0)
+        stepped.append(f"{tid}@{seconds:.6f}:{body}")
+    path = tmp_path / "stepped.log"
+    path.write_text("".join(stepped))
+    analysis = analyze(read_trace(str(path)))
+    found = Findings.of(analysis)
+    assert int(analysis.run_table["clock_steps_back"].sum()) == 1
+    assert any("clock stepped back 1 time" in note for note in found.notes)
+    document = to_json(analysis, found)
+    durations = document["durations"]
+    assert all(durations[k]["p50"] is None or durations[k]["p50"] >= 0 for k in durations)
+    assert all(v is None or v >= 0 for k in durations for v in durations[k].values())
+    assert all(
+        item["pinned_ns"] is None or item["pinned_ns"] >= 0 for item in document["roots"]["items"]
+    )
