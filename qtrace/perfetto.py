@@ -114,12 +114,9 @@ def _root_labels(analysis: Analysis) -> pl.DataFrame:
 
 
 def _run_ends(analysis: Analysis, clock: _Clock) -> pl.DataFrame:
-    """Per run: the last stamp of any instance (where open instances are closed)."""
-    if clock.has_clock:
-        stamps = ["new_ts_ns", "rcu_ts_ns", "destroy_ts_ns"]
-    else:
-        stamps = ["new_seq", "rcu_seq", "destroy_seq", "live_end_seq", "life_end_seq"]
-    return analysis.views.group_by("run").agg(run_end=pl.max_horizontal(stamps).max())
+    """Per run: its last FlatView event's stamp (where instances still open are closed)."""
+    last = "last_ts_ns" if clock.has_clock else "last_seq"
+    return analysis.run_table.select("run", run_end=pl.col(last).cast(pl.Int64))
 
 
 class _Instances:
@@ -279,15 +276,24 @@ def _counters(analysis: Analysis, clock: _Clock) -> Iterator[pl.DataFrame]:
 
 
 def _runs_of(stamped: pl.DataFrame, analysis: Analysis) -> pl.DataFrame:
-    """``stamped`` (with ``seq``) with the ``pid`` of the run it falls in (by seq)."""
-    starts = (
-        analysis.views.group_by("run")
-        .agg(seq=pl.col("new_seq").min())
-        .sort("seq")
-        .select("seq", pid=(pl.col("run") + 1).cast(pl.Int64))
+    """``stamped`` (events with ``seq``, ``pid``) with the document ``pid`` of their run.
+
+    A row belongs to the last run of its own process started before it (processes in one
+    journal interleave); a row whose process no run has, to the last run started before it.
+    """
+    runs = analysis.run_table.select("run", "pid", "first_seq").rename({"first_seq": "seq"})
+    ordered = stamped.sort("seq").with_columns(_pid=pl.col("pid").fill_null(-1))
+    same_process = ordered.join_asof(
+        runs.select("seq", _pid=pl.col("pid").fill_null(-1), _own="run").sort("seq"),
+        on="seq",
+        by="_pid",
+        strategy="backward",
     )
-    located = stamped.drop("pid").sort("seq").join_asof(starts, on="seq", strategy="backward")
-    return located.with_columns(pl.col("pid").fill_null(1))
+    located = same_process.join_asof(
+        runs.select("seq", _any="run").sort("seq"), on="seq", strategy="backward"
+    )
+    run = pl.coalesce("_own", "_any", pl.lit(0, pl.Int64))
+    return located.with_columns(pid=(run + 1).cast(pl.Int64)).drop("_pid", "_own", "_any")
 
 
 def _anomalies(analysis: Analysis, clock: _Clock) -> pl.DataFrame:
@@ -343,26 +349,15 @@ def _markers(markers: pl.DataFrame, analysis: Analysis, clock: _Clock) -> pl.Dat
 
 
 def _metadata_events(analysis: Analysis) -> list[dict[str, Any]]:
-    """Process and thread names (``M`` events): one process per run."""
-    # The views come in (run, new_seq) order: each run's first row is its first instance.
-    firsts = analysis.views.select("run", "new_seq", "source").unique(
-        "run", keep="first", maintain_order=True
-    )
-    pids: dict[int, Any] = {}
-    if analysis.trace is not None and firsts.height:
-        located = analysis.trace.events.select("seq", "pid").filter(
-            pl.col("seq").is_in(firsts["new_seq"].implode())
-        )
-        pids = dict(zip(located["seq"].to_list(), located["pid"].to_list(), strict=True))
+    """Process and thread names (``M`` events): one process per run, from the run table."""
     events: list[dict[str, Any]] = []
-    for row in firsts.iter_rows(named=True):
+    for row in analysis.run_table.iter_rows(named=True):
         pid = int(row["run"]) + 1
-        qemu_pid = pids.get(row["new_seq"])
         name = f"run {row['run']}"
-        if qemu_pid is not None:
-            name += f" (QEMU pid {qemu_pid})"
-        if row["source"]:
-            name += f": {row['source']}"
+        if row["pid"] is not None:
+            name += f" (QEMU pid {row['pid']})"
+        if row["label"]:
+            name += f": {row['label']}"
         events.append({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": name}})
         events.append(
             {"ph": "M", "name": "process_sort_index", "pid": pid, "args": {"sort_index": pid}}

@@ -309,3 +309,48 @@ def test_cli_window_and_unwritable_target(samples: Path, tmp_path: Path) -> None
         f"qtrace: error: {tmp_path}: is a directory, not a JSON file to write"
     )
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_interleaved_processes_are_their_own_processes(tmp_path: Path) -> None:
+    # Two QEMU processes in one journal: their lines interleave; markers follow their pid.
+    rows = [
+        (100, "flatview_new", 1, 0, None),
+        (200, "flatview_new", 9, 0, None),
+        (100, "flatview_new", 2, 5, None),
+        (200, "pci_update_mappings_add", None, None, "d=0x9 00:02.0 0,0xfd000000+0x1000000"),
+        (200, "flatview_new", 10, 6, None),
+        (100, "flatview_new", 3, 5, None),
+    ]
+    events = conform(
+        pl.DataFrame(
+            {
+                "seq": list(range(len(rows))),
+                "ts_ns": [1000 * (i + 1) for i in range(len(rows))],
+                "pid": [r[0] for r in rows],
+                "event": [r[1] for r in rows],
+                "view": [r[2] for r in rows],
+                "root": [r[3] for r in rows],
+                "args": [r[4] for r in rows],
+                "source": ["journal.json"] * len(rows),
+            },
+            schema_overrides={"view": pl.UInt64, "root": pl.UInt64},
+        )
+    )
+    trace = Trace(events, ["journal.json"], "journald", "bare", "wall-us")
+    analysis = qtrace.analyze(trace)
+    assert analysis.runs == 2
+    out = tmp_path / "two.json"
+    qtrace.write_perfetto(analysis, out, markers=marker_events(events, "pci_*"))
+    document = validate(out)
+    names = {e["pid"]: e["args"]["name"] for e in _of(document, "M", "process_name")}
+    assert names == {
+        1: "run 0 (QEMU pid 100): journal.json",
+        2: "run 1 (QEMU pid 200): journal.json",
+    }
+    by_process = {(e["pid"], e["args"]["view"]) for e in _outer(document)}
+    assert by_process == {(1, "0x1"), (1, "0x2"), (1, "0x3"), (2, "0x9"), (2, "0xa")}
+    (marker,) = _of(document, "i")
+    assert (marker["pid"], marker["ts"]) == (2, 3.0)
+    # The leaked view of process 100 is closed at its own run's last event, not the trace's.
+    leaked = next(e for e in _outer(document) if e["args"]["status"] == "leaked")
+    assert {e["ts"] for e in _of(document, "e") if e["id"] == leaked["id"]} == {5.0}
