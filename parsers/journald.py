@@ -101,19 +101,23 @@ def _decode_message(value: object) -> str | None:
 
 
 def _read_entries(path: Path) -> _Entries:
+    message = pl.col("message")
+    # json_path_match gives null for a line that is no JSON, and an array as its JSON text:
+    # only those few lines keep their text, to be decoded one by one below (a journal's lines
+    # are mostly fields nobody reads: holding them all would cost the file's size).
+    odd = (
+        message.is_null() & pl.col("text").str.strip_chars().str.len_bytes().gt(0)
+    ) | message.str.starts_with("[")
     lossy = False
     while True:
         try:
             found = (
                 _lines(path, lossy)
-                .select(
-                    "line",
-                    *(
-                        pl.col("text").str.json_path_match(f"$.{key}").alias(name)
-                        for name, key in FIELDS.items()
-                    ),
-                    text=pl.col("text"),
+                .with_columns(
+                    pl.col("text").str.json_path_match(f"$.{key}").alias(name)
+                    for name, key in FIELDS.items()
                 )
+                .select("line", *FIELDS, text=pl.when(odd).then(pl.col("text")))
                 .collect(engine="streaming")
             )
             break
@@ -121,16 +125,9 @@ def _read_entries(path: Path) -> _Entries:
             if lossy or "utf" not in str(exc).lower():
                 raise
             lossy = True
-    message = pl.col("message")
-    # json_path_match gives null for a line that is no JSON, and an array as its JSON text:
-    # those few lines are decoded here one by one (never the common string messages).
-    odd = found.filter(
-        (message.is_null() & pl.col("text").str.strip_chars().str.len_bytes().gt(0))
-        | message.str.starts_with("[")
-    )
     fixed: list[tuple[int, str | None]] = []
     bad: list[tuple[int, str]] = []
-    for line, text in odd.select("line", "text").iter_rows():
+    for line, text in found.filter(pl.col("text").is_not_null()).select("line", "text").iter_rows():
         try:
             entry = json.loads(text)
         except ValueError:
