@@ -86,6 +86,8 @@ def _silence_stdout() -> None:
 class InputFormat(StrEnum):
     log = "log"
     simple = "simple"
+    journald = "journald"
+    testlog = "testlog"
 
 
 class EventsFormat(StrEnum):
@@ -289,6 +291,24 @@ def _write_dashboard(
     say(f"dashboard written to {path}")
 
 
+def _write_perfetto(analysis: Analysis, trace: Trace, path: Path, markers: str) -> None:
+    from qtrace.dashboards import marker_events
+    from qtrace.perfetto import write_perfetto
+
+    write_perfetto(
+        analysis, path, markers=marker_events(trace.events, markers) if markers else None
+    )
+    say(f"Perfetto trace written to {path} (open it in ui.perfetto.dev or chrome://tracing)")
+
+
+PerfettoOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--perfetto",
+        help="Also write the views, pins and anomalies as Chrome trace-event JSON "
+        "(ui.perfetto.dev, chrome://tracing).",
+    ),
+]
 FailOnOpt = Annotated[
     str | None,
     typer.Option(
@@ -332,6 +352,7 @@ def analyze_command(
         Path | None, typer.Option("--html", help="Also write the HTML dashboard here.")
     ] = None,
     names_files: NamesOpt = None,
+    perfetto: PerfettoOpt = None,
     input_format: InputFormatOpt = None,
     trace_events: TraceEventsOpt = None,
 ) -> None:
@@ -342,7 +363,7 @@ def analyze_command(
     """
     policy = FailPolicy.parse(fail_on)
     names = load_names(names_files)
-    events_pattern = ",".join(MODEL_EVENTS) + ("," + DEFAULT_MARKERS if html else "")
+    events_pattern = ",".join(MODEL_EVENTS) + ("," + DEFAULT_MARKERS if html or perfetto else "")
     trace = load(
         traces, events=events_pattern, input_format=input_format, trace_events=trace_events
     )
@@ -360,6 +381,8 @@ def analyze_command(
             markers=DEFAULT_MARKERS,
             names=names,
         )
+    if perfetto is not None:
+        _write_perfetto(analysis, trace, perfetto, DEFAULT_MARKERS)
     raise typer.Exit(found.exit_code)
 
 
@@ -423,6 +446,7 @@ def dashboard_command(
     end: EndOpt = None,
     fail_on: FailOnOpt = None,
     names_files: NamesOpt = None,
+    perfetto: PerfettoOpt = None,
     input_format: InputFormatOpt = None,
     trace_events: TraceEventsOpt = None,
 ) -> None:
@@ -447,6 +471,8 @@ def dashboard_command(
         markers=markers,
         names=names,
     )
+    if perfetto is not None:
+        _write_perfetto(analysis, trace, perfetto, markers)
     raise typer.Exit(found.exit_code)
 
 

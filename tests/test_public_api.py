@@ -29,6 +29,7 @@ EXPECTED = {
     "to_json",
     "write_dashboard",
     "write_events",
+    "write_perfetto",
 }
 
 

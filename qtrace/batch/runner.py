@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from qtrace.batch import gating, outputs
+from qtrace.batch import gating, gitlab, outputs
 from qtrace.batch.artifact import DEFAULT_MAX_INPUT_BYTES, Artifact
 from qtrace.batch.discover import discover
 from qtrace.batch.engines import ENGINES, run_dask, run_local
@@ -131,7 +131,8 @@ def run_batch(
         Files, directories (recursive), globs; tar and zip archives count member by member.
     out_dir
         Created if missing. Gets summary.json, views.parquet, roots.parquet, index.html,
-        junit.xml, summary.md and artifacts/ (one dashboard per artifact).
+        junit.xml, summary.md, gl-code-quality-report.json and artifacts/ (one dashboard per
+        artifact).
     jobs
         Worker processes (default: the machine's cores); 1 runs in this process.
     fail_on
@@ -291,4 +292,6 @@ def _run(
         commands = outputs.github_annotations(rows, verdicts, leaks)
         for command in commands:
             print(command, flush=True)
+    in_gitlab = os.environ.get(gitlab.GITLAB_CI) == "true"
+    gitlab.write_gitlab_outputs(out_dir, outcomes, verdicts, in_gitlab_ci=in_gitlab)
     return BatchResult(out_dir, records, totals, verdicts, code, commands)

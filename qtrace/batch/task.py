@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from qtrace.batch.archive import is_archive_bytes, read_zip_member
-from qtrace.batch.artifact import Artifact, Part, file_stem
+from qtrace.batch.artifact import ARCHIVE_SEPARATOR, Artifact, Part, file_stem
 from qtrace.batch.limits import LimitExceeded, decompress_limited, head_bytes
 from qtrace.dashboards import write_dashboard
 from qtrace.errors import QtraceError
@@ -55,6 +55,7 @@ class Outcome:
     record: dict[str, Any] = field(default_factory=dict)
     findings: dict[str, int] = field(default_factory=dict)  # check -> count (qtrace.findings)
     leaks: list[dict[str, Any]] = field(default_factory=list)
+    anomalies: list[dict[str, Any]] = field(default_factory=list)  # the report's anomaly_items
     warnings: list[str] = field(default_factory=list)
     views: pl.DataFrame | None = None
     roots: pl.DataFrame | None = None
@@ -102,6 +103,13 @@ def _rename(text: str, names: dict[str, str]) -> str:
     for local, shown in names.items():
         text = text.replace(local, shown)
     return text
+
+
+def _shown_source(source: str, names: dict[str, str]) -> str:
+    for local, shown in names.items():
+        if source == local or source.startswith(local + ARCHIVE_SEPARATOR):
+            return shown + source[len(local) :]
+    return source
 
 
 def _record(document: dict[str, Any]) -> dict[str, Any]:
@@ -167,8 +175,11 @@ def _analyze_into(
         trace = read_trace(paths)
     except QtraceError as exc:
         raise QtraceError(_rename(str(exc), local_names)) from None
-    # Reports, tables and annotations must name the artifact, never a scratch copy.
-    trace.events = trace.events.with_columns(pl.col("source").replace(local_names))
+    # Reports, tables and annotations must name the artifact, never a scratch copy (nor in
+    # ``copy!member`` sources, as a testlog's tests are named).
+    sources = trace.events["source"].drop_nulls().unique().cast(pl.String).to_list()
+    shown = {source: _shown_source(source, local_names) for source in sources}
+    trace.events = trace.events.with_columns(pl.col("source").replace(shown))
     trace.paths = [local_names.get(p, p) for p in trace.paths]
     outcome.warnings.extend(_rename(w, local_names) for w in trace.warnings)
     trace.warnings = outcome.warnings
@@ -178,6 +189,7 @@ def _analyze_into(
     outcome.record = _record(document)
     # "leaks" also lists lost instances; the leak check and its annotations are the leaked.
     outcome.leaks = [leak for leak in document.get("leaks", []) if leak.get("status") == "leaked"]
+    outcome.anomalies = list(document.get("anomaly_items", []))
     span = trace.events.select(pl.col("ts_ns").max() - pl.col("ts_ns").min()).item()
     outcome.record["duration_ns"] = None if span is None else int(span)
     outcome.findings = dict(found.checks)
