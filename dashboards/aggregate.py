@@ -66,7 +66,9 @@ def detail_views(
     views: pl.DataFrame, anomalies: pl.DataFrame, lanes: pl.DataFrame
 ) -> tuple[pl.DataFrame, bool]:
     """The instances drawn as bars, with ``lane`` joined; and whether the rest is aggregated."""
-    with_lane = views.join(lanes.select("run", "root", "lane"), on=["run", "root"], how="left")
+    with_lane = views.join(
+        lanes.select("run", "root", "lane", "root_label"), on=["run", "root"], how="left"
+    )
     if views.height <= DETAIL_INSTANCES:
         return with_lane, False
     flagged = pl.col("status").is_in(FLAGGED_STATUSES)

@@ -80,7 +80,7 @@ def diff_page(result: DiffResult) -> str:
             ),
         ]
     if result.roots:
-        columns = ["run", "rank", "root_a", "root_b", "instances_a", "instances_b"]
+        columns = ["run", "rank", "name", "root_a", "root_b", "instances_a", "instances_b"]
         columns += ["max_concurrent_a", "max_concurrent_b"]
         sections += [
             "<h2>Roots, matched by first use</h2>",

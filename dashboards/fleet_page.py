@@ -15,6 +15,7 @@ from qtrace.dashboards.html import Column, document, html_table
 
 from qtrace.batch.summary import STATUS_UNREADABLE, Row
 from qtrace.formatting import escape_html, escape_html_column
+from qtrace.names.render import root_label_expr
 
 # (row field, header, numeric)
 COLUMNS = (
@@ -102,8 +103,47 @@ def _columns() -> list[Column]:
     return columns
 
 
-def fleet_page(rows: list[Row], grace: pl.DataFrame, plotly_src: str | None) -> str:
-    """The index page's HTML. ``plotly_src`` is the relative URL of plotly.min.js."""
+def _roots_by_name(roots: pl.DataFrame | None) -> str:
+    """The named roots across the fleet: in how many artifacts each region was a root, the
+    most views that pinned it at once, and its leaked views; nothing when none is named."""
+    if roots is None or "name" not in roots.columns:
+        return ""
+    named = roots.filter(pl.col("name").is_not_null())
+    if named.height == 0:
+        return ""
+    table = (
+        named.group_by(root_label_expr().alias("region"))
+        .agg(
+            artifacts=pl.col("artifact").n_unique(),
+            most=pl.col("max_concurrent").max(),
+            leaked=pl.col("leaked").sum(),
+        )
+        .sort("most", "region", descending=[True, False])
+    )
+
+    def number(name: str, header: str) -> Column:
+        return Column(header, pl.col(name).cast(pl.String), pl.col(name))
+
+    columns = [
+        Column("region", pl.col("region")),
+        number("artifacts", "artifacts"),
+        number("most", "most views at once"),
+        number("leaked", "leaked views"),
+    ]
+    rendered = html_table(
+        table, columns, table_id="roots-by-name", empty="", what="named roots", row_attributes={}
+    )
+    return f"<section><h2>Roots by name</h2>{rendered}</section>"
+
+
+def fleet_page(
+    rows: list[Row],
+    grace: pl.DataFrame,
+    plotly_src: str | None,
+    roots: pl.DataFrame | None = None,
+) -> str:
+    """The index page's HTML. ``plotly_src`` is the relative URL of plotly.min.js; ``roots``
+    (the batch's roots table) adds the named roots across the fleet."""
     table = _frame(rows)
     fleet_table = table.select("artifact", "leaks", "max_concurrent_views").with_columns(
         pl.col("leaks").fill_null(0), pl.col("max_concurrent_views").fill_null(0)
@@ -154,6 +194,7 @@ def fleet_page(rows: list[Row], grace: pl.DataFrame, plotly_src: str | None) -> 
 </div>
 {rendered}
 </section>
+{_roots_by_name(roots)}
 <section><h2>Fleet</h2>
 <div class="figures">{figure_html}</div></section>"""
     return document(
@@ -176,6 +217,12 @@ def _artifact_cell() -> pl.Expr:
     )
 
 
-def write_fleet_page(path: Path, rows: list[Row], grace: pl.DataFrame, plotly_src: str) -> None:
+def write_fleet_page(
+    path: Path,
+    rows: list[Row],
+    grace: pl.DataFrame,
+    plotly_src: str,
+    roots: pl.DataFrame | None = None,
+) -> None:
     """Write the index page to ``path``."""
-    path.write_text(fleet_page(rows, grace, plotly_src), encoding="utf-8")
+    path.write_text(fleet_page(rows, grace, plotly_src, roots), encoding="utf-8")

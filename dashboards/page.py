@@ -72,6 +72,17 @@ def _verdict(report: dict[str, Any]) -> str:
         badges.append(("warn", _plural(unreadable, "unreadable place")))
     if int(verdict["uncertain"]):
         badges.append(("warn", f"{int(verdict['uncertain']):,} uncertain"))
+    hazards = verdict["hazards"]
+    if hazards["live"] or hazards["rcu_pending"]:
+        # Root finalized while pinned: which of them the proposed early unref would remove.
+        badges.append(
+            (
+                "bad",
+                f"{int(hazards['early_unref_removes']):,} of "
+                f"{int(hazards['live']) + int(hazards['rcu_pending']):,} finalize hazards "
+                "removed by the early unref",
+            )
+        )
     if leaks:
         headline = "Leak: a view stayed live after a newer view of its root was built"
     elif not int(verdict["flatview_events"]):

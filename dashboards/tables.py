@@ -93,6 +93,7 @@ def anomalies_table(anomalies: pl.DataFrame, lanes: pl.DataFrame, axis: TimeAxis
             pl.when(pl.col("uncertain")).then(pl.lit("yes")).otherwise(pl.lit("")),
         ),
         Column("detail", pl.col("detail")),
+        Column("pinned by", pl.col("pinned_by").fill_null("")),
         _source(),
     ]
     return html_table(

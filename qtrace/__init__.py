@@ -22,6 +22,8 @@ from qtrace.export import write_events
 from qtrace.findings import FailPolicy, Findings
 from qtrace.ingest import read_events, read_trace
 from qtrace.model import ANOMALY_KINDS, Analysis, analyze
+from qtrace.names import Names, read_names
+from qtrace.perfetto import write_perfetto
 from qtrace.report import render_json, render_markdown, render_text, to_json
 
 
@@ -45,12 +47,14 @@ __all__ = [
     "FailPolicy",
     "Findings",
     "InputError",
+    "Names",
     "QtraceError",
     "Trace",
     "UsageError",
     "__version__",
     "analyze",
     "read_events",
+    "read_names",
     "read_trace",
     "render_json",
     "render_markdown",
@@ -58,4 +62,5 @@ __all__ = [
     "to_json",
     "write_dashboard",
     "write_events",
+    "write_perfetto",
 ]

@@ -30,6 +30,9 @@ from qtrace.findings import FailPolicy, Findings
 from qtrace.ingest import read_trace
 from qtrace.messages import fail, say
 from qtrace.model import Analysis, analyze
+from qtrace.names import Names
+from qtrace.names_cli import NamesOpt, load_names, names_command
+from qtrace.record_cli import record_command
 from qtrace.report import render_json, render_markdown, render_text
 
 EXIT_CODES_HELP = (
@@ -83,6 +86,8 @@ def _silence_stdout() -> None:
 class InputFormat(StrEnum):
     log = "log"
     simple = "simple"
+    journald = "journald"
+    testlog = "testlog"
 
 
 class EventsFormat(StrEnum):
@@ -238,7 +243,13 @@ def _window_bound(text: str | None, flag: str) -> tuple[int | None, str | None]:
     return value, "seq" if unit is None else "ns"
 
 
-def _analyze(trace: Trace, release: RootRelease, begin: str | None, end: str | None) -> Analysis:
+def _analyze(
+    trace: Trace,
+    release: RootRelease,
+    begin: str | None,
+    end: str | None,
+    names: Names | None = None,
+) -> Analysis:
     begin_value, begin_unit = _window_bound(begin, "--begin")
     end_value, end_unit = _window_bound(end, "--end")
     units = {u for u in (begin_unit, end_unit) if u is not None}
@@ -252,6 +263,7 @@ def _analyze(trace: Trace, release: RootRelease, begin: str | None, end: str | N
         end=end_value,
         window_unit=unit,
         window_from_start=unit == "ns",
+        names=names,
     )
 
 
@@ -264,6 +276,7 @@ def _write_dashboard(
     plotlyjs: PlotlyJs,
     replay: bool,
     markers: str,
+    names: Names | None = None,
 ) -> None:
     from qtrace.dashboards import marker_events, write_dashboard
 
@@ -272,12 +285,30 @@ def _write_dashboard(
         path,
         findings=found,
         plotlyjs=plotlyjs.value,
-        replay=analyze(trace, root_release="destroy_rcu") if replay else None,
+        replay=analyze(trace, root_release="destroy_rcu", names=names) if replay else None,
         markers=marker_events(trace.events, markers) if markers else None,
     )
     say(f"dashboard written to {path}")
 
 
+def _write_perfetto(analysis: Analysis, trace: Trace, path: Path, markers: str) -> None:
+    from qtrace.dashboards import marker_events
+    from qtrace.perfetto import write_perfetto
+
+    write_perfetto(
+        analysis, path, markers=marker_events(trace.events, markers) if markers else None
+    )
+    say(f"Perfetto trace written to {path} (open it in ui.perfetto.dev or chrome://tracing)")
+
+
+PerfettoOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--perfetto",
+        help="Also write the views, pins and anomalies as Chrome trace-event JSON "
+        "(ui.perfetto.dev, chrome://tracing).",
+    ),
+]
 FailOnOpt = Annotated[
     str | None,
     typer.Option(
@@ -320,6 +351,8 @@ def analyze_command(
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write the HTML dashboard here.")
     ] = None,
+    names_files: NamesOpt = None,
+    perfetto: PerfettoOpt = None,
     input_format: InputFormatOpt = None,
     trace_events: TraceEventsOpt = None,
 ) -> None:
@@ -329,11 +362,12 @@ def analyze_command(
     no FlatView event read.
     """
     policy = FailPolicy.parse(fail_on)
-    events_pattern = ",".join(MODEL_EVENTS) + ("," + DEFAULT_MARKERS if html else "")
+    names = load_names(names_files)
+    events_pattern = ",".join(MODEL_EVENTS) + ("," + DEFAULT_MARKERS if html or perfetto else "")
     trace = load(
         traces, events=events_pattern, input_format=input_format, trace_events=trace_events
     )
-    analysis = _analyze(trace, root_release, begin, end)
+    analysis = _analyze(trace, root_release, begin, end, names)
     found = Findings.of(analysis, policy)
     _print_report(analysis, found, fmt, output)
     if html is not None:
@@ -345,7 +379,10 @@ def analyze_command(
             plotlyjs=PlotlyJs.inline,
             replay=False,
             markers=DEFAULT_MARKERS,
+            names=names,
         )
+    if perfetto is not None:
+        _write_perfetto(analysis, trace, perfetto, DEFAULT_MARKERS)
     raise typer.Exit(found.exit_code)
 
 
@@ -408,6 +445,8 @@ def dashboard_command(
     begin: BeginOpt = None,
     end: EndOpt = None,
     fail_on: FailOnOpt = None,
+    names_files: NamesOpt = None,
+    perfetto: PerfettoOpt = None,
     input_format: InputFormatOpt = None,
     trace_events: TraceEventsOpt = None,
 ) -> None:
@@ -417,18 +456,30 @@ def dashboard_command(
     --fail-on; 3 unreadable input or no FlatView event read.
     """
     policy = FailPolicy.parse(fail_on)
+    names = load_names(names_files)
     pattern = ",".join(MODEL_EVENTS) + ("," + markers if markers else "")
     trace = load(traces, events=pattern, input_format=input_format, trace_events=trace_events)
-    analysis = _analyze(trace, root_release, begin, end)
+    analysis = _analyze(trace, root_release, begin, end, names)
     found = Findings.of(analysis, policy)
     _write_dashboard(
-        analysis, found, trace, output, plotlyjs=plotlyjs, replay=replay, markers=markers
+        analysis,
+        found,
+        trace,
+        output,
+        plotlyjs=plotlyjs,
+        replay=replay,
+        markers=markers,
+        names=names,
     )
+    if perfetto is not None:
+        _write_perfetto(analysis, trace, perfetto, markers)
     raise typer.Exit(found.exit_code)
 
 
 command("batch")(batch_command)
 command("diff")(diff_command)
+command("names")(names_command)
+command("record")(record_command)
 
 
 def main() -> None:

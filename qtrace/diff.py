@@ -7,8 +7,9 @@ recounted here: counts come from the documents' sections, the verdict from their
 ``verdict``.
 
 Roots of two runs have different addresses (ASLR, a different heap), so roots are matched by
-the order in which each run first built a view of them: QEMU builds its address spaces in
-the same order on every run of the same machine, so root #3 of A is root #3 of B.
+name when both runs have names (``--names``, or names the traces carry), and otherwise by the
+order in which each run first built a view of them: QEMU builds its address spaces in the
+same order on every run of the same machine, so root #3 of A is root #3 of B.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import polars as pl
 
 from qtrace.errors import InputError, UsageError
 from qtrace.instances import STATUSES
+from qtrace.names import Names, names_beside, read_names
+from qtrace.names.render import root_label_expr
 
 BATCH_SCHEMA = "qtrace.batch/1"
 ANALYZE_SCHEMA = "qtrace.analyze/1"
@@ -108,14 +111,17 @@ def _kind(document: dict[str, Any] | None) -> str:
     return "summary" if document is not None and document["schema"] == BATCH_SCHEMA else "trace"
 
 
-def _load(path: str, document: dict[str, Any] | None) -> Side:
+def _load(path: str, document: dict[str, Any] | None, names: Names | None = None) -> Side:
     if document is not None:
         return Side(path, _kind(document), document)
     from qtrace.ingest import read_trace
     from qtrace.model import analyze
     from qtrace.report import to_json
 
-    analysis = analyze(read_trace(path))
+    beside = names_beside(path)  # trace.names beside trace.log, as qtrace record leaves them
+    if beside is not None:
+        names = read_names(beside) + (names or Names())
+    analysis = analyze(read_trace(path), names=names)
     return Side(path, "trace", to_json(analysis), analysis.views)
 
 
@@ -140,7 +146,8 @@ def _verdict_counts(document: dict[str, Any]) -> dict[str, int]:
 
 
 def _ranked_roots(document: dict[str, Any]) -> pl.DataFrame:
-    """The document's roots with their rank by first view built, per run."""
+    """The document's roots with their rank by first view built, per run, and ``label``: the
+    root's name with its alias target (null when unnamed)."""
     items = _section(document, "roots").get("items") or []
     schema = {
         "run": pl.Int64,
@@ -148,6 +155,8 @@ def _ranked_roots(document: dict[str, Any]) -> pl.DataFrame:
         "first_seq": pl.Int64,
         "instances": pl.Int64,
         "max_concurrent": pl.Int64,
+        "name": pl.String,
+        "alias_of": pl.String,
     }
     rows = [
         {name: item.get(name) for name in schema}
@@ -156,19 +165,34 @@ def _ranked_roots(document: dict[str, Any]) -> pl.DataFrame:
     ]
     frame = pl.DataFrame(rows, schema=schema, strict=False)
     return frame.sort("run", "first_seq", "root", nulls_last=True).with_columns(
-        rank=pl.int_range(pl.len()).over("run")
+        rank=pl.int_range(pl.len()).over("run"), label=root_label_expr().cast(pl.String)
+    )
+
+
+def _match_keys(roots: pl.DataFrame, by_name: bool) -> pl.DataFrame:
+    """``key`` and ``nth``: what a root is matched on. By name: the name with its alias target,
+    and the order among roots of that name; unnamed roots, and all roots without names, by
+    the order in which the run first built a view of them."""
+    key = pl.col("label") if by_name else pl.lit(None, pl.String)
+    return roots.with_columns(key=key).with_columns(
+        nth=pl.int_range(pl.len()).over("run", "key", order_by="rank")
     )
 
 
 def _root_rows(a: Side, b: Side) -> list[dict[str, Any]]:
     ra, rb = _ranked_roots(a.document), _ranked_roots(b.document)
-    joined = ra.join(rb, on=["run", "rank"], how="full", suffix="_b", coalesce=True).sort(
-        "run", "rank"
-    )
+    # Names make the match independent of build order, when both sides have them.
+    by_name = bool(ra["label"].is_not_null().any() and rb["label"].is_not_null().any())
+    ra, rb = _match_keys(ra, by_name), _match_keys(rb, by_name)
+    joined = ra.join(
+        rb, on=["run", "key", "nth"], how="full", suffix="_b", coalesce=True, nulls_equal=True
+    ).sort("run", "rank", "rank_b", nulls_last=True)
     rows = []
     for row in joined.iter_rows(named=True):  # a few dozen roots: a loop is clearest
-        entry = {"run": row["run"], "rank": row["rank"], "root_a": row["root"]}
-        entry["root_b"] = row["root_b"]
+        rank = row["rank"] if row["rank"] is not None else row["rank_b"]
+        entry = {"run": row["run"], "rank": rank, "root_a": row["root"], "root_b": row["root_b"]}
+        entry["name"] = row["label"] or row["label_b"]
+        entry["matched_by"] = "name" if row["key"] is not None else "order"
         changed = entry["root_a"] is None or entry["root_b"] is None
         for column in ("instances", "max_concurrent"):
             entry[f"{column}_a"], entry[f"{column}_b"] = row[column], row[f"{column}_b"]
@@ -232,8 +256,14 @@ def _artifact_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]
     return out
 
 
-def diff(a: str, b: str) -> DiffResult:
+def diff(a: str, b: str, *, names: Names | None = None) -> DiffResult:
     """Compare two traces (or analyze JSON documents), or two batch ``summary.json`` files.
+
+    Roots are matched by name (and alias target, and order among equals) when both sides
+    have names, else by the order in which each run first built a view of them. A trace's
+    names come from ``names`` (applied to both), from the names file beside it
+    (``trace.names`` beside ``trace.log``), from the events it carries, or, for an analyze
+    JSON document, from its ``roots.items``.
 
     Examples
     --------
@@ -246,7 +276,7 @@ def diff(a: str, b: str) -> DiffResult:
     doc_a, doc_b = _read_document(a), _read_document(b)
     if _kind(doc_a) != _kind(doc_b):
         raise UsageError(f"cannot compare a {_kind(doc_a)} ({a}) with a {_kind(doc_b)} ({b})")
-    side_a, side_b = _load(a, doc_a), _load(b, doc_b)
+    side_a, side_b = _load(a, doc_a, names), _load(b, doc_b, names)
     result = DiffResult(a, b, side_a.kind)
     if side_a.kind == "summary":
         result.counts = _counts(side_a.document, side_b.document, ("totals",))
@@ -288,10 +318,16 @@ def render_text(result: DiffResult) -> str:
         for name, va, vb in result.statuses:
             lines.append(f"{_mark(va, vb)} {name:{width}}  {va:>10}  {vb:>10}")
     if result.roots:
-        lines += ["", "roots by first use (A root / B root: instances A B, max concurrent A B):"]
+        matched = "by name" if any(r["matched_by"] == "name" for r in result.roots) else ""
+        lines += [
+            "",
+            f"roots {matched or 'by first use'} (A root / B root: instances A B, max "
+            "concurrent A B):",
+        ]
         for row in result.roots:
+            name = f" {row['name']}" if row["name"] else ""
             lines.append(
-                f"{'*' if row['changed'] else ' '} run {row['run']} #{row['rank']:<3} "
+                f"{'*' if row['changed'] else ' '} run {row['run']} #{row['rank']:<3}{name} "
                 f"{row['root_a']} / {row['root_b']}: instances {row['instances_a']} "
                 f"{row['instances_b']}, max concurrent {row['max_concurrent_a']} "
                 f"{row['max_concurrent_b']}"

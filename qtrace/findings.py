@@ -115,6 +115,9 @@ class Findings:
     dropped_events: int
     unreadable_places: int
     flatview_events: int
+    # root_finalized_while_pinned by what pinned the root, and how many of them the proposed
+    # early unref at flatview_destroy_rcu would remove (those only RCU-pending views pinned).
+    hazards: dict[str, int]
     policy: FailPolicy
     failing: tuple[str, ...]
     exit_code: int
@@ -143,6 +146,8 @@ class Findings:
             analysis.anomalies["uncertain"].sum()
         )
         failing = tuple(c for c in CHECKS if checks[c] and c in policy.checks)
+        pinned_by = analysis.finalized_pinned_by
+        hazards = {**pinned_by, "early_unref_removes": pinned_by["rcu_pending"]}
         found = cls(
             statuses=statuses,
             anomalies=anomalies,
@@ -151,6 +156,7 @@ class Findings:
             dropped_events=analysis.dropped_events,
             unreadable_places=analysis.unreadable_places,
             flatview_events=flatview,
+            hazards=hazards,
             policy=policy,
             failing=failing,
             exit_code=exit_code(failing),
@@ -194,6 +200,7 @@ class Findings:
             "dropped_events": self.dropped_events,
             "unreadable_places": self.unreadable_places,
             "flatview_events": self.flatview_events,
+            "hazards": dict(self.hazards),
             "checks": dict(self.checks),
             "fail_on": list(self.policy.words),
             "failing": list(self.failing),
@@ -217,6 +224,13 @@ def _notes(found: Findings, analysis: Analysis) -> tuple[str, ...]:
         notes.append(
             f"{share:.0%} of the input's bytes could not be read ({trace.bytes_skipped} of "
             f"{trace.input_bytes}): the counts cover the rest only"
+        )
+    live, pending = found.hazards["live"], found.hazards["rcu_pending"]
+    if live or pending:
+        notes.append(
+            f"roots finalized while pinned: {live + pending}; the early unref at "
+            f"flatview_destroy_rcu would remove {pending} (only RCU-pending views pinned "
+            f"the root), not {live} (a live view did)"
         )
     losses = []
     if found.dropped_events:

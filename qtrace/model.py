@@ -16,9 +16,10 @@ import polars as pl
 from qtrace import kernel
 from qtrace.anomalies import ANOMALY_KINDS, ANOMALY_SCHEMA, anomalies_table, pinned_by_counts
 from qtrace.errors import UsageError
-from qtrace.events import Trace, conform
+from qtrace.events import FLATVIEW_EVENTS, Trace, conform
 from qtrace.instances import FLAGGED_STATUSES, STATUSES, VIEW_SCHEMA, views_table
 from qtrace.kernel import Walked
+from qtrace.names import Names, name_analysis
 from qtrace.pins import (
     CONCURRENCY_SCHEMA,
     clip_steps,
@@ -261,6 +262,7 @@ def analyze(
     end: int | None = None,
     window_unit: Literal["seq", "ns"] = "seq",
     window_from_start: bool = False,
+    names: Names | None = None,
 ) -> Analysis:
     """Rebuild every FlatView instance and root pin of a trace.
 
@@ -278,6 +280,10 @@ def analyze(
     window_from_start
         ``begin``/``end`` in ns count from the trace's first timestamp (``start_ts_ns``)
         instead of being absolute timestamps.
+    names
+        Names of root pointers (``qtrace.read_names``), merged with those the trace itself
+        carries; the roots, intervals, leaks and anomalies get ``name`` columns
+        (``qtrace.names.name_analysis``).
 
     Examples
     --------
@@ -311,8 +317,7 @@ def analyze(
     intervals = root_intervals(stamped)
     found_overlaps = overlaps(stamped)
     anomalies = anomalies_table(walked.anomalies, table)
-    names = ("flatview_new", "flatview_destroy_rcu", "flatview_destroy")
-    counts = dict(zip(names, walked.event_counts, strict=True))
+    counts = dict(zip(FLATVIEW_EVENTS, walked.event_counts, strict=True))
     summary: _Summary | None = None
     tables: tuple[pl.DataFrame, pl.DataFrame] | None = None
     if window is None:
@@ -336,7 +341,7 @@ def analyze(
         clipped = clip_steps(steps, window.begin_seq, window.end_seq, begin_ts)  # type: ignore[arg-type]
         roots = window_roots(views, clipped, intervals)
         tables = (views, clipped)
-    return Analysis(
+    analysis = Analysis(
         trace=trace,
         destroy_traced=rows.destroy_traced,
         root_release=root_release,
@@ -358,6 +363,7 @@ def analyze(
         unreadable_places=unreadable_places(table),
         start_ts_ns=start_ts,
     )
+    return name_analysis(analysis, table, names)
 
 
 def event_counts_of(fv_events: pl.DataFrame, window: Window) -> dict[str, int]:
@@ -365,8 +371,7 @@ def event_counts_of(fv_events: pl.DataFrame, window: Window) -> dict[str, int]:
     inside = fv_events.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
     counts = inside.group_by(pl.col("event").cast(pl.String)).len()
     found = dict(zip(counts["event"].to_list(), counts["len"].to_list(), strict=True))
-    names = ("flatview_new", "flatview_destroy_rcu", "flatview_destroy")
-    return {name: int(found.get(name, 0)) for name in names}
+    return {name: int(found.get(name, 0)) for name in FLATVIEW_EVENTS}
 
 
 __all__ = [

@@ -15,6 +15,7 @@ import polars as pl
 from qtrace.findings import Findings
 from qtrace.formatting import hex_pointer
 from qtrace.model import Analysis
+from qtrace.names.render import name_sources
 from qtrace.report_text import render_markdown, render_text
 
 SCHEMA = "qtrace.analyze/1"
@@ -32,6 +33,8 @@ LEAK_FIELDS = [
     "line",
     "offset",
     "uncertain",
+    "root_name",
+    "root_alias_of",
 ]
 ANOMALY_FIELDS = [
     "run",
@@ -46,6 +49,9 @@ ANOMALY_FIELDS = [
     "line",
     "offset",
     "detail",
+    "root_name",
+    "root_alias_of",
+    "pinned_by",
 ]
 RUN_FIELDS = [
     "run",
@@ -72,8 +78,12 @@ ROOT_FIELDS = [
     "pinned_ns",
     "pending_only_windows",
     "pending_only_ns",
+    "name",
+    "alias_of",
+    "alias_root",
+    "name_source",
 ]
-POINTER_FIELDS = ("view", "root")
+POINTER_FIELDS = ("view", "root", "alias_root")
 
 
 def _items(frame: pl.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
@@ -167,6 +177,7 @@ def to_json(analysis: Analysis, findings: Findings | None = None) -> dict[str, A
             ),
             "items": _items(roots, ROOT_FIELDS),
         },
+        "names": name_sources(roots),
         "overlaps": _overlap_summary(analysis),
         "anomalies": dict(found.anomalies),
         "anomaly_items": _items(anomalies, ANOMALY_FIELDS),

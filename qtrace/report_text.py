@@ -12,13 +12,18 @@ import polars as pl
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from qtrace.findings import Findings
 from qtrace.formatting import duration, escape_control, escape_markdown, hex_pointer, scalar
 from qtrace.model import Analysis
+from qtrace.names.render import root_label
 
 MAX_ROWS = 20
-FOLDED_COLUMNS = {"detail", "where"}
+# "root" may hold a name under its pointer: it wraps at blanks, never inside the pointer.
+FOLDED_COLUMNS = {"detail", "where", "root"}
+# Columns left out when no row has a value (no names known; finalizes have no view).
+OPTIONAL_COLUMNS = {"name", "view", "gen"}
 
 
 def _summary(analysis: Analysis, found: Findings) -> str:
@@ -81,7 +86,7 @@ def _run_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
 
 def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     # Short headers keep a root's row on one 80-column line; --format json has the long names.
-    header = ["run", "root", "views", "peak", "at end", "spans"]
+    header = ["run", "root", "name", "views", "peak", "at end", "spans"]
     if analysis.has_clock:
         header += ["pinned", "pend-only"]
     rows = []
@@ -90,6 +95,7 @@ def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
         row = [
             str(r["run"]),
             r["root"] or "",
+            root_label(r["name"], r["alias_of"]),
             str(r["instances"]),
             str(r["max_concurrent"]),
             "yes" if r["pinned_at_end"] else "no",
@@ -103,7 +109,7 @@ def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
 
 def _leak_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     start = analysis.start_ts_ns
-    header = ["run", "view", "gen", "root", "status", "seq", "at", "where", "uncertain"]
+    header = ["run", "view", "gen", "root", "name", "status", "seq", "at", "where", "uncertain"]
     leaks = analysis.flagged_views.rechunk().with_columns(hex_pointer("view"), hex_pointer("root"))
     rows = [
         [
@@ -111,6 +117,7 @@ def _leak_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
             v["view"] or "",
             str(v["generation"]),
             v["root"] or "",
+            root_label(v["root_name"], v["root_alias_of"]),
             v["status"],
             str(v["new_seq"]),
             _when(v["new_ts_ns"], start),
@@ -124,16 +131,19 @@ def _leak_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
 
 def _anomaly_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     start = analysis.start_ts_ns
-    header = ["run", "kind", "seq", "at", "view", "gen", "root", "where", "uncertain", "detail"]
+    header = ["run", "kind", "seq", "at", "view", "gen", "root", "name", "where", "uncertain"]
+    header.append("detail")
     rows = [
         [
             str(a["run"]),
-            a["kind"],
+            # A finalize hazard says what pinned the root: live or rcu_pending.
+            a["kind"] + (f"\npinned by {a['pinned_by']}" if a["pinned_by"] else ""),
             str(a["seq"]),
             _when(a["ts_ns"], start),
             a["view"] or "",
             "" if a["generation"] is None else str(a["generation"]),
             a["root"] or "",
+            root_label(a["root_name"], a["root_alias_of"]),
             _where(a),
             "yes" if a["uncertain"] else "",
             a["detail"],
@@ -156,19 +166,48 @@ def _drop_quiet_columns(
     if not analysis.dropped_events:
         quiet.add("uncertain")
     keep = [i for i, name in enumerate(header) if name not in quiet]
+    return _drop_empty_optional([header[i] for i in keep], [[row[i] for i in keep] for row in rows])
+
+
+def _drop_empty_optional(
+    header: list[str], rows: list[list[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """Leave out the optional columns (names) no row fills."""
+    empty = {i for i, name in enumerate(header) if name in OPTIONAL_COLUMNS}
+    empty = {i for i in empty if not any(row[i] for row in rows)}
+    keep = [i for i in range(len(header)) if i not in empty]
     return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+def _names_under_roots(
+    header: list[str], rows: list[list[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """For a terminal: a root's name goes under its pointer, in the same cell, instead of a
+    column of its own, so that a named table still fits 80 columns."""
+    if "name" not in header or "root" not in header:
+        return header, rows
+    root, name = header.index("root"), header.index("name")
+    merged = []
+    for row in rows:
+        cells = list(row)
+        if cells[name]:
+            cells[root] = f"{cells[root]}\n{cells[name]}"
+        merged.append(cells[:name] + cells[name + 1 :])
+    return header[:name] + header[name + 1 :], merged
 
 
 def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
     # A light frame and unbroken cells (headers may wrap): 80 columns still show whole hex.
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in header:
-        if name in FOLDED_COLUMNS:
+        if name == "root":  # a whole pointer per line; a name under it wraps at blanks
+            table.add_column(name, overflow="fold", min_width=len("0x563e2d2198b0"))
+        elif name in FOLDED_COLUMNS:
             table.add_column(name, overflow="fold")
         else:
             table.add_column(name, no_wrap=True)
     for row in rows[:MAX_ROWS]:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # cells are text, not markup
     if len(rows) > MAX_ROWS:
         table.caption = f"... and {len(rows) - MAX_ROWS} more"
     return table
@@ -192,10 +231,10 @@ def render_text(analysis: Analysis, console: Console, findings: Findings | None 
     console.print(_summary(analysis, found), markup=False, highlight=False)
     if analysis.runs > 1:
         console.print(_rich_table("Runs", *_run_rows(analysis)))
-    header, rows = _drop_quiet_columns(analysis, *_root_rows(analysis))
+    header, rows = _names_under_roots(*_drop_quiet_columns(analysis, *_root_rows(analysis)))
     if rows:
         console.print(_rich_table("Roots", header, rows))
-    header, rows = _drop_quiet_columns(analysis, *_leak_rows(analysis))
+    header, rows = _names_under_roots(*_drop_quiet_columns(analysis, *_leak_rows(analysis)))
     if rows:
         console.print(_rich_table("Leaked and lost views", header, rows))
     counts = {k: n for k, n in found.anomalies.items() if n}
@@ -203,7 +242,7 @@ def render_text(analysis: Analysis, console: Console, findings: Findings | None 
         console.print(
             _rich_table("Anomalies", ["kind", "count"], [[k, str(n)] for k, n in counts.items()])
         )
-        header, rows = _drop_quiet_columns(analysis, *_anomaly_rows(analysis))
+        header, rows = _names_under_roots(*_drop_quiet_columns(analysis, *_anomaly_rows(analysis)))
         console.print(_rich_table("Anomaly events", header, rows))
 
 
@@ -241,6 +280,6 @@ def render_markdown(analysis: Analysis, findings: Findings | None = None) -> str
     sections.append(("Anomaly events", _anomaly_rows(analysis)))
     for title, (header, rows) in sections:
         lines += [f"## {title}", ""]
-        lines += _md_table(header, rows) if rows else ["none"]
+        lines += _md_table(*_drop_empty_optional(header, rows)) if rows else ["none"]
         lines.append("")
     return "\n".join(lines)

@@ -89,6 +89,7 @@ def test_json_document_has_every_documented_field() -> None:
     assert (verdict["dropped_events"], verdict["unreadable_places"]) == (12, 0)
     assert verdict["failing"] == ["leaked", "orphan_destroy_rcu"] and verdict["exit_code"] == 1
     assert verdict["text"] == "leaks: 2, anomalies: 1"
+    assert verdict["hazards"] == {"live": 0, "rcu_pending": 0, "early_unref_removes": 0}
 
 
 def test_lost_instances_are_listed_with_leaks() -> None:

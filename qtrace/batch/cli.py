@@ -19,6 +19,7 @@ import typer
 
 from qtrace.batch.artifact import DEFAULT_MAX_INPUT_BYTES
 from qtrace.messages import say
+from qtrace.names_cli import NamesOpt, load_names
 
 BATCH_EXIT_CODES = (
     "Exit codes: 0 nothing failed; 1 findings that fail by --fail-on (or, with --baseline, got "
@@ -91,6 +92,7 @@ def batch_command(
     no_dashboards: Annotated[
         bool, typer.Option("--no-dashboards", help="Skip the per-artifact dashboard pages.")
     ] = False,
+    names_files: NamesOpt = None,
 ) -> None:
     """Analyze many trace artifacts: summary.json, Parquet tables, junit.xml, summary.md and
     a fleet dashboard (index.html) in --out.
@@ -100,6 +102,7 @@ def batch_command(
     """
     from qtrace.batch.runner import run_batch
 
+    load_names(names_files)  # a names file that does not parse ends the batch before it starts
     result = run_batch(
         inputs,
         out,
@@ -112,6 +115,7 @@ def batch_command(
         max_input_bytes=max_input_bytes,
         progress=True,
         dashboards=not no_dashboards,
+        names_files=tuple(str(p) for p in names_files or ()),
     )
     totals = result.totals
     say(
@@ -134,13 +138,18 @@ def diff_command(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
+    names_files: NamesOpt = None,
 ) -> None:
     """Compare two traces (counts, per-root instances and max concurrency, statuses) or two
     batch summaries; differences are marked. Exit code 0 either way (3 for unreadable input).
+
+    With names (--names files, applied to both traces), roots are matched by name rather
+    than by the order in which each run first built them.
     """
     from qtrace.diff import diff, render_html, render_json, render_text
 
-    result = diff(a, b)
+    names = load_names(names_files)
+    result = diff(a, b, names=names)
     if fmt is DiffFormat.json:
         text = json.dumps(render_json(result), indent=1) + "\n"
     elif fmt is DiffFormat.html:

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from qtrace.batch import gating, outputs
+from qtrace.batch import gating, gitlab, outputs
 from qtrace.batch.artifact import DEFAULT_MAX_INPUT_BYTES, Artifact
 from qtrace.batch.discover import discover
 from qtrace.batch.engines import ENGINES, run_dask, run_local
@@ -121,6 +121,7 @@ def run_batch(
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     progress: bool = True,
     dashboards: bool = True,
+    names_files: tuple[str, ...] = (),
 ) -> BatchResult:
     """Analyze every artifact the inputs name and write the batch outputs to ``out_dir``.
 
@@ -130,7 +131,8 @@ def run_batch(
         Files, directories (recursive), globs; tar and zip archives count member by member.
     out_dir
         Created if missing. Gets summary.json, views.parquet, roots.parquet, index.html,
-        junit.xml, summary.md and artifacts/ (one dashboard per artifact).
+        junit.xml, summary.md, gl-code-quality-report.json and artifacts/ (one dashboard per
+        artifact).
     jobs
         Worker processes (default: the machine's cores); tasks never run in this process.
     fail_on
@@ -149,6 +151,9 @@ def run_batch(
         Show a progress bar on stderr when it is a terminal.
     dashboards
         Write one dashboard page per artifact.
+    names_files
+        Names files applied to every artifact; a ``.names`` file beside a trace (as
+        ``qtrace record`` leaves it) is applied to that trace.
 
     Examples
     --------
@@ -192,6 +197,7 @@ def run_batch(
             policy=policy,
             baseline_records=baseline_records,
             has_baseline=baseline is not None,
+            names_files=names_files,
         )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -212,6 +218,7 @@ def _run(
     policy: FailPolicy,
     baseline_records: dict[str, dict[str, Any]],
     has_baseline: bool,
+    names_files: tuple[str, ...],
 ) -> BatchResult:
     spill_dir = work_dir / "members"
     spill_dir.mkdir()
@@ -228,6 +235,7 @@ def _run(
         dashboard_dir=str(dashboard_dir) if dashboards else None,
         scratch_dir=str(work_dir),
         policy=policy,
+        names_files=names_files,
     )
     work: list[tuple[int, Artifact]] = list(enumerate(found.artifacts))
     outcomes: list[Outcome] = []
@@ -260,14 +268,17 @@ def _run(
     document = {"schema": SCHEMA, "artifacts": records, "totals": totals}
     (out_dir / SUMMARY_JSON).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     views = _concat([o.views for o in outcomes if o.views is not None])
-    _concat([o.roots for o in outcomes if o.roots is not None]).write_parquet(
-        out_dir / ROOTS_PARQUET
-    )
+    roots = _concat([o.roots for o in outcomes if o.roots is not None])
+    roots.write_parquet(out_dir / ROOTS_PARQUET)
     views.write_parquet(out_dir / VIEWS_PARQUET)
     rows = [row_of(record) for record in records]
     leaks = {str(r["artifact"]): list(r.get("leaked_views", [])) for r in records}
     write_fleet_page(
-        out_dir / INDEX_HTML, rows, _grace_per_artifact(views), f"{DASHBOARD_DIR}/{PLOTLY_JS}"
+        out_dir / INDEX_HTML,
+        rows,
+        _grace_per_artifact(views),
+        f"{DASHBOARD_DIR}/{PLOTLY_JS}",
+        roots=roots,
     )
     (out_dir / JUNIT_XML).write_bytes(outputs.junit_xml(rows, verdicts, leaks))
     markdown = outputs.summary_markdown(rows, verdicts, code)
@@ -281,4 +292,6 @@ def _run(
         commands = outputs.github_annotations(rows, verdicts, leaks)
         for command in commands:
             print(command, flush=True)
+    in_gitlab = os.environ.get(gitlab.GITLAB_CI) == "true"
+    gitlab.write_gitlab_outputs(out_dir, outcomes, verdicts, in_gitlab_ci=in_gitlab)
     return BatchResult(out_dir, records, totals, verdicts, code, commands)

@@ -24,6 +24,7 @@ from qtrace.errors import InputError, QtraceError
 from qtrace.findings import DEFAULT_POLICY, FailPolicy, Findings
 from qtrace.ingest import read_trace
 from qtrace.model import analyze
+from qtrace.names import Names, merge_names, names_beside, read_names
 from qtrace.parsers.decompress import decoded_head
 from qtrace.report import to_json
 
@@ -39,6 +40,7 @@ class TaskOptions:
     dashboard_dir: str | None  # write each artifact's dashboard here; None: no dashboards
     scratch_dir: str | None = None  # where copies and decoded bytes go (None: the temp dir)
     policy: FailPolicy = DEFAULT_POLICY  # the batch's --fail-on, for each record's verdict
+    names_files: tuple[str, ...] = ()  # --names: names files applied to every artifact
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Outcome:
     record: dict[str, Any] = field(default_factory=dict)
     findings: dict[str, int] = field(default_factory=dict)  # check -> count (qtrace.findings)
     leaks: list[dict[str, Any]] = field(default_factory=list)
+    anomalies: list[dict[str, Any]] = field(default_factory=list)  # the report's anomaly_items
     warnings: list[str] = field(default_factory=list)
     views: pl.DataFrame | None = None
     roots: pl.DataFrame | None = None
@@ -94,6 +97,26 @@ def _record(document: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def artifact_names(artifact: Artifact, options: TaskOptions, warnings: list[str]) -> Names | None:
+    """The --names files and the names file beside each part of the artifact (``trace.names``
+    beside ``trace.log``, as ``qtrace record`` leaves them); one that does not read is a
+    warning, not a lost artifact."""
+    paths = list(options.names_files)
+    paths += [
+        str(p)
+        for part in artifact.parts
+        if part.zip_index is None
+        if (p := names_beside(part.path)) is not None
+    ]
+    found = []
+    for path in paths:
+        try:
+            found.append(read_names(path))
+        except QtraceError as exc:
+            warnings.append(f"names not used: {exc}")
+    return merge_names(found) if found else None
+
+
 def run_task(index: int, artifact: Artifact, options: TaskOptions) -> Outcome:
     """Read, analyze and report one artifact; failures become ``Outcome.error``."""
     started = time.perf_counter()
@@ -125,12 +148,13 @@ def _analyze_into(
         scratch_dir=scratch,
     )
     outcome.warnings.extend(trace.warnings)
-    analysis = analyze(trace)
+    analysis = analyze(trace, names=artifact_names(artifact, options, outcome.warnings))
     found = Findings.of(analysis, options.policy)
     document = to_json(analysis, found)
     outcome.record = _record(document)
     # "leaks" also lists lost instances; the leak check and its annotations are the leaked.
     outcome.leaks = [leak for leak in document.get("leaks", []) if leak.get("status") == "leaked"]
+    outcome.anomalies = list(document.get("anomaly_items", []))
     span = trace.events.select(pl.col("ts_ns").max() - pl.col("ts_ns").min()).item()
     outcome.record["duration_ns"] = None if span is None else int(span)
     outcome.findings = dict(found.checks)
