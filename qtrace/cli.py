@@ -32,6 +32,7 @@ from qtrace.messages import fail, say
 from qtrace.model import Analysis, analyze
 from qtrace.names import Names
 from qtrace.names_cli import NamesOpt, load_names, names_command
+from qtrace.paths import display
 from qtrace.record_cli import record_command
 from qtrace.report import render_json, render_markdown, render_text
 
@@ -288,7 +289,7 @@ def _write_dashboard(
         replay=analyze(trace, root_release="destroy_rcu", names=names) if replay else None,
         markers=marker_events(trace.events, markers) if markers else None,
     )
-    say(f"dashboard written to {path}")
+    say(f"dashboard written to {display(path)}")
 
 
 def _write_perfetto(analysis: Analysis, trace: Trace, path: Path, markers: str) -> None:
@@ -298,7 +299,9 @@ def _write_perfetto(analysis: Analysis, trace: Trace, path: Path, markers: str) 
     write_perfetto(
         analysis, path, markers=marker_events(trace.events, markers) if markers else None
     )
-    say(f"Perfetto trace written to {path} (open it in ui.perfetto.dev or chrome://tracing)")
+    say(
+        f"Perfetto trace written to {display(path)} (open it in ui.perfetto.dev or chrome://tracing)"
+    )
 
 
 PerfettoOpt = Annotated[

@@ -25,6 +25,8 @@ from qtrace.errors import InputError, UsageError
 from qtrace.instances import STATUSES
 from qtrace.names import Names, names_beside, read_names
 from qtrace.names.render import root_label_expr
+from qtrace.parsers.source import why_unreadable
+from qtrace.paths import display
 
 BATCH_SCHEMA = "qtrace.batch/1"
 ANALYZE_SCHEMA = "qtrace.analyze/1"
@@ -92,10 +94,13 @@ def _flat_numbers(prefix: str, value: Any, out: dict[str, int]) -> None:
 def _read_document(path: str) -> dict[str, Any] | None:
     """The JSON document ``path`` holds if it is a qtrace summary or analysis, else None."""
     file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{path}: no such file")
-    with file.open("rb") as fh:
-        head = fh.read(64).lstrip()
+    if file.is_dir():
+        raise InputError(f"{display(path)}: is a directory, not a trace or a report")
+    try:
+        with file.open("rb") as fh:
+            head = fh.read(64).lstrip()
+    except OSError as exc:  # said as every reader says it (no such file, a link loop, ...)
+        raise InputError(f"{display(path)}: {why_unreadable(path, exc)}") from None
     if not head.startswith(b"{"):
         return None
     try:

@@ -20,6 +20,7 @@ import typer
 from qtrace.batch.artifact import DEFAULT_MAX_INPUT_BYTES
 from qtrace.messages import say
 from qtrace.names_cli import NamesOpt, load_names
+from qtrace.paths import display
 
 BATCH_EXIT_CODES = (
     "Exit codes: 0 nothing failed; 1 findings that fail by --fail-on (or, with --baseline, got "
@@ -121,7 +122,7 @@ def batch_command(
     say(
         f"{totals['artifacts']} artifacts: {totals['clean']} clean, "
         f"{totals['with_findings']} with findings, {totals['unreadable']} unreadable; "
-        f"report in {result.out_dir}/index.html"
+        f"report in {display(result.out_dir / 'index.html')}"
     )
     for verdict in result.verdicts:
         if verdict.improved:
