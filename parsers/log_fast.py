@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,35 @@ def _frame(part: dict[str, Any], dialect: str, first_seq: int) -> pl.DataFrame:
     )
 
 
+# The log reader (parsers/log) reads these differently from the scanner; the scanner's
+# answer then stands aside (the reader is the reference, see its damage module):
+WHOLE_FLATVIEW_LINE = re.compile(
+    rb"flatview_(?:new|destroy_rcu|destroy) (?:0x[0-9a-fA-F]{1,16}|\(nil\)) "
+    rb"\(root (?:0x[0-9a-fA-F]{1,16}|\(nil\))\)\r?$"
+)
+SYSLOG_Z_LINE = re.compile(
+    rb"(?m)^[0-9]{4}-[0-9-]{5}T[0-9:]{8}(?:\.[0-9]+)?Z \S+ [^\s\[\]]+\[[0-9]+\]: "
+)
+SNIFF_BYTES = 1 << 16
+
+
+def _read_otherwise(mapped: mmap.mmap, found: dict[str, Any], events: pl.DataFrame) -> bool:
+    """Whether the reader's answer differs from the scanner's for this file.
+
+    Lines holding ``flatview_`` that are no trace line, a NULL view, and a last line cut
+    inside a FlatView line become ``qtrace_unreadable`` rows there; ``STAMPZ host tag[pid]:``
+    lines are syslog lines there (the scanner would read an event named ``host``).
+    """
+    if found["damaged"] or (events.height and events["view"].min() == 0):
+        return True
+    size = len(mapped)
+    if mapped[size - 1 : size] != b"\n":
+        last = mapped[max(0, mapped.rfind(b"\n") + 1) :]
+        if b"flatview_" in last and not WHOLE_FLATVIEW_LINE.search(last):
+            return True
+    return found["dialect"] == "iso8601" and SYSLOG_Z_LINE.search(mapped[:SNIFF_BYTES]) is not None
+
+
 def available() -> bool:
     """True when the extension is built and not switched off by ``QTRACE_NO_FASTLOG=1``."""
     return _fastlog is not None and os.environ.get(NO_FASTLOG, "") != "1"
@@ -118,13 +148,15 @@ def read(path: Path, selection: EventSelection) -> FastScan | None:
         # the file never counts whole towards the process's memory.
         with mmap.mmap(fh.fileno(), 0, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ) as mapped:
             found = _fastlog.scan(mapped, SPLIT_BYTES, True)
-    if found is None:
-        return None
-    # The scanner reads a large file in two halves (two threads): one frame each.
-    frames: list[pl.DataFrame] = []
-    for part in found["parts"]:
-        frames.append(_frame(part, found["dialect"], sum(f.height for f in frames)))
-    events = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
+            if found is None:
+                return None
+            # The scanner reads a large file in two halves (two threads): one frame each.
+            frames: list[pl.DataFrame] = []
+            for part in found["parts"]:
+                frames.append(_frame(part, found["dialect"], sum(f.height for f in frames)))
+            events = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
+            if _read_otherwise(mapped, found, events):
+                return None
     return FastScan(
         found["dialect"],
         events,

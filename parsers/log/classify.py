@@ -1,0 +1,185 @@
+"""Which lines are trace lines, of which dialect, and which lines are read at all.
+
+A line with a prefix of any dialect is a trace line wherever it stands. A ``bare`` line
+(``name args``, nothing before the name) has only its name to vouch for it, and ``-d``
+output such as ``check_exception old: 0xffffffff new 0xd`` looks the same. The rule, per
+QEMU run (a run starts at a nil-root ``flatview_new``, QEMU's first view; lines before the
+first start belong to the first run):
+
+- a bare line naming an event the model reads (a FlatView event, and
+  ``memory_region_finalize`` when it is selected) is a trace line anywhere: no ``-d`` output
+  or prose prints those names;
+- any other bare line is a trace line only in a run where no prefixed trace line appears.
+  In a run whose lines carry a prefix it is other ``-d`` output, skipped and counted.
+
+So a bare run followed by a timestamped one (a libvirt log across a restart, a QEMU 10.0 to
+10.1 upgrade) is read whole, and a bare log with one stray timestamped line loses nothing.
+Bare names need an underscore, as QEMU's event names have, so prose is never an event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import polars as pl
+from qtrace.parsers.log.dialects import BY_NAME, DIALECTS, FTRACE_MARK, Dialect
+from qtrace.parsers.log.fields import LINE, TEXT
+
+from qtrace.events import FLATVIEW_EVENTS, MR_FINALIZE, EventSelection
+
+SAMPLE_TRACE_LINES = 64  # trace lines read up front to choose the dialect parsed first
+FLATVIEW_HINT = "flatview_"
+# A line that ends like QEMU's first view of a process and names its event: a run starts.
+RUN_START_END = " (root (nil))"
+RUN_START_NAME = "flatview_new "
+PREFIXED = [d for d in DIALECTS if d.prefixed]
+
+
+def keeps_flatview(selection: EventSelection) -> bool:
+    """Whether ``selection`` keeps a FlatView event: then FlatView damage is marked."""
+    return any(selection.matches(name) for name in FLATVIEW_EVENTS)
+
+
+def strong_names(selection: EventSelection) -> tuple[str, ...]:
+    """Event names a bare line is read by wherever it stands (see the module's rule)."""
+    finalize = (MR_FINALIZE,) if not selection.keeps_all and selection.matches(MR_FINALIZE) else ()
+    return (*FLATVIEW_EVENTS, *finalize)
+
+
+def hints(selection: EventSelection) -> tuple[str, ...] | None:
+    """Literal substrings, one of which every line worth parsing holds; as few as possible.
+
+    Every line holding ``flatview_`` is parsed when a FlatView event is selected, so that
+    garbled and cut FlatView lines are seen. One ``contains`` of a common prefix is cheaper
+    than one per pattern and lets through the same lines or a few more.
+    """
+    literal = selection.literal_hints()
+    if not literal:
+        return None
+    if keeps_flatview(selection):
+        literal = (FLATVIEW_HINT, *(h for h in literal if not h.startswith(FLATVIEW_HINT)))
+    common = literal[0]
+    for hint in literal[1:]:
+        while not hint.startswith(common):
+            common = common[:-1]
+    if len(common) >= 4:
+        return (common,)
+    return tuple(sorted(h for h in set(literal) if not any(o != h and o in h for o in literal)))
+
+
+def any_of(literals: tuple[str, ...]) -> pl.Expr:
+    """True for lines holding one of ``literals``."""
+    text = pl.col(TEXT)
+    expr = text.str.contains(literals[0], literal=True)
+    for literal in literals[1:]:
+        expr = expr | text.str.contains(literal, literal=True)
+    return expr
+
+
+def accepts(dialects: list[Dialect], text: pl.Expr | None = None) -> pl.Expr:
+    """True for lines that are lines of any of ``dialects`` (counting, not parsing).
+
+    The anchored prefixes share one regex that rejects most noise within a few bytes. The
+    ftrace form, whose prefix has no fixed shape, is searched unanchored from its marker
+    instead, which the regex engine finds with a fast literal search.
+    """
+    text = pl.col(TEXT) if text is None else text
+    anchored = [d.match.removeprefix("^") for d in dialects if d.name != "ftrace"]
+    expr = text.str.contains("^(?:" + "|".join(f"(?:{p})" for p in anchored) + ")")
+    if any(d.name == "ftrace" for d in dialects):
+        ftrace = BY_NAME["ftrace"].match.split(FTRACE_MARK, 1)[1]
+        expr = expr | text.str.contains(FTRACE_MARK + ftrace)
+    return expr
+
+
+def is_prefixed(text: pl.Expr | None = None) -> pl.Expr:
+    return accepts(PREFIXED, text)
+
+
+def is_bare(text: pl.Expr | None = None) -> pl.Expr:
+    return accepts([BY_NAME["bare"]], text)
+
+
+def names_one_of(names: tuple[str, ...], text: pl.Expr | None = None) -> pl.Expr:
+    """True for bare lines whose name is one of ``names`` (prefix tests, no regex)."""
+    text = pl.col(TEXT) if text is None else text
+    expr = pl.lit(False)
+    for name in names:
+        expr = expr | text.str.starts_with(name + " ") | (text == name)
+    return expr
+
+
+def run_start() -> pl.Expr:
+    """True for the lines that start a QEMU run (a nil-root ``flatview_new``)."""
+    text = pl.col(TEXT)
+    return text.str.ends_with(RUN_START_END) & text.str.contains(RUN_START_NAME, literal=True)
+
+
+def run_of(lines: pl.Series, starts: pl.Series) -> pl.Series:
+    """The run of each line number (0-based; lines before the first start are in run 0)."""
+    after = starts.search_sorted(lines, side="right").cast(pl.Int64)
+    return (after - 1).clip(lower_bound=0).alias("run")
+
+
+def runs_holding(lines: pl.Series, starts: pl.Series) -> pl.Series:
+    """The runs (as ``run_of`` numbers them) that hold at least one of the sorted ``lines``.
+
+    One binary search per run, not per line: the lines may be millions.
+    """
+    edges = starts.slice(1)  # run r + 1 starts at starts[r + 1]; run 0 ends at starts[1]
+    before = lines.search_sorted(edges, side="left").cast(pl.Int64)
+    ends = pl.concat([before, pl.Series([lines.len()], dtype=pl.Int64)])
+    begins = pl.concat([pl.Series([0], dtype=pl.Int64), before])
+    held = (ends - begins) > 0
+    return pl.int_range(0, held.len(), dtype=pl.Int64, eager=True).filter(held).alias("run")
+
+
+# -------------------------------------------------------------------------- the first dialect
+
+
+def classify(text: str) -> Dialect | None:
+    """The dialect of one line, in the table's order (Python's regexes; for samples)."""
+    for dialect, rx in _COMPILED:
+        if rx.match(text):
+            return dialect
+    return None
+
+
+_COMPILED = [(d, re.compile(d.match)) for d in DIALECTS]
+
+
+def first_dialect(lines: pl.LazyFrame, hint: pl.Expr | None) -> Dialect | None:
+    """The dialect most of the first trace lines worth parsing have; None: no trace line.
+
+    It only decides which dialect is cut first (fastest) in the one pass; lines of every
+    other dialect are read all the same. The queries stop early; a file without any trace
+    line is read to its end here.
+    """
+    trace = accepts(list(DIALECTS))
+    for where in ([hint & trace] if hint is not None else []) + [trace]:
+        sample = lines.filter(where).head(SAMPLE_TRACE_LINES).collect(engine="streaming")
+        seen = Counter(d.name for d in map(classify, sample[TEXT]) if d is not None)
+        if seen:
+            # The most frequent; of equals, the one met first (a Counter keeps that order).
+            order = {name: -i for i, name in enumerate(seen)}
+            return BY_NAME[max(seen, key=lambda name: (seen[name], order[name]))]
+    return None
+
+
+__all__ = [
+    "LINE",
+    "accepts",
+    "any_of",
+    "classify",
+    "first_dialect",
+    "hints",
+    "is_bare",
+    "is_prefixed",
+    "keeps_flatview",
+    "names_one_of",
+    "run_of",
+    "run_start",
+    "runs_holding",
+    "strong_names",
+]
