@@ -90,6 +90,7 @@ def _frame(part: dict[str, Any], dialect: str, first_seq: int) -> pl.DataFrame:
 # The log reader (parsers/log) reads these differently from the scanner; the scanner's
 # answer then stands aside (the reader is the reference, see its damage module):
 WHOLE_FLATVIEW_LINE = re.compile(
+    rb"(?:[0-9]+@[0-9]+\.[0-9]+:|[0-9]{4}-[0-9-]{5}T[0-9:]{8}(?:\.[0-9]{1,9})?Z )?"
     rb"flatview_(?:new|destroy_rcu|destroy) (?:0x[0-9a-fA-F]{1,16}|\(nil\)) "
     rb"\(root (?:0x[0-9a-fA-F]{1,16}|\(nil\))\)\r?$"
 )
@@ -111,7 +112,7 @@ def _read_otherwise(mapped: mmap.mmap, found: dict[str, Any], events: pl.DataFra
     size = len(mapped)
     if mapped[size - 1 : size] != b"\n":
         last = mapped[max(0, mapped.rfind(b"\n") + 1) :]
-        if b"flatview_" in last and not WHOLE_FLATVIEW_LINE.search(last):
+        if b"flatview_" in last and not WHOLE_FLATVIEW_LINE.match(last):
             return True
     return found["dialect"] == "iso8601" and SYSLOG_Z_LINE.search(mapped[:SNIFF_BYTES]) is not None
 

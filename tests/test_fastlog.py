@@ -167,6 +167,8 @@ EDGE_FILES: dict[str, tuple[bytes, bool]] = {
     ),
     "cut_last_line_inside_a_pointer": (NEW + b"\n" + RCU[:-20], False),
     "cut_last_line_inside_a_name": (NEW + b"\n31546@1795569496.2:flatview_destroy_rc", False),
+    "last_line_glued_to_a_name": (b"a" + BARE_NEW, False),
+    "message_context": (b"qemu-system-x86_64: (31546:main): " + BARE_NEW + b"\n", False),
     "last_line_whole_without_newline": (NEW + b"\n" + DESTROY + b"\r", True),
     "syslog_with_z_stamps": (
         b"2026-02-13T10:30:08.123456Z host qemu-system-x86_64[7]: flatview_new 0x1 (root 0x2)\n",

@@ -110,6 +110,30 @@ def names_one_of(names: tuple[str, ...], text: pl.Expr | None = None) -> pl.Expr
     return expr
 
 
+def unparsed_strong(selection: EventSelection, literals: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The strong names whose bare lines may be among the lines not parsed (no hint)."""
+    strong = strong_names(selection)
+    if literals is None:
+        return strong
+    return tuple(s for s in strong if not any(h in s for h in literals))
+
+
+def counts(text: pl.Expr, strong: tuple[str, ...]) -> dict[str, pl.Expr]:
+    """Sums of the prefixed, bare and strong bare trace lines among ``text``."""
+    bare = is_bare(text)
+    return {
+        "prefixed": is_prefixed(text).sum(),
+        "bare": bare.sum(),
+        "strong": (bare & names_one_of(strong, text)).sum() if strong else pl.lit(0, pl.UInt32),
+    }
+
+
+def run_expr(starts: pl.Series) -> pl.Expr:
+    """The run of each line, from the sorted line numbers of the run starts (streams)."""
+    after = pl.lit(starts).search_sorted(pl.col(LINE), side="right").cast(pl.Int64)
+    return (after - 1).clip(lower_bound=0)
+
+
 def run_start() -> pl.Expr:
     """True for the lines that start a QEMU run (a nil-root ``flatview_new``)."""
     text = pl.col(TEXT)
@@ -172,14 +196,17 @@ __all__ = [
     "accepts",
     "any_of",
     "classify",
+    "counts",
     "first_dialect",
     "hints",
     "is_bare",
     "is_prefixed",
     "keeps_flatview",
     "names_one_of",
+    "run_expr",
     "run_of",
     "run_start",
     "runs_holding",
     "strong_names",
+    "unparsed_strong",
 ]

@@ -18,7 +18,10 @@ are no trace line are skipped and only counted.
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
+from qtrace.parsers.log.dialects import DIALECTS
 from qtrace.parsers.log.fields import LINE
 
 from qtrace.events import FLATVIEW_EVENTS, UNREADABLE
@@ -65,11 +68,81 @@ def names_flatview(text: pl.Expr) -> pl.Expr:
     return text.str.extract(f"({FLATVIEW_NAME})", 1)
 
 
-def cut_at_end(frame: pl.DataFrame, last_line: int | None) -> pl.Series:
-    """True for the row of the file's last line when that line has no newline (else False)."""
-    if last_line is None:
-        return pl.Series([False] * frame.height, dtype=pl.Boolean)
-    return frame[LINE] == last_line
+def _blank(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows of ``frame`` (``line``, ``args`` and perhaps ``name``) with nothing else read."""
+    return frame.select(
+        dialect=pl.lit(None, pl.Int8),
+        ts_ns=pl.lit(None, pl.Int64),
+        tid=pl.lit(None, pl.Int32),
+        pid=pl.lit(None, pl.Int32),
+        thread=pl.lit(None, pl.String),
+        event=pl.lit(None, pl.Categorical),
+        view=pl.lit(None, pl.UInt64),
+        root=pl.lit(None, pl.UInt64),
+        args=pl.col("args"),
+        line=pl.col(LINE),
+        _keep=pl.lit(True),
+        name=pl.col("name") if "name" in frame.columns else pl.lit(None, pl.String),
+    )
+
+
+def _is_trace_line(text: str) -> bool:
+    return any(re.match(d.match, text) for d in DIALECTS)
+
+
+def unmarked(trace: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """The kept events of ``trace`` (OUTPUT and ``_keep``), no marker made: see ``mark``."""
+    kept = trace if trace["_keep"].all() else trace.filter("_keep")
+    return kept.drop("_keep"), kept.clear().drop("_keep"), 0
+
+
+def mark(
+    trace: pl.DataFrame, other: pl.DataFrame, cut: tuple[int, str] | None
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """The events kept, with the FlatView damage turned into ``qtrace_unreadable`` rows.
+
+    ``trace``: the trace lines read (OUTPUT and ``_keep``, in line order); ``other``: the
+    lines no dialect reads (``line`` and their text as ``args``); ``cut``: the number and
+    text of the file's last line when no newline ends it. Returns the events (in line
+    order), the marker rows among them, and how many of those are lines no dialect reads
+    (markers, not skipped lines).
+    """
+    bad = garbled(trace)
+    other = other.with_columns(name=names_flatview(pl.col("args"))).filter(
+        pl.col("name").is_not_null()
+    )
+    markers: list[pl.DataFrame] = []
+    cut_other = 0
+    if cut is not None:
+        line, text = cut
+        at_cut = trace[LINE] == line
+        row = trace.filter(at_cut)
+        whole = row.height > 0 and not bad.filter(at_cut).any()
+        if FLATVIEW_MENTION in text and not (whole and row["event"].is_in(FLATVIEW_EVENTS).all()):
+            # The cut line's row, if it is a trace line, gives its time and thread.
+            if row.height:
+                marker = row.with_columns(name=pl.lit(None, pl.String))
+            else:
+                marker = _blank(pl.DataFrame({LINE: [line], "args": [text]}))
+                cut_other = int(not _is_trace_line(text))
+            marker = marker.with_columns(args=pl.lit(text), name=names_flatview(pl.lit(text)))
+            what = pl.col("name").fill_null("flatview_") + " line cut at the end of the file"
+            markers.append(as_unreadable(marker, what))
+            trace, bad = trace.filter(~at_cut), bad.filter(~at_cut)
+            cut_other += other.filter(pl.col(LINE) == line).height
+            other = other.filter(pl.col(LINE) != line)
+    if bad.any():
+        rows = trace.filter(bad).with_columns(name=pl.col("event").cast(pl.String))
+        markers.append(as_unreadable(rows, "garbled " + pl.col("name") + " line"))
+        trace = trace.filter(~bad)
+    if other.height:
+        markers.append(as_unreadable(_blank(other), "garbled " + pl.col("name") + " line"))
+    kept, _, _ = unmarked(trace)
+    if not markers:
+        return kept, kept.clear(), 0
+    marked = pl.concat([m.select(kept.columns).cast({LINE: kept.schema[LINE]}) for m in markers])
+    marked = marked.sort(LINE)
+    return pl.concat([kept, marked]).sort(LINE), marked, other.height + cut_other
 
 
 def warnings(name: str, markers: pl.DataFrame) -> list[str]:
@@ -86,9 +159,10 @@ __all__ = [
     "FLATVIEW_MENTION",
     "QUOTE_CHARS",
     "as_unreadable",
-    "cut_at_end",
     "garbled",
+    "mark",
     "names_flatview",
     "quote",
+    "unmarked",
     "warnings",
 ]

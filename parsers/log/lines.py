@@ -32,6 +32,7 @@ WIDE_BOMS = (
 )
 SNIFF_BYTES = 4096
 CHUNK_BYTES = 1 << 20
+TAIL_BYTES = 1 << 16  # how much of a file's end is read back to quote a cut last line
 
 
 @dataclass(frozen=True)
@@ -134,4 +135,13 @@ def ends_with_newline(path: Path) -> bool:
         return fh.read(1) == b"\n"
 
 
-__all__ = ["TextFile", "ends_with_newline", "is_utf8_error", "scan", "utf8_text"]
+def last_line(path: Path) -> str:
+    """The text of a file's last line (read back from its end; at most ``TAIL_BYTES``)."""
+    with path.open("rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - TAIL_BYTES))
+        tail = fh.read()
+    return tail.rsplit(b"\n", 1)[-1].rstrip(b"\r").decode("utf-8", errors="replace")
+
+
+__all__ = ["TextFile", "ends_with_newline", "is_utf8_error", "last_line", "scan", "utf8_text"]

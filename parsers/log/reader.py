@@ -16,22 +16,28 @@ off.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 from qtrace.parsers import log_fast
 from qtrace.parsers.log import classify, damage, fields
 from qtrace.parsers.log.dialects import BARE, BY_NAME, CODE, DIALECTS, Dialect, summary
 from qtrace.parsers.log.fields import LINE, OUTPUT, TEXT
-from qtrace.parsers.log.lines import TextFile, ends_with_newline, is_utf8_error, scan, utf8_text
+from qtrace.parsers.log.lines import (
+    TextFile,
+    ends_with_newline,
+    is_utf8_error,
+    last_line,
+    scan,
+    utf8_text,
+)
 from qtrace.parsers.source import OpenedInput
 
 from qtrace.errors import InputError
 from qtrace.events import FLATVIEW_EVENTS, EventSelection, ParsedInput, conform
 
 LONG_LINE_BYTES = 1 << 20  # longer lines are reported: usually binary junk or lost newlines
-TAIL_BYTES = 1 << 16  # how much of a file's end is read back to quote a cut last line
 NAMES = [d.name for d in DIALECTS]
 CLOCKED = [CODE[d.name] for d in DIALECTS if d.clock != "none"]
 
@@ -52,11 +58,11 @@ class _Pass:
     """What the one streaming pass over the file found."""
 
     rows: pl.DataFrame  # lines worth parsing, parsed as the first dialect; OUTPUT and _keep
-    runs: pl.DataFrame  # per run, over the other lines: prefixed, bare and strong bare counts
-    starts: pl.Series  # line numbers that start a QEMU run
+    counts: dict[str, int]  # over the other lines: prefixed, bare and strong trace lines
+    starts: pl.DataFrame  # the lines that start a QEMU run: line, prefixed (a trace line)
     lines_total: int
-    long_lines: pl.DataFrame  # n, first
-    replaced: pl.DataFrame  # first line holding U+FFFD (lossy decoding only)
+    long_lines: tuple[int, int | None]  # how many, the first
+    replaced: int | None  # the first line holding U+FFFD (lossy decoding only)
 
 
 def _one_pass(lines: pl.LazyFrame, first: Dialect, selection: EventSelection, lossy: bool) -> _Pass:
@@ -65,7 +71,10 @@ def _one_pass(lines: pl.LazyFrame, first: Dialect, selection: EventSelection, lo
     Every parsed line leaves the stream as one row of a single query: selected events, other
     events (``_keep`` false; counted, then dropped) and lines the first dialect did not read
     (``event`` null, the whole line in ``args``). A second query filtering the same parse
-    made polars cache and re-read it, which cost a fifth of the time.
+    made polars cache and re-read it, which cost a fifth of the time. The counts over the
+    other lines share the scan; counting them per run there (a cumulative sum over every
+    line) held the whole file in memory, so that is done only when a file needs it
+    (``_apply_bare_rule``).
     """
     text = pl.col(TEXT)
     literals = classify.hints(selection)
@@ -82,38 +91,29 @@ def _one_pass(lines: pl.LazyFrame, first: Dialect, selection: EventSelection, lo
         parsed = parsed.filter(wanted)
     output = [c for c in OUTPUT if c != "dialect" and (c != "thread" or _threads(first))]
     rows = parsed.with_columns(_keep=keep).pipe(fields.with_pointers, {CODE[first.name]})
-
-    others = lines.with_columns(
-        run=(classify.run_start().cum_sum().cast(pl.Int64) - 1).clip(lower_bound=0)
-    )
-    if hint is not None:
-        others = others.filter(~hint)
-    strong = classify.strong_names(selection)
-    if literals is not None:  # lines naming a strong event hold a hint: they are rows
-        strong = tuple(s for s in strong if not any(h in s for h in literals))
-    bare = classify.is_bare()
+    unparsed = text if hint is None else text.filter(~hint)
     long = text.str.len_bytes() > LONG_LINE_BYTES
     queries = [
         rows.select(*output, "_keep"),
-        others.group_by("run").agg(
-            prefixed=classify.is_prefixed().sum(),
-            bare=bare.sum(),
-            strong=(bare & classify.names_one_of(strong)).sum() if strong else pl.lit(0),
+        lines.select(
+            n=pl.len(),
+            n_long=long.sum(),
+            first_long=pl.col(LINE).filter(long).min(),
+            **classify.counts(unparsed, classify.unparsed_strong(selection, literals)),
         ),
-        lines.select(n=pl.len(), n_long=long.sum(), first_long=pl.col(LINE).filter(long).min()),
-        lines.filter(classify.run_start()).select(LINE),
+        lines.filter(classify.run_start()).select(LINE, prefixed=classify.is_prefixed()),
     ]
     if lossy:
         queries.append(lines.filter(text.str.contains("\ufffd", literal=True)).select(LINE).head(1))
     found = pl.collect_all(queries, engine="streaming")
-    totals = found[2]
+    totals = found[1].row(0, named=True)
     return _Pass(
         rows=found[0],
-        runs=found[1],
-        starts=found[3][LINE].sort(),
-        lines_total=int(totals["n"][0]),
-        long_lines=totals.select(n="n_long", first="first_long"),
-        replaced=found[4] if lossy else pl.DataFrame({LINE: []}),
+        counts={k: int(totals[k] or 0) for k in ("prefixed", "bare", "strong")},
+        starts=found[2].sort(LINE),
+        lines_total=int(totals["n"]),
+        long_lines=(int(totals["n_long"]), totals["first_long"]),
+        replaced=found[3][LINE][0] if lossy and found[3].height else None,
     )
 
 
@@ -143,11 +143,11 @@ def _read_others(
             fields.parse(rest.filter(hit).lazy(), dialect)
             .with_columns(_keep=selected(selection))
             .pipe(fields.with_pointers, {CODE[dialect.name]})
-            .select(*OUTPUT, "_keep")
             .collect()
         )
-        found.append(parsed)
-        rest = rest.filter(~hit)
+        read = parsed["dialect"].is_not_null()  # a parse may be stricter than the match
+        found.append(parsed.filter(read).select(*OUTPUT, "_keep"))
+        rest = pl.concat([rest.filter(~hit), parsed.filter(~read).select(LINE, TEXT)]).sort(LINE)
     trace = pl.concat(found).sort(LINE) if found else pl.DataFrame(schema=_row_schema())
     return trace, rest.select(LINE, pl.col(TEXT).alias("args"))
 
@@ -168,15 +168,6 @@ def _row_schema() -> dict[str, pl.DataType]:
     }
 
 
-def _last_line(path: Path) -> str:
-    """The text of a file's last line (read back from its end)."""
-    with path.open("rb") as fh:
-        size = fh.seek(0, 2)
-        fh.seek(max(0, size - TAIL_BYTES))
-        tail = fh.read()
-    return tail.rsplit(b"\n", 1)[-1].rstrip(b"\r").decode("utf-8", errors="replace")
-
-
 @dataclass
 class _Rows:
     """The parsed rows, as trace lines (after the bare rule) and lines no dialect reads."""
@@ -188,12 +179,18 @@ class _Rows:
 
 
 def _apply_bare_rule(
-    found: _Pass, first: Dialect, selection: EventSelection, hinted: bool
+    found: _Pass,
+    first: Dialect,
+    selection: EventSelection,
+    hinted: bool,
+    per_run: Callable[[pl.Series], pl.DataFrame],
 ) -> _Rows:
     """Split the rows into trace lines and others, and count the file's trace lines.
 
-    ``hinted``: the rows are the lines holding a hint, and ``found.runs`` counts the others;
-    else ``found.runs`` counts every line and the rows are only the events worth keeping.
+    ``hinted``: the rows are the lines holding a hint, and ``found.counts`` counts the
+    others; else ``found.counts`` counts every line, and the rows are only what is worth
+    keeping. ``per_run(starts)`` counts the unparsed lines per run, in another pass over the
+    file: only a file where a run without prefixed lines meets bare-looking lines needs it.
     """
     rows = found.rows
     matched = rows["event"].is_not_null()
@@ -209,42 +206,47 @@ def _apply_bare_rule(
     if others.height:
         trace = pl.concat([trace, others.select(trace.columns)]).sort(LINE)
 
-    runs = found.runs
+    counts = found.counts
     weak = (pl.col("dialect") == BARE) & ~pl.col("event").is_in(classify.strong_names(selection))
     bare_rows = first.name == "bare" or bool((others["dialect"] == BARE).any())
     weak_rows = bare_rows and bool(trace.select(weak.any()).item())
-    prefixed_runs = pl.Series("run", [], pl.Int64)
-    if weak_rows or runs["bare"].sum() > runs["strong"].sum():
-        # Only then does it matter which runs hold prefixed lines.
-        prefixed_rows = (
-            trace[LINE] if not bare_rows else trace.filter(pl.col("dialect") != BARE)[LINE]
-        )
+    weak_lines = counts["bare"] > counts["strong"]
+    prefixed_rows = trace[LINE] if not bare_rows else trace.filter(pl.col("dialect") != BARE)[LINE]
+    starts = found.starts[LINE]
+    trace_lines = counts["prefixed"] + counts["strong"]
+    rejected: pl.Series | None = None
+    if not (weak_rows or weak_lines):
+        pass
+    elif counts["prefixed"] == 0 and prefixed_rows.len() == 0:
+        trace_lines += counts["bare"] - counts["strong"]  # no prefixed line: a bare file
+    elif bool(found.starts["prefixed"].all()):
+        # Every run starts with a prefixed line (or there is one run, holding one): all
+        # bare-looking lines but the strong ones are -d output.
+        rejected = trace.select(weak).to_series() if weak_rows else None
+    else:
+        runs = per_run(starts)
         prefixed_runs = pl.concat(
             [
                 runs.filter(pl.col("prefixed") > 0)["run"],
-                classify.runs_holding(prefixed_rows, found.starts),
+                classify.runs_holding(prefixed_rows, starts),
             ]
         ).unique()
-    in_prefixed_run = pl.col("run").is_in(prefixed_runs.implode())
-    counted = runs.select(
-        pl.col("prefixed").sum()
-        + pl.col("strong").sum()
-        + (pl.col("bare") - pl.col("strong")).filter(~in_prefixed_run).sum()
-    ).item()
+        bare_runs = runs.filter(~pl.col("run").is_in(prefixed_runs.implode()))
+        trace_lines += int(bare_runs["bare"].sum() - bare_runs["strong"].sum())
+        if weak_rows:
+            run = classify.run_of(trace[LINE], starts)
+            rejected = trace.select(weak).to_series() & run.is_in(prefixed_runs.implode())
     set_aside = pl.Series(LINE, [], pl.Int64)
-    if weak_rows and prefixed_runs.len():
-        run = classify.run_of(trace[LINE], found.starts)
-        rejected = trace.select(weak).to_series() & run.is_in(prefixed_runs.implode())
-        if rejected.any():
-            # -d output in a run of prefixed lines: no trace line; its text rebuilt to quote.
-            text = pl.concat_str(
-                [pl.col("event").cast(pl.String), pl.lit(" "), pl.col("args").fill_null("")]
-            )
-            if not selection.keeps_all:  # named events: say so (-d output is no news to "*")
-                set_aside = trace.filter(rejected & trace["_keep"])[LINE]
-            other = pl.concat([other, trace.filter(rejected).select(LINE, args=text)]).sort(LINE)
-            trace = trace.filter(~rejected)
-    trace_lines = int(counted or 0) + (trace.height if hinted else 0)
+    if rejected is not None and rejected.any():
+        # -d output in a run of prefixed lines: no trace line; its text rebuilt to quote.
+        text = pl.concat_str(
+            [pl.col("event").cast(pl.String), pl.lit(" "), pl.col("args").fill_null("")]
+        )
+        if not selection.keeps_all:  # named events: say so (-d output is no news to "*")
+            set_aside = trace.filter(rejected & trace["_keep"])[LINE]
+        other = pl.concat([other, trace.filter(rejected).select(LINE, args=text)]).sort(LINE)
+        trace = trace.filter(~rejected)
+    trace_lines += trace.height if hinted else 0
     return _Rows(trace, other, trace_lines, set_aside)
 
 
@@ -302,9 +304,24 @@ def _parse_text(name: str, text: TextFile, selection: EventSelection) -> ParsedI
             if lossy or not is_utf8_error(exc):
                 raise
             lossy = True
-    rows = _apply_bare_rule(found, first, selection, hint is not None)
-    cut_line = None if ends_with_newline(text.path) else found.lines_total
-    events, markers, marked_other = _damage(rows, selection, cut_line, text.path)
+
+    def per_run(starts: pl.Series) -> pl.DataFrame:
+        unparsed = scan(text, lossy)
+        if hint is not None:
+            unparsed = unparsed.filter(~hint)
+        strong = classify.unparsed_strong(selection, literals)
+        return (
+            unparsed.group_by(run=classify.run_expr(starts))
+            .agg(**classify.counts(pl.col(TEXT), strong))
+            .collect(engine="streaming")
+        )
+
+    rows = _apply_bare_rule(found, first, selection, hint is not None, per_run)
+    if classify.keeps_flatview(selection):
+        cut = None if ends_with_newline(text.path) else (found.lines_total, last_line(text.path))
+        events, markers, marked_other = damage.mark(rows.trace, rows.other, cut)
+    else:  # no FlatView event wanted: its damage is no hole in what was asked for
+        events, markers, marked_other = damage.unmarked(rows.trace)
     warnings: list[str] = []
     if text.encoding:
         warnings.append(f"{name}: read as {text.encoding} text (converted to UTF-8)")
@@ -316,92 +333,19 @@ def _parse_text(name: str, text: TextFile, selection: EventSelection) -> ParsedI
             f"(first at line {rows.set_aside[0]})"
         )
     warnings += _stamp_warnings(name, events)
-    n_long = int(found.long_lines["n"][0])
+    n_long, first_long = found.long_lines
     if n_long:
         warnings.append(
             f"{name}: {n_long} lines longer than {LONG_LINE_BYTES >> 20} MiB "
-            f"(first at line {found.long_lines['first'][0]})"
+            f"(first at line {first_long})"
         )
     if lossy:
-        where = f" (first at line {found.replaced[LINE][0]})" if found.replaced.height else ""
+        where = f" (first at line {found.replaced})" if found.replaced is not None else ""
         warnings.append(f"{name}: bytes that are not UTF-8 were replaced{where}")
     events = _wrapped(events)
     codes = events["dialect"].drop_nulls().unique().to_list() or [CODE[first.name]]
     skipped = found.lines_total - rows.trace_lines - marked_other
     return _result(name, [NAMES[c] for c in codes], events.drop("dialect"), skipped, warnings)
-
-
-def _blank(frame: pl.DataFrame) -> pl.DataFrame:
-    """Rows of ``frame`` (``line``, ``args`` and perhaps ``name``) with nothing else read."""
-    return frame.select(
-        dialect=pl.lit(None, pl.Int8),
-        ts_ns=pl.lit(None, pl.Int64),
-        tid=pl.lit(None, pl.Int32),
-        pid=pl.lit(None, pl.Int32),
-        thread=pl.lit(None, pl.String),
-        event=pl.lit(None, pl.Categorical),
-        view=pl.lit(None, pl.UInt64),
-        root=pl.lit(None, pl.UInt64),
-        args=pl.col("args"),
-        line=pl.col(LINE).cast(pl.Int64),
-        _keep=pl.lit(True),
-        name=pl.col("name") if "name" in frame.columns else pl.lit(None, pl.String),
-    )
-
-
-def _damage(
-    rows: _Rows, selection: EventSelection, cut_line: int | None, path: Path
-) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """The events kept, with FlatView damage turned into ``qtrace_unreadable`` rows.
-
-    Returns the events (OUTPUT, in line order), the marker rows among them, and how many of
-    those are lines no dialect reads (counted as markers, not as skipped lines).
-    """
-    trace, other = rows.trace, rows.other
-    if not classify.keeps_flatview(selection):
-        kept = trace if trace["_keep"].all() else trace.filter("_keep")
-        return kept.drop("_keep"), kept.clear().drop("_keep"), 0
-    bad = damage.garbled(trace)
-    other = other.with_columns(name=damage.names_flatview(pl.col("args"))).filter(
-        pl.col("name").is_not_null()
-    )
-    markers: list[pl.DataFrame] = []
-    cut_other = 0
-    if cut_line is not None:
-        last = _last_line(path)
-        at_cut = trace.filter(pl.col(LINE) == cut_line)
-        whole = at_cut.height > 0 and not bad.filter(trace[LINE] == cut_line).any()
-        whole = whole and at_cut["event"].cast(pl.String)[0] in FLATVIEW_EVENTS
-        if damage.FLATVIEW_MENTION in last and not whole:
-            # The cut line's row, if any, gives its time and thread; its text is the file's.
-            frame = pl.DataFrame({LINE: [cut_line], "args": [last]})
-            cut = (
-                at_cut.with_columns(name=pl.lit(None, pl.String))
-                if at_cut.height
-                else _blank(frame)
-            )
-            cut = cut.with_columns(args=pl.lit(last), name=damage.names_flatview(pl.lit(last)))
-            name = pl.col("name").fill_null("flatview_")
-            markers.append(damage.as_unreadable(cut, name + " line cut at the end of the file"))
-            in_other = other.filter(pl.col(LINE) == cut_line).height > 0
-            cut_other = int(not at_cut.height and (in_other or classify.classify(last) is None))
-            keep_rows = trace[LINE] != cut_line
-            trace, bad = trace.filter(keep_rows), bad.filter(keep_rows)
-            other = other.filter(pl.col(LINE) != cut_line)
-    if bad.any():
-        garbled = trace.filter(bad).with_columns(name=pl.col("event").cast(pl.String))
-        markers.append(damage.as_unreadable(garbled, "garbled " + pl.col("name") + " line"))
-        trace = trace.filter(~bad)
-    if other.height:
-        markers.append(damage.as_unreadable(_blank(other), "garbled " + pl.col("name") + " line"))
-    kept = trace if trace["_keep"].all() else trace.filter("_keep")
-    if not markers:
-        return kept.drop("_keep"), kept.clear().drop("_keep"), 0
-    line_type = kept.schema[LINE]
-    marked = pl.concat([m.select(kept.columns).cast({LINE: line_type}) for m in markers])
-    marked = marked.sort(LINE)
-    events = pl.concat([kept, marked]).sort(LINE).drop("_keep")
-    return events, marked.drop("_keep"), other.height + cut_other
 
 
 def _stamp_warnings(name: str, events: pl.DataFrame) -> list[str]:
