@@ -232,7 +232,8 @@ def _apply_bare_rule(
             ]
         ).unique()
         bare_runs = runs.filter(~pl.col("run").is_in(prefixed_runs.implode()))
-        trace_lines += int(bare_runs["bare"].sum() - bare_runs["strong"].sum())
+        weak_in_bare_runs = bare_runs.select(pl.col("bare").sum() - pl.col("strong").sum())
+        trace_lines += int(weak_in_bare_runs.item() or 0)
         if weak_rows:
             run = classify.run_of(trace[LINE], starts)
             rejected = trace.select(weak).to_series() & run.is_in(prefixed_runs.implode())
