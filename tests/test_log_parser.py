@@ -220,6 +220,17 @@ FAST_PATH_LINES = {
         "1@2 vm_state_notify",
         "1@2 guest_cpu_reset ",
     ],
+    # QEMU 11's default context: the fast cut reads this shape (the regex reads the others)
+    "message-context": [
+        "qemu-system-x86_64: (1184284:CPU 0/TCG): flatview_new 0x1 (root 0x2)",
+        "qemu-system-x86_64: (7:main): vm_state_notify",
+        "qemu-kvm: (7:IO mon_iothread): guest_cpu_reset ",
+        "qemu-system-aarch64: (7:worker (pool)): pci_cfg_read a:b c  d",
+    ],
+    "iso8601-message-context": [
+        "2026-02-11T15:24:41.211823Z qemu-system-x86_64: (1184284:call_rcu): flatview_new 0x1",
+        "2026-02-11T15:24:41Z qemu-system-x86_64: (7:main): vm_state_notify",
+    ],
 }
 
 

@@ -75,7 +75,7 @@ def _blank(frame: pl.DataFrame) -> pl.DataFrame:
         ts_ns=pl.lit(None, pl.Int64),
         tid=pl.lit(None, pl.Int32),
         pid=pl.lit(None, pl.Int32),
-        thread=pl.lit(None, pl.String),
+        thread=pl.lit(None, pl.Categorical),
         event=pl.lit(None, pl.Categorical),
         view=pl.lit(None, pl.UInt64),
         root=pl.lit(None, pl.UInt64),

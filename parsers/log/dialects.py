@@ -123,6 +123,13 @@ CODE = {d.name: i for i, d in enumerate(DIALECTS)}  # the small integer each row
 BARE = CODE["bare"]
 # Syslog lines whose stamp ends in Z have the shape of an iso8601 line of an event "HOST".
 SYSLOG_Z_SHAPE = "^" + groups_only(ISO) + groups_only(SYSLOG_TAG)
+# QEMU 11's default message context, with or without the stamp: "PROGRAM: (TID:THREAD): "
+# (a thread name without ':'), which ``fields`` cuts without capture groups.
+DEFAULT_CONTEXT = groups_only(PROGRAM) + r"\([0-9]+:[^:]*?\): " + groups_only(QEMU_NAME) + "(?: |$)"
+DEFAULT_CONTEXT_SHAPES = {
+    "message-context": "^" + DEFAULT_CONTEXT,
+    "iso8601-message-context": "^" + groups_only(ISO) + " " + DEFAULT_CONTEXT,
+}
 
 
 def summary(names: list[str]) -> str:

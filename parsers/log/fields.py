@@ -18,6 +18,7 @@ import polars as pl
 from qtrace.parsers.log.dialects import (
     BY_NAME,
     CODE,
+    DEFAULT_CONTEXT_SHAPES,
     FTRACE_MARK,
     SYSLOG_Z_SHAPE,
     Dialect,
@@ -284,12 +285,57 @@ def _parse_stamp_first(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
     )
 
 
+def _parse_default_context(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
+    """``[STAMP ]PROGRAM: (TID:THREAD): NAME ARGS``, QEMU 11's default, cut at ``": "``.
+
+    The shape test leaves no ``": "`` in the program or thread name, so the first two are
+    the field ends. Lines of the dialect's other shapes (a guest name, no program) are left
+    unread here, for ``parse_regex``.
+    """
+    text = pl.col(TEXT)
+    fields = pl.col("_fields")
+    head, ids, body = (fields.struct.field(f"field_{i}") for i in range(3))
+    colon = ids.str.find(":", literal=True)
+    space = body.str.find(" ", literal=True).fill_null(body.str.len_bytes())
+    ts_ns: pl.Expr = pl.lit(None, pl.Int64)
+    if dialect.name.startswith("iso8601"):
+        stamp = head.str.head(head.str.find(" ", literal=True))
+        ts_ns = _iso_ns(stamp.str.head(19), stamp.str.slice(20).str.strip_suffix("Z"))
+    valid = pl.col("_valid")
+    return (
+        frame.with_columns(
+            _valid=text.str.contains(DEFAULT_CONTEXT_SHAPES[dialect.name]),
+            _fields=text.str.splitn(": ", 3),
+        )
+        .with_columns(
+            dialect=_code(dialect, valid),
+            event=pl.when(valid).then(body.str.head(space)),
+            args=pl.when(valid).then(body.str.slice(space + 1)).otherwise(text),
+            tid=pl.when(valid).then(ids.str.slice(1, colon - 1).cast(pl.Int32, strict=False)),
+            pid=pl.lit(None, pl.Int32),
+            thread=pl.when(valid).then(ids.str.slice(colon + 1, ids.str.len_bytes() - colon - 2)),
+            ts_ns=pl.when(valid).then(ts_ns),
+        )
+        .drop("_valid", "_fields")
+    )
+
+
+# Dialects whose fast cut reads only their common shape; the others' read every line.
+COMMON_SHAPE_ONLY = frozenset(DEFAULT_CONTEXT_SHAPES)
+
+
 def parse(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
-    """Parse ``frame``'s lines as ``dialect`` (the fastest way that reads it exactly)."""
+    """Parse ``frame``'s lines as ``dialect``, the fastest way that reads the common shape.
+
+    Lines of the dialect that a fast cut leaves unread are read by ``parse_regex`` (which
+    reads every line of its dialect): ``reader`` tries them again.
+    """
     if dialect.name in ("bare", "tid-timestamp"):
         return _parse_split(frame, dialect)
     if dialect.name in ("iso8601", "systemtap"):
         return _parse_stamp_first(frame, dialect)
+    if dialect.name.endswith("message-context"):
+        return _parse_default_context(frame, dialect)
     return parse_regex(frame, dialect)
 
 
@@ -378,6 +424,7 @@ def with_pointers(frame: pl.LazyFrame, dialect_codes: set[int] | None = None) ->
 
 __all__ = [
     "BY_NAME",
+    "COMMON_SHAPE_ONLY",
     "FTRACE_MARK",
     "LINE",
     "OUTPUT",

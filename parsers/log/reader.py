@@ -59,7 +59,8 @@ class _Pass:
 
     rows: pl.DataFrame  # lines worth parsing, parsed as the first dialect; OUTPUT and _keep
     counts: dict[str, int]  # over the other lines: prefixed, bare and strong trace lines
-    starts: pl.DataFrame  # the lines that start a QEMU run: line, prefixed (a trace line)
+    # The lines that start a QEMU run (line, prefixed); None: they are among the rows.
+    starts: pl.DataFrame | None
     lines_total: int
     long_lines: tuple[int, int | None]  # how many, the first
     replaced: int | None  # the first line holding U+FFFD (lossy decoding only)
@@ -94,26 +95,36 @@ def _one_pass(lines: pl.LazyFrame, first: Dialect, selection: EventSelection, lo
     unparsed = text if hint is None else text.filter(~hint)
     long = text.str.len_bytes() > LONG_LINE_BYTES
     queries = [
-        rows.select(*output, "_keep"),
+        # A handful of thread names: categorical codes in the stream, as for event names.
+        rows.select(*output, "_keep").with_columns(
+            pl.col("thread").cast(pl.Categorical) if "thread" in output else []
+        ),
         lines.select(
             n=pl.len(),
             n_long=long.sum(),
             first_long=pl.col(LINE).filter(long).min(),
             **classify.counts(unparsed, classify.unparsed_strong(selection, literals)),
         ),
-        lines.filter(classify.run_start()).select(LINE, prefixed=classify.is_prefixed()),
     ]
+    starts_in_rows = classify.keeps_flatview(selection)  # else they are looked for here
+    if not starts_in_rows:
+        # Only the cheap suffix test runs on every line; the rest on the few it lets pass.
+        queries.append(lines.filter(text.str.ends_with(classify.RUN_START_END)).select(LINE, TEXT))
     if lossy:
         queries.append(lines.filter(text.str.contains("\ufffd", literal=True)).select(LINE).head(1))
     found = pl.collect_all(queries, engine="streaming")
     totals = found[1].row(0, named=True)
+    starts = None
+    if not starts_in_rows:
+        starts = found[2].filter(classify.run_start()).select(LINE, prefixed=classify.is_prefixed())
+    replaced = found[-1] if lossy else None
     return _Pass(
         rows=found[0],
         counts={k: int(totals[k] or 0) for k in ("prefixed", "bare", "strong")},
-        starts=found[2].sort(LINE),
+        starts=starts,
         lines_total=int(totals["n"]),
         long_lines=(int(totals["n_long"]), totals["first_long"]),
-        replaced=found[3][LINE][0] if lossy and found[3].height else None,
+        replaced=replaced[LINE][0] if replaced is not None and replaced.height else None,
     )
 
 
@@ -134,19 +145,27 @@ def _read_others(
     found: list[pl.DataFrame] = []
     rest = unread.select(LINE, pl.col("args").alias(TEXT))
     for dialect in DIALECTS:
-        if dialect is first or rest.height == 0:
-            continue
+        if rest.height == 0:
+            break
         hit = rest[TEXT].str.contains(dialect.match)
         if not hit.any():
             continue
+        # A fast cut that reads only the common shape (the first dialect's has left the
+        # others here) gives way to the regex, which reads every shape.
+        exact = dialect is not first and dialect.name not in fields.COMMON_SHAPE_ONLY
+        parse = fields.parse if exact else fields.parse_regex
         parsed = (
-            fields.parse(rest.filter(hit).lazy(), dialect)
+            parse(rest.filter(hit).lazy(), dialect)
             .with_columns(_keep=selected(selection))
             .pipe(fields.with_pointers, {CODE[dialect.name]})
             .collect()
         )
         read = parsed["dialect"].is_not_null()  # a parse may be stricter than the match
-        found.append(parsed.filter(read).select(*OUTPUT, "_keep"))
+        found.append(
+            parsed.filter(read)
+            .select(*OUTPUT, "_keep")
+            .with_columns(pl.col("thread").cast(pl.Categorical))
+        )
         rest = pl.concat([rest.filter(~hit), parsed.filter(~read).select(LINE, TEXT)]).sort(LINE)
     trace = pl.concat(found).sort(LINE) if found else pl.DataFrame(schema=_row_schema())
     return trace, rest.select(LINE, pl.col(TEXT).alias("args"))
@@ -158,7 +177,7 @@ def _row_schema() -> dict[str, pl.DataType]:
         "ts_ns": pl.Int64(),
         "tid": pl.Int32(),
         "pid": pl.Int32(),
-        "thread": pl.String(),
+        "thread": pl.Categorical(),
         "event": pl.Categorical(),
         "view": pl.UInt64(),
         "root": pl.UInt64(),
@@ -176,6 +195,14 @@ class _Rows:
     other: pl.DataFrame  # line, args (the text)
     trace_lines: int  # trace lines among every line of the file
     set_aside: pl.Series  # lines of selected bare events taken for -d output (the bare rule)
+
+
+def _run_starts(trace: pl.DataFrame) -> pl.DataFrame:
+    """The runs' first views among the events read: nil-root ``flatview_new`` events."""
+    start = (
+        (pl.col("event") == "flatview_new") & (pl.col("root") == 0) & (pl.col("view") != 0)
+    ).fill_null(False)
+    return trace.filter(start).select(LINE, prefixed=pl.col("dialect") != BARE)
 
 
 def _apply_bare_rule(
@@ -201,7 +228,7 @@ def _apply_bare_rule(
     )
     primary = primary.with_columns(dialect=pl.lit(CODE[first.name], pl.Int8))
     if "thread" not in primary.columns:
-        primary = primary.with_columns(thread=pl.lit(None, pl.String))
+        primary = primary.with_columns(thread=pl.lit(None, pl.Categorical))
     trace = primary.select(*OUTPUT, "_keep")
     if others.height:
         trace = pl.concat([trace, others.select(trace.columns)]).sort(LINE)
@@ -212,14 +239,15 @@ def _apply_bare_rule(
     weak_rows = bare_rows and bool(trace.select(weak.any()).item())
     weak_lines = counts["bare"] > counts["strong"]
     prefixed_rows = trace[LINE] if not bare_rows else trace.filter(pl.col("dialect") != BARE)[LINE]
-    starts = found.starts[LINE]
+    found_starts = found.starts if found.starts is not None else _run_starts(trace)
+    starts = found_starts[LINE]
     trace_lines = counts["prefixed"] + counts["strong"]
     rejected: pl.Series | None = None
     if not (weak_rows or weak_lines):
         pass
     elif counts["prefixed"] == 0 and prefixed_rows.len() == 0:
         trace_lines += counts["bare"] - counts["strong"]  # no prefixed line: a bare file
-    elif bool(found.starts["prefixed"].all()):
+    elif bool(found_starts["prefixed"].all()):
         # Every run starts with a prefixed line (or there is one run, holding one): all
         # bare-looking lines but the strong ones are -d output.
         rejected = trace.select(weak).to_series() if weak_rows else None
@@ -343,14 +371,24 @@ def _parse_text(name: str, text: TextFile, selection: EventSelection) -> ParsedI
     if lossy:
         where = f" (first at line {found.replaced})" if found.replaced is not None else ""
         warnings.append(f"{name}: bytes that are not UTF-8 were replaced{where}")
-    events = _wrapped(events)
-    codes = events["dialect"].drop_nulls().unique().to_list() or [CODE[first.name]]
+    codes = _dialects_read(events, first)
+    events = _wrapped(events, codes)
     skipped = found.lines_total - rows.trace_lines - marked_other
     return _result(name, [NAMES[c] for c in codes], events.drop("dialect"), skipped, warnings)
 
 
+def _dialects_read(events: pl.DataFrame, first: Dialect) -> list[int]:
+    """The dialects of the events read (else the first dialect's), without a pass over all."""
+    dialect = events["dialect"]
+    if events.height and dialect.n_unique() == 1 and dialect[0] is not None:
+        return [int(dialect[0])]  # the usual file, its column one value
+    return [int(c) for c in dialect.drop_nulls().unique()] or [CODE[first.name]]
+
+
 def _stamp_warnings(name: str, events: pl.DataFrame) -> list[str]:
     """Trace lines whose stamp reads as no instant (year 9999, 30 February, 20 digits)."""
+    if events["ts_ns"].null_count() == 0:
+        return []
     lost = events.filter(pl.col("dialect").is_in(CLOCKED) & pl.col("ts_ns").is_null())
     if lost.height == 0:
         return []
@@ -360,9 +398,11 @@ def _stamp_warnings(name: str, events: pl.DataFrame) -> list[str]:
     ]
 
 
-def _wrapped(events: pl.DataFrame) -> pl.DataFrame:
+def _wrapped(events: pl.DataFrame, codes: list[int]) -> pl.DataFrame:
     """Stamps without a date or year, with days or years added where they wrap around."""
     for dialect, wrap in (("babeltrace2", fields.wrap_days), ("syslog", fields.wrap_years)):
+        if CODE[dialect] not in codes:
+            continue
         mask = events["dialect"] == CODE[dialect]
         if mask.any():
             ts = events["ts_ns"]
