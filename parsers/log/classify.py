@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 
 import polars as pl
 from qtrace.parsers.log.dialects import BY_NAME, DIALECTS, FTRACE_MARK, Dialect
@@ -28,7 +29,7 @@ from qtrace.parsers.log.fields import LINE, TEXT
 
 from qtrace.events import FLATVIEW_EVENTS, MR_FINALIZE, EventSelection
 
-SAMPLE_TRACE_LINES = 64  # trace lines read up front to choose the dialect parsed first
+SAMPLE_TRACE_LINES = 64  # trace lines read at the head to choose the dialects cut first
 FLATVIEW_HINT = "flatview_"
 # A line that ends like QEMU's first view of a process and names its event: a run starts.
 RUN_START_END = " (root (nil))"
@@ -159,7 +160,12 @@ def runs_holding(lines: pl.Series, starts: pl.Series) -> pl.Series:
     return pl.int_range(0, held.len(), dtype=pl.Int64, eager=True).filter(held).alias("run")
 
 
-# -------------------------------------------------------------------------- the first dialect
+# ------------------------------------------------------------------- the dialects to cut
+
+SPREAD_WINDOWS = 16  # places across the file whose lines are sampled
+WINDOW_BYTES = 1 << 16
+CHAIN_SHARE = 0.02  # a dialect this common among the sampled lines is cut in the stream
+CHAIN_LENGTH = 3
 
 
 def classify(text: str) -> Dialect | None:
@@ -173,22 +179,57 @@ def classify(text: str) -> Dialect | None:
 _COMPILED = [(d, re.compile(d.match)) for d in DIALECTS]
 
 
-def first_dialect(lines: pl.LazyFrame, hint: pl.Expr | None) -> Dialect | None:
-    """The dialect most of the first trace lines worth parsing have; None: no trace line.
+def _spread_sample(path: Path, literals: tuple[str, ...] | None) -> Counter[str]:
+    """The dialects of lines worth parsing, sampled at places across the whole file.
 
-    It only decides which dialect is cut first (fastest) in the one pass; lines of every
-    other dialect are read all the same. The queries stop early; a file without any trace
-    line is read to its end here.
+    A file's head says nothing of a run printed in another dialect later on (a libvirt log
+    after a restart); a few windows read with seek cost next to nothing.
+    """
+    seen: Counter[str] = Counter()
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        for k in range(SPREAD_WINDOWS):
+            fh.seek(size * k // SPREAD_WINDOWS)
+            lines = fh.read(WINDOW_BYTES).split(b"\n")
+            for raw in lines[1 if k else 0 : -1]:  # whole lines only
+                text = raw.rstrip(b"\r").decode("utf-8", errors="replace").lstrip("\ufeff")
+                if literals is not None and not any(h in text for h in literals):
+                    continue
+                dialect = classify(text)
+                if dialect is not None:
+                    seen[dialect.name] += 1
+    return seen
+
+
+def dialects_to_cut(
+    lines: pl.LazyFrame, path: Path, literals: tuple[str, ...] | None
+) -> list[Dialect]:
+    """The dialects the one pass cuts in the stream, most common first; [] for no trace line.
+
+    The lines worth parsing are sampled at the file's head and across it. The most common
+    dialect is cut first; another as common as ``CHAIN_SHARE`` is cut in the stream too
+    (on the lines the first did not read), so that a file of several large runs in several
+    dialects never has the text of millions of lines gathered for a second look. Rarer
+    lines are read afterwards. The head query stops early; a file without any trace line is
+    read to its end here.
     """
     trace = accepts(list(DIALECTS))
+    hint = None if literals is None else any_of(literals)
+    seen: Counter[str] = Counter()
     for where in ([hint & trace] if hint is not None else []) + [trace]:
         sample = lines.filter(where).head(SAMPLE_TRACE_LINES).collect(engine="streaming")
         seen = Counter(d.name for d in map(classify, sample[TEXT]) if d is not None)
         if seen:
-            # The most frequent; of equals, the one met first (a Counter keeps that order).
-            order = {name: -i for i, name in enumerate(seen)}
-            return BY_NAME[max(seen, key=lambda name: (seen[name], order[name]))]
-    return None
+            break
+    if not seen:
+        return []
+    seen += _spread_sample(path, literals)
+    total = sum(seen.values())
+    # The most frequent first; of equals, the one met first (a Counter keeps that order).
+    order = {name: i for i, name in enumerate(seen)}
+    ranked = sorted(seen, key=lambda name: (-seen[name], order[name]))
+    chain = [name for name in ranked if seen[name] >= CHAIN_SHARE * total][:CHAIN_LENGTH]
+    return [BY_NAME[name] for name in chain]
 
 
 __all__ = [
@@ -197,7 +238,6 @@ __all__ = [
     "any_of",
     "classify",
     "counts",
-    "first_dialect",
     "hints",
     "is_bare",
     "is_prefixed",

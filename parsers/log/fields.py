@@ -339,6 +339,23 @@ def parse(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
     return parse_regex(frame, dialect)
 
 
+PARSED = ("dialect", "event", "args", "tid", "pid", "thread", "ts_ns")
+
+
+def parse_chain(frame: pl.LazyFrame, dialects: list[Dialect]) -> pl.LazyFrame:
+    """``frame`` parsed by each of ``dialects`` in turn, each reading what the ones before
+    did not (every cut runs on every line: for the few files of several large runs)."""
+    frame = parse(frame, dialects[0])
+    for dialect in dialects[1:]:
+        before = {c: f"_{c}_before" for c in PARSED}
+        frame = parse(frame.rename(before), dialect)
+        read = pl.col("_dialect_before").is_not_null()
+        frame = frame.with_columns(
+            pl.when(read).then(pl.col(before[c])).otherwise(pl.col(c)).alias(c) for c in PARSED
+        ).drop(*before.values())
+    return frame
+
+
 # ----------------------------------------------------------------------------------- pointers
 
 
@@ -431,6 +448,7 @@ __all__ = [
     "TEXT",
     "columns",
     "parse",
+    "parse_chain",
     "parse_regex",
     "with_pointers",
     "wrap_days",

@@ -66,11 +66,13 @@ class _Pass:
     replaced: int | None  # the first line holding U+FFFD (lossy decoding only)
 
 
-def _one_pass(lines: pl.LazyFrame, first: Dialect, selection: EventSelection, lossy: bool) -> _Pass:
+def _one_pass(
+    lines: pl.LazyFrame, chain: list[Dialect], selection: EventSelection, lossy: bool
+) -> _Pass:
     """One pass: parse the lines worth it, only classify the others.
 
     Every parsed line leaves the stream as one row of a single query: selected events, other
-    events (``_keep`` false; counted, then dropped) and lines the first dialect did not read
+    events (``_keep`` false; counted, then dropped) and lines no dialect of ``chain`` read
     (``event`` null, the whole line in ``args``). A second query filtering the same parse
     made polars cache and re-read it, which cost a fifth of the time. The counts over the
     other lines share the scan; counting them per run there (a cumulative sum over every
@@ -80,7 +82,7 @@ def _one_pass(lines: pl.LazyFrame, first: Dialect, selection: EventSelection, lo
     text = pl.col(TEXT)
     literals = classify.hints(selection)
     hint = None if literals is None else classify.any_of(literals)
-    parsed = fields.parse(lines if hint is None else lines.filter(hint), first)
+    parsed = fields.parse_chain(lines if hint is None else lines.filter(hint), chain)
     ok = pl.col("event").is_not_null()
     keep = ok & selected(selection)
     if hint is None:
@@ -90,8 +92,13 @@ def _one_pass(lines: pl.LazyFrame, first: Dialect, selection: EventSelection, lo
         if classify.keeps_flatview(selection):
             wanted = wanted | (ok & pl.col("event").is_in(FLATVIEW_EVENTS))
         parsed = parsed.filter(wanted)
-    output = [c for c in OUTPUT if c != "dialect" and (c != "thread" or _threads(first))]
-    rows = parsed.with_columns(_keep=keep).pipe(fields.with_pointers, {CODE[first.name]})
+    output = [
+        c
+        for c in OUTPUT
+        if (c != "dialect" or len(chain) > 1) and (c != "thread" or any(map(_threads, chain)))
+    ]
+    codes = {CODE[d.name] for d in chain}
+    rows = parsed.with_columns(_keep=keep).pipe(fields.with_pointers, codes)
     unparsed = text if hint is None else text.filter(~hint)
     long = text.str.len_bytes() > LONG_LINE_BYTES
     queries = [
@@ -134,9 +141,9 @@ def _threads(dialect: Dialect) -> bool:
 
 
 def _read_others(
-    unread: pl.DataFrame, first: Dialect, selection: EventSelection
+    unread: pl.DataFrame, chain: list[Dialect], selection: EventSelection
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Lines the first dialect did not read: other dialects' trace lines, and the rest.
+    """Lines the stream's dialects did not read: other dialects' trace lines, and the rest.
 
     Returns the trace lines parsed (OUTPUT and ``_keep``) and the lines no dialect reads
     (``line``, ``args`` holding the text). Few lines get here in most files; each dialect
@@ -150,9 +157,9 @@ def _read_others(
         hit = rest[TEXT].str.contains(dialect.match)
         if not hit.any():
             continue
-        # A fast cut that reads only the common shape (the first dialect's has left the
-        # others here) gives way to the regex, which reads every shape.
-        exact = dialect is not first and dialect.name not in fields.COMMON_SHAPE_ONLY
+        # A fast cut that reads only the common shape (the stream's cut has left the others
+        # here) gives way to the regex, which reads every shape.
+        exact = dialect not in chain and dialect.name not in fields.COMMON_SHAPE_ONLY
         parse = fields.parse if exact else fields.parse_regex
         parsed = (
             parse(rest.filter(hit).lazy(), dialect)
@@ -207,7 +214,7 @@ def _run_starts(trace: pl.DataFrame) -> pl.DataFrame:
 
 def _apply_bare_rule(
     found: _Pass,
-    first: Dialect,
+    chain: list[Dialect],
     selection: EventSelection,
     hinted: bool,
     per_run: Callable[[pl.Series], pl.DataFrame],
@@ -224,9 +231,10 @@ def _apply_bare_rule(
     all_matched = bool(matched.all())
     primary = rows if all_matched else rows.filter(matched)
     others, other = _read_others(
-        rows.clear() if all_matched else rows.filter(~matched), first, selection
+        rows.clear() if all_matched else rows.filter(~matched), chain, selection
     )
-    primary = primary.with_columns(dialect=pl.lit(CODE[first.name], pl.Int8))
+    if "dialect" not in primary.columns:
+        primary = primary.with_columns(dialect=pl.lit(CODE[chain[0].name], pl.Int8))
     if "thread" not in primary.columns:
         primary = primary.with_columns(thread=pl.lit(None, pl.Categorical))
     trace = primary.select(*OUTPUT, "_keep")
@@ -235,7 +243,7 @@ def _apply_bare_rule(
 
     counts = found.counts
     weak = (pl.col("dialect") == BARE) & ~pl.col("event").is_in(classify.strong_names(selection))
-    bare_rows = first.name == "bare" or bool((others["dialect"] == BARE).any())
+    bare_rows = BY_NAME["bare"] in chain or bool((others["dialect"] == BARE).any())
     weak_rows = bare_rows and bool(trace.select(weak.any()).item())
     weak_lines = counts["bare"] > counts["strong"]
     prefixed_rows = trace[LINE] if not bare_rows else trace.filter(pl.col("dialect") != BARE)[LINE]
@@ -324,10 +332,10 @@ def _parse_text(name: str, text: TextFile, selection: EventSelection) -> ParsedI
     hint = None if literals is None else classify.any_of(literals)
     while True:
         try:
-            first = classify.first_dialect(scan(text, lossy), hint)
-            if first is None:
+            chain = classify.dialects_to_cut(scan(text, lossy), text.path, literals)
+            if not chain:
                 raise InputError(f"{name}: no QEMU trace lines found")
-            found = _one_pass(scan(text, lossy), first, selection, lossy)
+            found = _one_pass(scan(text, lossy), chain, selection, lossy)
             break
         except pl.exceptions.ComputeError as exc:
             if lossy or not is_utf8_error(exc):
@@ -345,7 +353,7 @@ def _parse_text(name: str, text: TextFile, selection: EventSelection) -> ParsedI
             .collect(engine="streaming")
         )
 
-    rows = _apply_bare_rule(found, first, selection, hint is not None, per_run)
+    rows = _apply_bare_rule(found, chain, selection, hint is not None, per_run)
     if classify.keeps_flatview(selection):
         cut = None if ends_with_newline(text.path) else (found.lines_total, last_line(text.path))
         events, markers, marked_other = damage.mark(rows.trace, rows.other, cut)
@@ -371,7 +379,7 @@ def _parse_text(name: str, text: TextFile, selection: EventSelection) -> ParsedI
     if lossy:
         where = f" (first at line {found.replaced})" if found.replaced is not None else ""
         warnings.append(f"{name}: bytes that are not UTF-8 were replaced{where}")
-    codes = _dialects_read(events, first)
+    codes = _dialects_read(events, chain[0])
     events = _wrapped(events, codes)
     skipped = found.lines_total - rows.trace_lines - marked_other
     return _result(name, [NAMES[c] for c in codes], events.drop("dialect"), skipped, warnings)
