@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
+from qemu_harness import Boot, QemuHarnessError, Reset, run_qemu_trace
 from qtrace.parsers import parse_file
 from qtrace.parsers.log import reader
 
@@ -120,6 +121,34 @@ def test_a_noisy_real_log_reads_as_the_clean_one_plus_markers(tmp_path: Path, cl
         f"{path}: 203 FlatView lines are garbled or cut; each is a qtrace_unreadable row, "
         f"never a view (first at line {garbled_at[0]})"
     ]
+
+
+@pytest.mark.slow
+def test_a_fresh_qemu_log_with_its_own_d_output_and_garbled_lines(tmp_path: Path) -> None:
+    # Debian's QEMU now, with -d cpu_reset's register dumps in the same log: the dumps are
+    # skipped, and garbled lines put in are holes, never views.
+    try:
+        run = run_qemu_trace(
+            tmp_path / "fresh.log",
+            machine="pc",
+            scenario=(Boot(), Reset()),
+            extra_args=("-d", "cpu_reset"),
+        )
+    except QemuHarnessError as exc:  # pragma: no cover - a broken QEMU is a failure
+        pytest.fail(str(exc))
+    clean = read(run.log_path)
+    assert clean.lines_skipped > 0 and clean.warnings == []  # the register dumps
+    path = tmp_path / "noisy.log"
+    garbled_at, noise_at = noisy_copy(run.log_path, path, n_garbled=60, n_noise=20, seed=7)
+    noisy = read(path)
+    real = noisy.events.filter(pl.col("event") != UNREADABLE)
+    assert_frame_equal(
+        without(sorted(garbled_at + noise_at), real).select(*SAME, "line"),
+        clean.events.select(*SAME, "line"),
+    )
+    assert noisy.events.filter(pl.col("event") == UNREADABLE)["line"].to_list() == garbled_at
+    found = {p: qtrace.analyze(qtrace.read_trace(p)) for p in (run.log_path, path)}
+    assert found[path].status_counts == found[run.log_path].status_counts
 
 
 def test_garbled_lines_invent_no_leak_and_no_run(tmp_path: Path) -> None:

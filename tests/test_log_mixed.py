@@ -16,6 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 from qemu_harness import Boot, QemuHarnessError, run_qemu_trace
 from qtrace.parsers import parse_file
+from qtrace.parsers.log import classify
 
 import qtrace
 from qtrace.events import EventSelection, ParsedInput
@@ -67,6 +68,19 @@ def test_a_bare_run_and_a_timestamped_run_read_whole(tmp_path: Path, order: str)
     assert parsed.lines_skipped == 3  # libvirt's lines
     assert parsed.warnings == []
     assert runs(path) == 2
+
+
+def test_every_common_dialect_is_cut_in_the_stream(tmp_path: Path) -> None:
+    # Sampled across the file, not only at its head: the later, larger run counts too.
+    path = joined(tmp_path, BARE.read_bytes(), *[STAMPED.read_bytes()] * 3)
+    chain = classify.dialects_to_cut(pl.scan_lines(path, name="text"), path, ("flatview_",))
+    assert [d.name for d in chain] == ["tid-timestamp", "bare"]
+    # A stray line is no reason to cut a second dialect on every line.
+    lines = BARE.read_bytes().splitlines(keepends=True)
+    stray = b"2026-02-13T10:30:08Z flatview_new 0x5591f8051950 (root 0x5591f7ec1000)\n"
+    path = joined(tmp_path, *lines[:400], stray, *lines[400:], name="stray.log")
+    chain = classify.dialects_to_cut(pl.scan_lines(path, name="text"), path, ("flatview_",))
+    assert [d.name for d in chain] == ["bare"]
 
 
 def test_a_qemu_upgrade_from_10_0_to_10_1_between_runs(tmp_path: Path) -> None:

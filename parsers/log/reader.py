@@ -1,10 +1,10 @@
 """Read one text trace file into the events table: one streaming pass, then the few odd rows.
 
 The file is scanned once with polars' streaming engine. Lines holding a literal part of the
-wanted event names (``flatview_`` for the FlatView events) are parsed, first as the dialect
-most of the file's first such lines have, with its fastest cut; the lines it does not read
-leave the stream with their text and are tried against every other dialect afterwards. The
-other lines are only classified, per run, for the counts and for the bare-line rule
+wanted event names (``flatview_`` for the FlatView events) are parsed, each by the fastest
+cut of the dialects common in the file (``classify.dialects_to_cut``); the few lines these
+do not read leave the stream with their text and are tried against every other dialect
+afterwards. The other lines are only classified, for the counts and for the bare-line rule
 (``classify``). Memory stays near the size of the selected events however large the log is.
 
 Before all this, ``log_fast`` (a C scanner, when it was built) tries the common case: a plain
@@ -57,7 +57,7 @@ def selected(selection: EventSelection) -> pl.Expr:
 class _Pass:
     """What the one streaming pass over the file found."""
 
-    rows: pl.DataFrame  # lines worth parsing, parsed as the first dialect; OUTPUT and _keep
+    rows: pl.DataFrame  # lines worth parsing, parsed in the stream; OUTPUT and _keep
     counts: dict[str, int]  # over the other lines: prefixed, bare and strong trace lines
     # The lines that start a QEMU run (line, prefixed); None: they are among the rows.
     starts: pl.DataFrame | None
