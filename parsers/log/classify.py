@@ -186,6 +186,8 @@ def _spread_sample(path: Path, literals: tuple[str, ...] | None) -> Counter[str]
     after a restart); a few windows read with seek cost next to nothing.
     """
     seen: Counter[str] = Counter()
+    if not path.is_file():  # nothing to seek in (the reader's other passes need a file too)
+        return seen
     size = path.stat().st_size
     with path.open("rb") as fh:
         for k in range(SPREAD_WINDOWS):

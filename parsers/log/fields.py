@@ -189,11 +189,17 @@ def parse_regex(frame: pl.LazyFrame, dialect: Dialect) -> pl.LazyFrame:
     """``frame`` parsed by ``dialect``'s capture regex (any dialect; the reference parse)."""
     text = pl.col(TEXT)
     parts = text.str.extract_groups(dialect.pattern)
-    valid = text.str.contains(dialect.match)
+    # The capture matched: that is the match test, unless the dialect has a stricter one.
+    valid = (
+        text.str.contains(dialect.match)
+        if dialect.match_pattern
+        else pl.col("_g").struct.field("name").is_not_null()
+    )
     cols = columns(dialect, lambda n: pl.col("_g").struct.field(n))
     name = pl.col("_g").struct.field("name")
     return (
-        frame.with_columns(_g=parts, _valid=valid)
+        frame.with_columns(_g=parts)
+        .with_columns(_valid=valid)
         .with_columns(
             dialect=_code(dialect, pl.col("_valid")),
             event=pl.when("_valid").then(name),
