@@ -1,11 +1,16 @@
 """Ingest benchmark for the log backend: qtrace reading FlatView events vs ``grep -c``.
 
-Builds a large ``-msg timestamp=on`` log by repeating the real QEMU 10 sample with shifted
-timestamps and pointers and interleaved ``-d`` / libvirt noise, then times, in one run,
-``grep -c flatview_`` (the baseline) and qtrace reading the FlatView events in a child
-process (so its peak RSS is measured alone).
+Builds a large log by repeating the real QEMU 10 sample with shifted timestamps and pointers
+and interleaved ``-d`` / libvirt noise, printed in one line form (``--dialect``: QEMU up to
+10.0's ``-msg timestamp=on`` by default, 10.1's ISO stamps, bare lines, QEMU 11's message
+context, rsyslog's RFC 3339 syslog lines, babeltrace2's text of the ust backend), then
+times, in one run, ``grep -c flatview_`` (the baseline) and qtrace reading the events the
+model reads in a child process (so its peak RSS is measured alone).
 
-    python bench/bench_log.py --size-mb 1024
+    python bench/bench_log.py --size-mb 1024 [--dialect iso8601]
+
+``--baseline-code DIR`` also times another qtrace (a tree whose ``qtrace`` package imports
+first on ``PYTHONPATH``), on the same file in the same run, to compare two versions.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import re
 import resource
 import shutil
@@ -42,6 +48,7 @@ NOISE_LINES = (
     b"check_exception old: 0xffffffff new 0xd",
     b"qemu-system-x86_64: terminating on signal 15 from pid 1234 (/usr/sbin/libvirtd)",
 )
+FLATVIEW_ONLY = "flatview_new,flatview_destroy_rcu,flatview_destroy"
 MEMORY_SLACK_MIB = 500e6 / 2**20  # the target: the FlatView lines' bytes plus 500 MB
 NOISE_PER_100 = 12  # noise lines per 100 trace lines: about 11% of all lines
 
@@ -61,6 +68,25 @@ def sample_block(sample: Path = SAMPLE, noise_per_100: int = NOISE_PER_100) -> b
     return b"\n".join(out) + b"\n"
 
 
+# TID@SEC.USEC:name args of the sample, in each form: "@" stands for the stamp's date and
+# whole seconds, filled in per block (SEC is one value in the sample).
+STAMPED = rb"(?m)^([0-9]+)" + re.escape(SAMPLE_SECONDS) + rb"([0-9]+):"
+FLATVIEW_ARGS = rb"(flatview_[a-z_]+) (0x[0-9a-f]+|\(nil\)) \(root (0x[0-9a-f]+|\(nil\))\)"
+FORMS: dict[str, list[tuple[bytes, bytes]]] = {
+    "tid-timestamp": [],
+    "iso8601": [(STAMPED, rb"@.\2Z ")],
+    "bare": [(STAMPED, b"")],
+    "message-context": [(STAMPED, rb"qemu-system-x86_64: (\1:main): ")],
+    "syslog-rfc3339": [(STAMPED, rb"@.\2+00:00 ci-runner qemu-system-x86_64[\1]: ")],
+    "babeltrace2": [
+        (FLATVIEW_ARGS, rb"\1: { cpu_id = 0 }, { view = \2, root = \3 }"),
+        (rb"\(nil\)", b"0x0"),
+        (STAMPED, rb"[@.\g<2>000] (+0.000001234) ci-runner qemu:"),
+    ],
+}
+STAMP_FORMATS = {"babeltrace2": "%H:%M:%S"}  # the others print a date: %Y-%m-%dT%H:%M:%S
+
+
 def build_log(
     path: Path,
     size_bytes: int,
@@ -72,24 +98,22 @@ def build_log(
 
     Block ``k`` is the sample one second later than block ``k-1`` (the sample spans 0.16 s,
     so timestamps stay ordered) with its pointers moved to another high half, so no two
-    blocks are byte-identical. ``dialect="iso8601"`` prints the stamps as QEMU 10.1 does.
+    blocks are byte-identical. ``dialect`` names a form of ``FORMS``.
     """
     block = sample_block(sample, noise_per_100)
-    if dialect == "iso8601":  # TID@SEC.USEC:name -> STAMP.USECZ name (SEC is one value)
-        block = re.sub(
-            rb"(?m)^[0-9]+" + re.escape(SAMPLE_SECONDS) + rb"([0-9]+):", rb"@\1Z ", block
-        )
+    for pattern, replacement in FORMS[dialect]:
+        block = re.sub(pattern, replacement, block)
+    stamp_format = STAMP_FORMATS.get(dialect, "%Y-%m-%dT%H:%M:%S")
     blocks = 0
     written = 0
     with path.open("wb", buffering=1 << 22) as out:
         while written < size_bytes:
             second = 1795569496 + blocks
-            if dialect == "iso8601":
-                when = datetime.datetime.fromtimestamp(second, datetime.UTC)
-                seconds = when.strftime("%Y-%m-%dT%H:%M:%S.").encode()
-                data = re.sub(rb"(?m)^@", seconds, block)
-            else:
+            if dialect == "tid-timestamp":
                 data = block.replace(SAMPLE_SECONDS, b"@%d." % second)
+            else:
+                when = datetime.datetime.fromtimestamp(second, datetime.UTC)
+                data = block.replace(b"@.", when.strftime(stamp_format).encode() + b".")
             data = data.replace(b"0x563e", b"0x%04x" % (0x5600 + blocks % 0x100))
             out.write(data)
             written += len(data)
@@ -117,7 +141,7 @@ import json, sys, time
 import polars as pl
 import qtrace.ingest
 start = time.perf_counter()
-trace = qtrace.ingest.read_trace(sys.argv[1])
+trace = qtrace.ingest.read_trace(sys.argv[1], events=sys.argv[2] if len(sys.argv) > 2 else None)
 elapsed = time.perf_counter() - start
 # VmHWM, not ru_maxrss: ru_maxrss also counts the parent's pages shared at fork time.
 hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]
@@ -127,12 +151,24 @@ print(json.dumps({"seconds": elapsed, "events": trace.events.height,
 """
 
 
-def time_qtrace(path: Path) -> dict[str, object]:
-    """Read the FlatView events in a child process; its own timing plus peak RSS."""
+def time_qtrace(
+    path: Path, code: Path | None = None, events: str | None = None
+) -> dict[str, object]:
+    """Read the events in a child process; its own timing plus peak RSS.
+
+    ``code``: a tree whose ``qtrace`` package the child imports instead of this one;
+    ``events``: the selection (default: the events the model reads).
+    """
     cpu = children_cpu_seconds()
     start = time.perf_counter()
+    env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD_CODE, str(path)], capture_output=True, check=True, text=True
+        [sys.executable, "-c", CHILD_CODE, str(path), *([events] if events else [])],
+        capture_output=True,
+        check=True,
+        text=True,
+        env=env,
+        cwd="/",  # a clone's own qtrace/ directory must not shadow the one asked for
     )
     wall = time.perf_counter() - start
     result: dict[str, object] = json.loads(done.stdout)
@@ -157,6 +193,23 @@ def count_lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 24), b""))
 
 
+def _baseline_rows(
+    runs: list[dict[str, object]], grep_s: float, grep_cpu: float
+) -> list[tuple[str, str]]:
+    """The other qtrace's figures, as ratios to the same grep run."""
+    if not runs:
+        return []
+    best = min(runs, key=lambda run: float(run["seconds"]))  # type: ignore[arg-type]
+    seconds = float(best["seconds"])  # type: ignore[arg-type]
+    cpu = float(best["cpu_seconds"])  # type: ignore[arg-type]
+    peak = max(float(run["peak_rss_mib"]) for run in runs)  # type: ignore[arg-type]
+    return [
+        ("baseline code read", f"{seconds:.2f} s ({cpu:.2f} s CPU), {best['events']:,} events"),
+        ("baseline vs grep", f"{seconds / grep_s:.2f}x wall, {cpu / grep_cpu:.1f}x CPU"),
+        ("baseline peak RSS", f"{peak:,.0f} MiB"),
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the log, time grep and qtrace over it, print a table.
 
@@ -170,9 +223,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, default=None, help="use this log, build none")
     parser.add_argument(
         "--dialect",
-        choices=["tid-timestamp", "iso8601"],
+        choices=sorted(FORMS),
         default="tid-timestamp",
-        help="stamps as QEMU up to 10.0 (default) or from 10.1 on print them",
+        help="the line form (default: QEMU up to 10.0's -msg timestamp=on)",
+    )
+    parser.add_argument(
+        "--events",
+        default=None,
+        help="events to read, as qtrace --events takes them (default: the model's; "
+        f"'{FLATVIEW_ONLY}' is the C scanner's case)",
+    )
+    parser.add_argument(
+        "--baseline-code",
+        type=Path,
+        default=None,
+        help="also time the qtrace of this tree (on PYTHONPATH), on the same file",
     )
     parser.add_argument(
         "--repeat",
@@ -205,7 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Warm the page cache so neither side pays for the disk.
         time_grep(path)
         grep_s, grep_cpu, grep_hits = time_grep(path)
-        runs = [time_qtrace(path) for _ in range(max(1, args.repeat))]
+        runs = [time_qtrace(path, None, args.events) for _ in range(max(1, args.repeat))]
+        base_runs = (
+            [time_qtrace(path, args.baseline_code, args.events) for _ in range(max(1, args.repeat))]
+            if args.baseline_code is not None
+            else []
+        )
         qt = min(runs, key=lambda run: float(run["seconds"]))  # type: ignore[arg-type]
         peak_mib = max(float(run["peak_rss_mib"]) for run in runs)  # type: ignore[arg-type]
         qt_s = float(qt["seconds"])  # type: ignore[arg-type]
@@ -223,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("qtrace MB/s", f"{size_mib / qt_s:,.0f}"),
             ("ratio vs grep", f"{ratio:.2f}x wall, {qt_cpu / grep_cpu:.1f}x CPU (target <= 3x)"),
             ("qtrace peak RSS", f"{peak_mib:,.0f} MiB"),
+            *_baseline_rows(base_runs, grep_s, grep_cpu),
             (
                 "memory target",
                 f"FlatView share {share_mib:,.0f} MiB + 500 MB = {target_mib:,.0f} MiB "

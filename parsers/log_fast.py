@@ -12,6 +12,7 @@ without a compiler the package installs without it and every log takes the polar
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,39 @@ def _frame(part: dict[str, Any], dialect: str, first_seq: int) -> pl.DataFrame:
     )
 
 
+# The log reader (parsers/log) reads these differently from the scanner; the scanner's
+# answer then stands aside (the reader is the reference, see its damage module):
+WHOLE_FLATVIEW_LINE = re.compile(
+    rb"(?:[0-9]+@[0-9]+\.[0-9]+:|[0-9]{4}-[0-9-]{5}T[0-9:]{8}(?:\.[0-9]{1,9})?Z )?"
+    rb"flatview_(?:new|destroy_rcu|destroy) (?:0x[0-9a-fA-F]{1,16}|\(nil\)) "
+    rb"\(root (?:0x[0-9a-fA-F]{1,16}|\(nil\))\)\r?$"
+)
+SYSLOG_Z_LINE = re.compile(
+    rb"(?m)^[0-9]{4}-[0-9-]{5}T[0-9:]{8}(?:\.[0-9]+)?Z \S+ [^\s\[\]]+\[[0-9]+\]: "
+)
+SNIFF_BYTES = 1 << 16
+LONG_LINE_BYTES = 1 << 20  # as the scanner: a longer line makes it give up
+
+
+def _read_otherwise(fd: int, size: int, found: dict[str, Any], events: pl.DataFrame) -> bool:
+    """Whether the reader's answer differs from the scanner's for the file open as ``fd``.
+
+    Lines holding ``flatview_`` that are no trace line, a NULL view, and a last line cut
+    inside a FlatView line become ``qtrace_unreadable`` rows there; ``STAMPZ host tag[pid]:``
+    lines are syslog lines there (the scanner would read an event named ``host``).
+    """
+    if found["damaged"] or (events.height and events["view"].min() == 0):
+        return True
+    # The scanner gave up on lines over LONG_LINE_BYTES: the last line is shorter.
+    tail = os.pread(fd, min(size, LONG_LINE_BYTES + 1), size - min(size, LONG_LINE_BYTES + 1))
+    if not tail.endswith(b"\n"):
+        last = tail[tail.rfind(b"\n") + 1 :]
+        if b"flatview_" in last and not WHOLE_FLATVIEW_LINE.match(last):
+            return True
+    head = os.pread(fd, SNIFF_BYTES, 0)
+    return found["dialect"] == "iso8601" and SYSLOG_Z_LINE.search(head) is not None
+
+
 def available() -> bool:
     """True when the extension is built and not switched off by ``QTRACE_NO_FASTLOG=1``."""
     return _fastlog is not None and os.environ.get(NO_FASTLOG, "") != "1"
@@ -126,15 +160,17 @@ def read(path: Path, selection: EventSelection) -> FastScan | None:
         if size == 0:
             return None  # the polars path reports an empty file
         found = _fastlog.scan(fh.fileno(), size, SPLIT_BYTES, wanted == set(MODEL_EVENTS))
-    if found is not None and found.get("shrunk"):
-        raise InputError(f"{path}: the file shrank while it was read (truncated by logrotate?)")
-    if found is None:
-        return None
-    # The scanner reads a large file in two halves (two threads): one frame each.
-    frames: list[pl.DataFrame] = []
-    for part in found["parts"]:
-        frames.append(_frame(part, found["dialect"], sum(f.height for f in frames)))
-    events = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
+        if found is not None and found.get("shrunk"):
+            raise InputError(f"{path}: the file shrank while it was read (truncated by logrotate?)")
+        if found is None:
+            return None
+        # The scanner reads a large file in two halves (two threads): one frame each.
+        frames: list[pl.DataFrame] = []
+        for part in found["parts"]:
+            frames.append(_frame(part, found["dialect"], sum(f.height for f in frames)))
+        events = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
+        if _read_otherwise(fh.fileno(), size, found, events):
+            return None
     return FastScan(
         found["dialect"],
         events,

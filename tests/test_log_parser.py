@@ -16,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from qtrace.parsers import log_text, parse_file
+from qtrace.parsers.log import dialects, fields
 from qtrace.parsers.source import open_input
 
 from qtrace.errors import InputError
-from qtrace.events import COLUMNS, EVENTS_SCHEMA, EventSelection, ParsedInput
+from qtrace.events import COLUMNS, EVENTS_SCHEMA, UNREADABLE, EventSelection, ParsedInput
 from qtrace.ingest import read_trace
 
 QEMU10_LOG = "qemu10-pc-bridges-ts.log"
@@ -121,7 +122,7 @@ VIEW, ROOT = 0x55A9B6E62E50, 0x55A9B6C84800
         ),
         (
             f"qemu-system-x86_64: (772366:main): flatview_new {FV_ARGS}",
-            "prog-thread",
+            "message-context",
             "none",
             772366,
             None,
@@ -130,11 +131,37 @@ VIEW, ROOT = 0x55A9B6E62E50, 0x55A9B6C84800
         (
             "2025-07-21T18:43:28.5Z qemu-system-x86_64: (772367:CPU 0/KVM): "
             f"flatview_new {FV_ARGS}",
-            "iso8601-prog-thread",
+            "iso8601-message-context",
             "wall-us",
             772367,
             None,
             iso_ns("2025-07-21T18:43:28.500000Z"),
+        ),
+        (
+            f"Feb 13 10:30:08 ci-runner qemu-system-x86_64[12345]: flatview_new {FV_ARGS}",
+            "syslog",
+            "local-no-year",
+            None,
+            12345,
+            (43 * 86400 + 10 * 3600 + 30 * 60 + 8) * 1_000_000_000,
+        ),
+        (
+            "2026-02-13T10:30:08.123456+00:00 ci-runner qemu-system-x86_64[12345]: "
+            f"flatview_new {FV_ARGS}",
+            "syslog-rfc3339",
+            "wall-us",
+            None,
+            12345,
+            iso_ns("2026-02-13T10:30:08.123456Z"),
+        ),
+        (
+            "[10:30:08.123456789] (+0.000001234) ci-runner qemu:flatview_new: "
+            "{ cpu_id = 0 }, { view = 0x55a9b6e62e50, root = 0x55a9b6c84800 }",
+            "babeltrace2",
+            "local-no-date",
+            None,
+            None,
+            (10 * 3600 + 30 * 60 + 8) * 1_000_000_000 + 123456789,
         ),
         (
             f"4242@1753123408089797123 flatview_new {FV_ARGS}",
@@ -164,6 +191,7 @@ def test_each_dialect(
     pid: int | None,
     ts_ns: int | None,
 ) -> None:
+    # Each line, then the same event as flatview_destroy one line later.
     parsed = parse_bytes(tmp_path, (line + "\n" + line.replace("_new", "_destroy") + "\n").encode())
     assert (parsed.dialect, parsed.clock) == (dialect, clock)
     assert parsed.events["event"].to_list() == ["flatview_new", "flatview_destroy"]
@@ -192,6 +220,17 @@ FAST_PATH_LINES = {
         "1@2 vm_state_notify",
         "1@2 guest_cpu_reset ",
     ],
+    # QEMU 11's default context: the fast cut reads this shape (the regex reads the others)
+    "message-context": [
+        "qemu-system-x86_64: (1184284:CPU 0/TCG): flatview_new 0x1 (root 0x2)",
+        "qemu-system-x86_64: (7:main): vm_state_notify",
+        "qemu-kvm: (7:IO mon_iothread): guest_cpu_reset ",
+        "qemu-system-aarch64: (7:worker (pool)): pci_cfg_read a:b c  d",
+    ],
+    "iso8601-message-context": [
+        "2026-02-11T15:24:41.211823Z qemu-system-x86_64: (1184284:call_rcu): flatview_new 0x1",
+        "2026-02-11T15:24:41Z qemu-system-x86_64: (7:main): vm_state_notify",
+    ],
 }
 
 
@@ -199,10 +238,10 @@ FAST_PATH_LINES = {
 def test_fast_paths_agree_with_the_dialect_regex(dialect: str) -> None:
     noise = ["EAX=00000000 EBX=00000000", "", "IN: ", "2025-07-21 18:43:28.089+0000: 1: info : x"]
     lines = pl.DataFrame({"text": FAST_PATH_LINES[dialect] + noise}).with_row_index("line")
-    columns = ["line", "event", "args", "tid", "pid", "ts_ns"]
-    target = log_text.BY_NAME[dialect]
-    fast = log_text._parse(lines.lazy(), target).select(columns).collect()
-    regex = log_text._parse_regex(lines.lazy(), target).select(columns).collect()
+    columns = ["line", "dialect", "event", "args", "tid", "pid", "thread", "ts_ns"]
+    target = dialects.BY_NAME[dialect]
+    fast = fields.parse(lines.lazy(), target).select(columns).collect()
+    regex = fields.parse_regex(lines.lazy(), target).select(columns).collect()
     assert fast.filter(pl.col("event").is_not_null()).height == len(FAST_PATH_LINES[dialect])
     assert_frame_equal(
         fast.filter(pl.col("event").is_not_null()), regex.filter(pl.col("event").is_not_null())
@@ -217,30 +256,38 @@ def test_usec_fraction_is_scaled_to_ns_whatever_its_width(tmp_path: Path) -> Non
     assert parsed.events["ts_ns"].to_list() == [5_500_000_000, 5_000_001_000]
 
 
-def test_pointers_are_unsigned_64_bit_and_nil_or_0x0_is_zero(tmp_path: Path) -> None:
+def test_pointers_are_unsigned_64_bit_and_a_nil_or_0x0_root_is_zero(tmp_path: Path) -> None:
     parsed = parse_bytes(
         tmp_path,
         b"1@1.000001:flatview_new 0xffffffffffffffff (root (nil))\n"
-        b"1@1.000002:flatview_destroy (nil) (root 0x0)\n",
+        b"1@1.000002:flatview_destroy 0x1 (root 0x0)\n",
     )
-    assert parsed.events["view"].to_list() == [2**64 - 1, 0]
+    assert parsed.events["view"].to_list() == [2**64 - 1, 1]
     assert parsed.events["root"].to_list() == [0, 0]
     assert parsed.events["view"].dtype == pl.UInt64
 
 
-def test_odd_flatview_arguments_keep_the_event_and_warn_once(tmp_path: Path) -> None:
-    # A proposed QEMU patch prints the root's name instead of its pointer.
+def test_flatview_arguments_that_are_no_pointers_make_unreadable_rows(tmp_path: Path) -> None:
+    # A proposed QEMU patch prints the root's name instead of its pointer: such a line is
+    # no FlatView event the model can pair, so it is a hole, with its text kept.
     parsed = parse_bytes(
         tmp_path,
         b"1@1.000001:flatview_new 0x10 (root 0x20)\n"
         b"1@1.000002:flatview_destroy 0x10 (root pci_bridge_io)\n"
         b"1@1.000003:flatview_destroy_rcu 0x10 (root pci_bridge_io)\n",
     )
-    assert parsed.events["view"].to_list() == [0x10, 0x10, 0x10]
-    assert parsed.events["root"].to_list() == [0x20, None, None]
-    assert parsed.events["args"][1] == "0x10 (root pci_bridge_io)"
-    assert len(parsed.warnings) == 1
-    assert "2 FlatView events" in parsed.warnings[0] and "line 2" in parsed.warnings[0]
+    events = parsed.events
+    assert events["event"].to_list() == ["flatview_new", UNREADABLE, UNREADABLE]
+    assert events["view"].to_list() == [0x10, None, None]
+    assert events["root"].to_list() == [0x20, None, None]
+    assert events["args"][1] == (
+        "garbled flatview_destroy line: 1@1.000002:flatview_destroy 0x10 (root pci_bridge_io)"
+    )
+    assert events["ts_ns"][1] == 1_000_002_000 and events["tid"][1] == 1
+    assert parsed.warnings == [
+        f"{tmp_path / 'trace.log'}: 2 FlatView lines are garbled or cut; each is a "
+        "qtrace_unreadable row, never a view (first at line 2)"
+    ]
 
 
 def test_events_without_arguments_and_other_events(tmp_path: Path) -> None:
@@ -371,33 +418,17 @@ def test_a_50_mb_trace_line_is_a_trace_line(tmp_path: Path) -> None:
     assert parsed.lines_skipped == 0
 
 
-def test_mixed_dialects_are_read_and_reported(tmp_path: Path) -> None:
+def test_mixed_dialects_are_read_and_summed_up(tmp_path: Path) -> None:
     data = (
         b"1@1.000001:flatview_new 0x10 (root 0x20)\n"
         b"1@1.000002:flatview_new 0x11 (root 0x20)\n"
         b"2025-07-21T18:43:28Z flatview_destroy 0x10 (root 0x20)\n"
     )
     parsed = parse_bytes(tmp_path, data)
-    assert parsed.dialect == "tid-timestamp"
+    assert (parsed.dialect, parsed.clock) == ("mixed(iso8601,tid-timestamp)", "wall-us")
     assert parsed.events["line"].to_list() == [1, 2, 3]
     assert parsed.events["ts_ns"][2] == iso_ns("2025-07-21T18:43:28Z")
-    assert len(parsed.warnings) == 1 and "iso8601; first at line 3" in parsed.warnings[0]
-
-
-def test_garbled_flatview_lines_are_skipped_with_one_warning(tmp_path: Path) -> None:
-    data = (
-        b"1@1.000001:flatview_new 0x10 (root 0x20)\n"
-        b"1@1.0000031@1.000002:flatview_new 0x11 (root 0x20)\n"  # two writers interleaved
-        b"1@1.000004:flatview_destroy 0x10 (root 0x20)\n"
-        b"EAX=0 flatview_new\n"
-    )
-    parsed = parse_bytes(tmp_path, data)
-    assert parsed.events["line"].to_list() == [1, 3]
-    assert parsed.lines_skipped == 2
-    assert parsed.warnings == [
-        f"{tmp_path / 'trace.log'}: 2 lines mention flatview_ but are not trace lines "
-        "(cut or garbled?); skipped, first at line 2"
-    ]
+    assert parsed.warnings == []
 
 
 EVERY_KIND_OF_LINE = (
@@ -415,28 +446,33 @@ def test_every_kind_of_line_is_counted_once_in_one_pass(tmp_path: Path) -> None:
     # The events query also carries the hint lines that are no selected event (counted,
     # then dropped) and the unmatched ones (re-read by the other dialects).
     parsed = parse_bytes(tmp_path, EVERY_KIND_OF_LINE)
-    assert parsed.events["line"].to_list() == [1, 6, 7]
-    assert parsed.events["view"].to_list() == [0x10, 0x10, 0x10]
-    assert parsed.events["root"].to_list() == [0x20] * 3
-    assert parsed.events["args"].to_list() == [None] * 3
-    assert parsed.lines_skipped == 2  # lines 3 and 5
-    name = tmp_path / "trace.log"
+    events = parsed.events
+    assert events["line"].to_list() == [1, 5, 6, 7]
+    assert events["event"].to_list() == [
+        "flatview_new",
+        UNREADABLE,
+        "flatview_destroy_rcu",
+        "flatview_destroy",
+    ]
+    assert events["args"][1] == "garbled flatview_destroy line: garbled flatview_destroy 0x10"
+    assert events.filter(pl.col("event") != UNREADABLE)["view"].to_list() == [0x10] * 3
+    assert parsed.lines_skipped == 1  # line 3; line 5 is an unreadable row
+    assert parsed.dialect == "mixed(iso8601,tid-timestamp)"
     assert parsed.warnings == [
-        f"{name}: 1 trace lines in another dialect (iso8601; first at line 6) read along "
-        "with the tid-timestamp lines",
-        f"{name}: 1 lines mention flatview_ but are not trace lines (cut or garbled?); "
-        "skipped, first at line 5",
+        f"{tmp_path / 'trace.log'}: 1 FlatView lines are garbled or cut; each is a "
+        "qtrace_unreadable row, never a view (first at line 5)"
     ]
 
 
 def test_every_kind_of_line_without_a_literal_hint(tmp_path: Path) -> None:
     # "*" leaves no literal to pre-filter on: every line is parsed, noise dropped in the stream.
     parsed = parse_bytes(tmp_path, EVERY_KIND_OF_LINE, EVERYTHING)
-    assert parsed.events["line"].to_list() == [1, 2, 4, 6, 7]
+    assert parsed.events["line"].to_list() == [1, 2, 4, 5, 6, 7]
     assert parsed.events["args"][1] == "mr 0x3 name 'flatview_probe'"
-    assert parsed.events["view"].is_null().to_list() == [False, True, True, False, False]
-    assert parsed.lines_skipped == 2
-    assert len(parsed.warnings) == 1 and "iso8601; first at line 6" in parsed.warnings[0]
+    assert parsed.events["event"][3] == UNREADABLE
+    assert parsed.events["view"].is_null().to_list() == [False, True, True, True, False, False]
+    assert parsed.lines_skipped == 1
+    assert len(parsed.warnings) == 1 and "first at line 5" in parsed.warnings[0]
 
 
 @pytest.mark.parametrize(
@@ -449,15 +485,16 @@ def test_every_kind_of_line_without_a_literal_hint(tmp_path: Path) -> None:
 def test_unmatched_lines_reach_the_other_dialects_from_every_parse_path(
     tmp_path: Path, first: bytes
 ) -> None:
-    # Each parse path hands over the whole text of the lines it did not match.
+    # Each parse path hands over the whole text of the lines it did not match; a line
+    # naming no FlatView event is only skipped.
     data = first + b"\n1@1.000002:flatview_destroy_rcu 0x1 (root 0x2)\nbad flatview_x\n"
     parsed = parse_bytes(tmp_path, data)
     assert parsed.events["line"].to_list() == [1, 2]
     assert (parsed.events["view"][1], parsed.events["root"][1]) == (1, 2)
     assert parsed.events["tid"][1] == 1
     assert parsed.lines_skipped == 1
-    assert "(tid-timestamp; first at line 2)" in parsed.warnings[0]
-    assert "first at line 3" in parsed.warnings[1]
+    assert parsed.dialect.startswith("mixed(") and "tid-timestamp" in parsed.dialect
+    assert parsed.warnings == []
 
 
 # ------------------------------------------------------------------------------- compression

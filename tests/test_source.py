@@ -336,7 +336,7 @@ SHRINK_SCRIPT = """
 import os, sys, threading
 import qtrace
 from qtrace.errors import InputError
-from qtrace.parsers import log_text
+from qtrace.parsers.log import reader
 
 path = sys.argv[1]
 armed = threading.Event()
@@ -355,13 +355,13 @@ def cut_when_open():
                 pass
 
 threading.Thread(target=cut_when_open, daemon=True).start()
-scan = log_text._run
+scan = reader._one_pass
 
 def armed_scan(*args, **kwargs):
     armed.set()
     return scan(*args, **kwargs)
 
-log_text._run = armed_scan
+reader._one_pass = armed_scan
 try:
     trace = qtrace.read_trace(path)
 except InputError as error:
