@@ -23,8 +23,10 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from qtrace.events import FLATVIEW_EVENTS
@@ -103,6 +105,120 @@ def repeated_trace(sample: Path, instances: int) -> pl.DataFrame:
         .drop("copy", "order", "seq")
         .with_row_index("seq")
         .with_columns(pl.col("seq").cast(pl.Int64))
+    )
+
+
+# The issue's million-instance shape: 40 roots rebuilt in bursts over 11 s (a config-write
+# storm), each view live a few µs, then RCU-pending ~25 µs. Four roots barely change, so a
+# lane with one instance in 11 s must still show.
+STORM_ROOTS = 40
+STORM_SPAN_NS = 11_000_000_000
+STORM_QUIET_ROOTS = (1, 3, 12, 40)  # instances of the roots that barely change
+STORM_ORIGIN_NS = 1_000_000_000_000  # CLOCK_MONOTONIC-like start
+STORM_EVENT_IDS = {"flatview_new": 0, "flatview_destroy_rcu": 1, "flatview_destroy": 2}
+SIMPLE_RECORD = np.dtype(
+    [
+        ("type", "<u8"),
+        ("event_id", "<u8"),
+        ("ts_ns", "<u8"),
+        ("length", "<u4"),
+        ("pid", "<u4"),
+        ("view", "<u8"),
+        ("root", "<u8"),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Storm:
+    """A storm trace on disk and the instances made to leak or be lost in it."""
+
+    path: Path
+    instances: int
+    roots: list[int]  # root pointers, busiest first (the quiet ones last)
+    leaked: list[int]  # view pointers
+    lost: list[int]
+
+
+def storm_trace(
+    path: Path, instances: int, *, seed: int = 14, leaks: int = 1, lost: int = 1
+) -> Storm:
+    """Write a simple-backend trace of about ``instances`` short-lived views on 40 roots.
+
+    Births follow a burst profile (22 stretches of 0.5 s at 0.05x to 12x the mean rate);
+    busy roots share the births 1/k (Zipf), after the quiet roots' few. Each view is live
+    2-6 µs and RCU-pending 18-34 µs. The last view of each busy root stays live (its current
+    view); the quiet roots' views are all freed (their device went away), so the root with
+    one instance has one 30 µs life in 11 s. ``leaks`` views lose their destroy_rcu and
+    destroy (leaked), and ``lost`` views have their pointer reused by the next view built
+    while they are live (lost). Pointers are otherwise unique. The same arguments write the
+    same bytes.
+    """
+    rng = np.random.default_rng(seed)
+    quiet = np.array(STORM_QUIET_ROOTS, dtype=np.int64)
+    busy = STORM_ROOTS - len(quiet)
+    weights = 1.0 / np.arange(1, busy + 1)
+    n_busy = max(instances - 1 - int(quiet.sum()), busy)
+    counts = np.floor(weights / weights.sum() * n_busy).astype(np.int64)
+    counts[0] += n_busy - counts.sum()
+    counts = np.concatenate([counts, quiet])
+    n = int(counts.sum())
+    root_index = np.repeat(np.arange(STORM_ROOTS), counts)
+    edges = np.linspace(0.0, 1.0, 23)
+    rate = rng.choice([0.05, 1.0, 4.0, 12.0], size=22, p=[0.3, 0.3, 0.25, 0.15])
+    cdf = np.concatenate([[0.0], np.cumsum(rate * np.diff(edges))])
+    born = (np.interp(rng.random(n), cdf / cdf[-1], edges) * (STORM_SPAN_NS - 100_000)).astype(
+        np.int64
+    ) + 1_000
+    live = rng.integers(2_000, 6_000, n)
+    grace = rng.integers(18_000, 34_000, n)
+    order = np.lexsort((root_index, born))
+    born, root_index = born[order], root_index[order]
+    roots = (0x5600_1000_0000 + np.arange(STORM_ROOTS, dtype=np.uint64) * 0x2000).astype(np.uint64)
+    view = (0x7F00_0000_0000 + np.arange(n, dtype=np.uint64) * 0x40).astype(np.uint64)
+    ends = np.ones(n, dtype=bool)  # has destroy_rcu and destroy
+    last_of_root = np.zeros(n, dtype=bool)
+    for k in range(busy):
+        last_of_root[np.flatnonzero(root_index == k)[-1]] = True
+    ends[last_of_root] = False
+    # Leaks and lost views: in the busiest root, in the middle of the trace.
+    candidates = np.flatnonzero((root_index == 0) & ~last_of_root)
+    middle = candidates[len(candidates) // 2 :]
+    leaked_at = middle[: 2 * leaks : 2]
+    lost_at = middle[1 : 2 * lost : 2]
+    ends[leaked_at] = False
+    ends[lost_at] = False
+    for at in lost_at:
+        view[at + 1] = view[at]  # the next view built reuses the pointer: at is lost
+    kinds = [np.zeros(1), np.zeros(n), np.ones(int(ends.sum())), np.full(int(ends.sum()), 2)]
+    ts = [np.zeros(1, np.int64), born, (born + live)[ends], (born + live + grace)[ends]]
+    views = [np.array([0x7E00_0000_0000], np.uint64), view, view[ends], view[ends]]
+    root_of = roots[root_index]
+    root_col = [np.zeros(1, np.uint64), root_of, root_of[ends], root_of[ends]]
+    all_ts = np.concatenate(ts)
+    all_kinds = np.concatenate(kinds).astype(np.uint64)
+    events = np.lexsort((all_kinds, all_ts))
+    records = np.zeros(all_ts.size, dtype=SIMPLE_RECORD)
+    records["type"] = 1
+    records["event_id"] = all_kinds[events]
+    records["ts_ns"] = all_ts[events] + STORM_ORIGIN_NS
+    records["length"] = 24 + 16
+    records["pid"] = 4242
+    records["view"] = np.concatenate(views)[events]
+    records["root"] = np.concatenate(root_col)[events]
+    with path.open("wb") as out:
+        out.write(np.array([2**64 - 1, 0xF2B177CB0AA429B4, 4], dtype="<u8").tobytes())
+        for name, event_id in STORM_EVENT_IDS.items():
+            raw = name.encode()
+            out.write(np.array([0, event_id], dtype="<u8").tobytes())
+            out.write(np.array([len(raw)], dtype="<u4").tobytes() + raw)
+        records.tofile(out)
+    return Storm(
+        path,
+        n + 1,
+        [int(r) for r in roots],
+        [int(view[at]) for at in leaked_at],
+        [int(view[at]) for at in lost_at],
     )
 
 
