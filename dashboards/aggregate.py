@@ -129,21 +129,45 @@ def bucket_levels(
     ``concurrency`` is the model's table. A step function keeps its value between change
     points, so a bucket without a change carries the level the previous change left: the
     peak is over both. The table is reduced per (run, root, bucket) before anything is
-    joined: millions of steps become one row per bucket. Columns: lane, bucket, live,
+    joined: millions of steps become a row per bucket. Columns: lane, bucket, live,
     pending, pinning (Int64, every bucket of every lane that has steps).
     """
     raw = pl.col("ts_ns") if axis.has_clock else pl.col("seq")
     last = pl.col("seq").arg_max()
-    per_bucket = (
-        concurrency.lazy()
-        .filter(raw.is_not_null())
-        .group_by("run", "root", buckets.of(raw).alias("bucket"))
+    bucket = pl.col("bucket")
+    # The table comes in (run, root, seq) order: runs of rows of one (run, root, bucket) are
+    # found by comparing each row with the one before, and reduced as slices (a sorted key,
+    # no hashing of millions of rows). Runs split by out-of-order timestamps merge after.
+    changed = pl.any_horizontal(
+        [pl.col(c).ne_missing(pl.col(c).shift(1)) for c in ("run", "root", "bucket")]
+    )
+    # Eager, one new column at a time: the table's own columns are shared, never copied.
+    steps = concurrency.select("run", "root", "seq", "live", "pending").with_columns(
+        concurrency.select(buckets.of(raw).alias("bucket")).to_series()
+    )
+    steps = steps.with_columns(steps.select(changed.cum_sum().alias("segment")).to_series())
+    per_run = (
+        steps.group_by(pl.col("segment").set_sorted())
         .agg(
+            pl.col("run", "root", "bucket").first(),
             pl.col("live").max().alias("live_max"),
             pl.col("pending").max().alias("pending_max"),
             (pl.col("live") + pl.col("pending")).max().alias("pinning_max"),
+            pl.col("seq").max().alias("seq_last"),
             pl.col("live").get(last).alias("live_last"),
             pl.col("pending").get(last).alias("pending_last"),
+        )
+        .lazy()
+    )
+    del steps
+    at_last = pl.col("seq_last").arg_max()
+    per_bucket = (
+        per_run.filter(bucket.is_not_null())  # steps without a time cannot be placed
+        .group_by("run", "root", "bucket")
+        .agg(
+            pl.col("live_max", "pending_max", "pinning_max").max(),
+            pl.col("live_last").get(at_last),
+            pl.col("pending_last").get(at_last),
         )
         .join(lanes.lazy().select("run", "root", "lane"), on=["run", "root"], how="inner")
         .drop("run", "root")

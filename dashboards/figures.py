@@ -212,7 +212,7 @@ def _lane_shading(geometry: LaneGeometry) -> list[dict[str, Any]]:
 # The aggregated timeline, per lane and bucket, drawn like the bars it stands for: a thick
 # upper row for the live phase (coloured by views born in the bucket, log scale; a pale
 # tone where views stay live but none is born) over a thin lower row for the RCU-pending
-# phase (coloured by the peak backlog). Fractions of the lane's height, top-down.
+# phase (coloured by the peak backlog). Fractions of the lane's first slot, top-down.
 AGGREGATE_ROWS = {"born": (0.06, 0.6), "pending": (0.64, 0.94)}
 BORN_SCALE = [
     [0.0, "#bfd3ea"],  # live, none born: pale, still plainly not white
@@ -272,18 +272,19 @@ def _rows_with_gaps(
 ) -> tuple[list[float], list[list[Any]]]:
     """Heatmap rows for a row kind of every lane, a transparent gap row between lanes.
 
+    The rows fill a lane's first slot (the bars drawn one by one sit in the slots below).
     Plotly takes y as row edges when it has one more value than z has rows, and a gap row
     of nulls stays transparent.
     """
     top, bottom = fractions
     edges: list[float] = []
     z: list[list[Any]] = []
-    for index, ((y0, height), row) in enumerate(
-        zip(geometry.table.select("y0", "height").rows(), per_lane, strict=True)
+    for index, (y0, row) in enumerate(
+        zip(geometry.table.get_column("y0").to_list(), per_lane, strict=True)
     ):
         if index:
             z.append([None] * len(row))
-        edges.extend([round(y0 + top * height, 4), round(y0 + bottom * height, 4)])
+        edges.extend([round(y0 + top, 4), round(y0 + bottom, 4)])
         z.append(row)
     return edges, z
 

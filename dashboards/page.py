@@ -279,6 +279,10 @@ def _time_figures(
     views = analysis.views
     detail, aggregated = aggregate.detail_views(placed, analysis.anomalies)
     slotted = assign_slots(instance_phases(detail, axis))
+    if aggregated:
+        # Slot 0 of every lane holds its aggregate rows; the bars drawn one by one go below,
+        # where they hide none of it.
+        slotted = slotted.with_columns(pl.col("slot") + 1)
     geometry = figures.lane_geometry(lane_table, slotted)
     step_count = analysis.concurrency.height
     plan = aggregate.plan(views, detail, aggregated, step_count, lane_table.height)
@@ -387,8 +391,15 @@ def render_page(
     report = to_json(analysis)
     lane_table = lanes(analysis)
     views = analysis.views
-    # One join gives every instance its lane; the figures all read it.
-    placed = views.join(lane_table.select("run", "root", "lane"), on=["run", "root"], how="left")
+    # Every instance's lane, found by joining only the keys: the views' own columns are shared,
+    # not copied (a million rows).
+    lane_of = views.select("run", "root").join(
+        lane_table.select("run", "root", "lane"),
+        on=["run", "root"],
+        how="left",
+        maintain_order="left",
+    )
+    placed = views.with_columns(lane_of.get_column("lane"))
     own = figures.own_lanes(placed)
     drawn = _time_figures(analysis, replay, markers, lane_table, placed, axis, own)
     geometry = drawn.geometry

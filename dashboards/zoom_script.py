@@ -308,10 +308,10 @@ function qtraceZoom(cfg, byId) {
     var bornY = [], bornZ = [], custom = [], pendingY = [], pendingZ = [];
     var rows = Z.rows, gap = new Array(N).fill(null);
     for (var lane = 0; lane < L; lane += 1) {
-      var y0 = lanes.y0[lane], h = lanes.height[lane];
+      var y0 = lanes.y0[lane];
       if (lane) { bornZ.push(gap); custom.push(gap); pendingZ.push(gap); }
-      bornY.push(round(y0 + rows.born[0] * h, 4), round(y0 + rows.born[1] * h, 4));
-      pendingY.push(round(y0 + rows.pending[0] * h, 4), round(y0 + rows.pending[1] * h, 4));
+      bornY.push(round(y0 + rows.born[0], 4), round(y0 + rows.born[1], 4));
+      pendingY.push(round(y0 + rows.pending[0], 4), round(y0 + rows.pending[1], 4));
       var zRow = new Array(N), cRow = new Array(N), pRow = new Array(N);
       for (var b = 0; b < N; b += 1) {
         var c = lane * N + b, born = cells.births[c], live = cells.live[c], pend = cells.pending[c];
@@ -557,15 +557,21 @@ function qtraceZoom(cfg, byId) {
         " or fewer to see them one by one.", "aggregate", idx.length, N);
     });
   }
+  // One redraw at a time; the last range asked for wins. data-serial counts the requests
+  // answered (a range already shown answers at once), so a test can wait for one.
   function settle() {
     if (busy || wanted === null) { return; }
     var next = wanted.range, key = next === null ? "home" : next.join(",");
     wanted = null;
-    if (key === current) { return; }
-    busy = true; current = key;
-    show(next).then(function () {
+    function done() {
       busy = false; serial += 1; stateNode.setAttribute("data-serial", String(serial)); settle();
-    }, function (err) { busy = false; console.error("qtrace: zoom failed: " + err); });
+    }
+    busy = true;
+    if (key === current) { done(); return; }
+    current = key;
+    show(next).then(done, function (err) {
+      busy = false; console.error("qtrace: zoom failed: " + err);
+    });
   }
 
   // Once the page has drawn: the whole-trace heatmap merged down to one bucket per pixel
