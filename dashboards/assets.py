@@ -145,16 +145,17 @@ SCRIPT = r"""
   }
 
   sortable();
+  // An aggregated timeline redraws for the visible window (zoom_script.py); it first fits
+  // the whole-trace buckets to the plot's width.
+  var zoom = cfg.zoom ? qtraceZoom(cfg, byId) : null;
+  window.qtraceZoom = zoom;
   Promise.all(cfg.figures.map(function (f) {
     return Plotly.newPlot(f.id, f.data, f.layout, cfg.plotlyConfig);
   })).then(function () {
-    // An aggregated timeline redraws for the visible window (zoom_script.py).
-    var zoom = cfg.zoom ? qtraceZoom(cfg, byId) : null;
-    window.qtraceZoom = zoom;
     linkTimeAxes(function (range) { if (zoom !== null) { zoom.request(range); } });
     var select = byId("qtrace-root");
     select.addEventListener("change", function () { focusRoot(select.value); });
-    return zoom === null ? null : zoom.ready;
+    if (zoom !== null) { zoom.drawn(); }
   }).then(function () {
     window.qtraceRenderedMs = performance.now();
     document.body.setAttribute("data-rendered", "true");

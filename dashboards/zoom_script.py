@@ -15,15 +15,23 @@ function qtraceZoom(cfg, byId) {
   "use strict";
   var Z = cfg.zoom;
   var timeline = byId(cfg.timeline), conc = byId(cfg.concurrency);
+  var entries = {};
+  cfg.figures.forEach(function (f) { entries[f.id] = f; });
   var lanes = Z.lanes, L = lanes.y0.length;
   var stateNode = byId("qtrace-zoom-state");
-  var home = {timeline: null, concurrency: null, text: stateNode.textContent};
+  var home = {timeline: null, concurrency: null, text: stateNode.textContent, factor: 1};
   var unpacked = null, current = "home", wanted = null, busy = false, serial = 0;
+  var shownRange = null;
 
   function clone(value) { return JSON.parse(JSON.stringify(value)); }
+  // The timeline as the page wrote it (whole-trace buckets, bars, anomalies, markers).
+  var original = clone(entries[cfg.timeline].data);
+  // The plot's width in pixels; before the first draw, the page's width less the margins.
   function plotWidth() {
     var size = timeline._fullLayout && timeline._fullLayout._size;
-    return size ? Math.max(50, Math.floor(size.w)) : Z.buckets;
+    if (size) { return Math.max(50, Math.floor(size.w)); }
+    var margin = entries[cfg.timeline].layout.margin || {};
+    return Math.max(50, timeline.clientWidth - (margin.l || 80) - (margin.r || 80));
   }
   function fmt(value) { return Math.round(value).toLocaleString("en-US"); }
   // As the Python side's human_ns: three significant figures (polars' round_sig_figs) and
@@ -321,7 +329,7 @@ function qtraceZoom(cfg, byId) {
       }
       bornZ.push(zRow); custom.push(cRow); pendingZ.push(pRow);
     }
-    var template = withRole(home.timeline, "aggregate");
+    var template = withRole(original, "aggregate");
     var born = clone(template[0]), pending = clone(template[1]);
     var decades = [];
     for (i = 0; i <= Math.floor(top); i += 1) { decades.push(i); }
@@ -507,11 +515,11 @@ function qtraceZoom(cfg, byId) {
     return traces.filter(function (t) { return (t.meta && t.meta.role) === role; });
   }
   function timelineData(heat, bars) {
-    var rest = home.timeline.filter(function (t) {
+    var rest = original.filter(function (t) {
       var role = t.meta && t.meta.role;
       return role !== "aggregate" && role !== "instances";
     });
-    var staticBars = withRole(home.timeline, "instances").map(function (t) {
+    var staticBars = withRole(original, "instances").map(function (t) {
       var copy = Object.assign({}, t);
       copy.visible = bars.length === 0;
       return copy;
@@ -537,6 +545,7 @@ function qtraceZoom(cfg, byId) {
     return "From " + (A / 1e9).toFixed(digits) + " s to " + (B / 1e9).toFixed(digits) + " s";
   }
   function show(range) {
+    shownRange = range;
     if (range === null) {
       return draw(home.timeline, home.concurrency, home.text, "home", Z.instances, home.buckets);
     }
@@ -574,29 +583,56 @@ function qtraceZoom(cfg, byId) {
     });
   }
 
-  // Once the page has drawn: the whole-trace heatmap merged down to one bucket per pixel
-  // column (Plotly drops bricks narrower than a pixel), kept as the "home" figures.
-  home.timeline = clone(timeline.data);
-  home.concurrency = clone(conc.data);
-  var born = withRole(home.timeline, "aggregate")[0];
-  home.buckets = born ? born.x.length - 1 : 0;
-  var ready = Promise.resolve();
-  if (born && home.buckets > plotWidth()) {
-    var factor = Math.ceil(home.buckets / plotWidth()), whole = homeCells(born);
-    var merged = merge(whole.cells, whole.N, factor), edges = [];
+  // The whole-trace figures ("home"): the page's heatmap merged down to one bucket per
+  // pixel column at most (Plotly drops bricks narrower than a pixel). Made before the first
+  // draw, and again when the window's width changes the merge.
+  function makeHome() {
+    var born = withRole(original, "aggregate")[0];
+    var buckets = born ? born.x.length - 1 : 0;
+    var factor = born ? Math.max(1, Math.ceil(buckets / plotWidth())) : 1;
+    home.factor = factor;
+    home.buckets = buckets;
+    home.timeline = clone(original);
+    home.text = Z.homeText.replace("{buckets}", fmt(buckets)).replace("{width}",
+      short(Z.spanRaw / Math.max(buckets, 1)));
+    if (factor === 1) { return; }
+    var whole = homeCells(born), merged = merge(whole.cells, whole.N, factor), edges = [];
     for (var e = 0; e < merged.N; e += 1) { edges.push(born.x[e * factor]); }
     edges.push(born.x[born.x.length - 1]);
-    var heat = heatmaps(merged.cells, merged.N, edges, short(Z.spanRaw * factor / whole.N));
-    home.timeline = timelineData(heat, []);
+    var label = short(Z.spanRaw * factor / whole.N);
+    home.timeline = timelineData(heatmaps(merged.cells, merged.N, edges, label), []);
     home.buckets = merged.N;
-    home.text = Z.homeText.replace("{buckets}", fmt(merged.N))
-      .replace("{width}", short(Z.spanRaw * factor / whole.N));
-    ready = draw(home.timeline, home.concurrency, home.text, "home", Z.instances, home.buckets);
+    home.text = Z.homeText.replace("{buckets}", fmt(merged.N)).replace("{width}", label);
   }
+  makeHome();
+  home.concurrency = clone(entries[cfg.concurrency].data);
+  entries[cfg.timeline].data = clone(home.timeline);
+  stateNode.textContent = home.text;
   stateNode.setAttribute("data-mode", "home");
+  stateNode.setAttribute("data-instances", String(Z.instances));
   stateNode.setAttribute("data-buckets", String(home.buckets));
+  // After a resize (and once drawn, when the estimate was off), merge again if the width
+  // asks for another factor, and redraw what is shown.
+  function refit() {
+    var before = home.factor;
+    makeHome();
+    if (home.factor === before) { return; }
+    current = null;
+    if (shownRange === null) {
+      draw(home.timeline, home.concurrency, home.text, "home", Z.instances, home.buckets);
+      current = "home";
+    } else {
+      wanted = {range: shownRange}; settle();
+    }
+  }
+  var resizing = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizing);
+    resizing = setTimeout(refit, 200);
+  });
   return {
-    ready: ready,
+    // Once the figures are drawn: check the merge against the plot's real width.
+    drawn: function () { refit(); },
     // range: [start, end] in axis units, or null for the whole trace.
     request: function (range) {
       if (Z.packed) { wanted = {range: range}; settle(); }

@@ -565,6 +565,30 @@ def test_zooming_back_out_restores_the_whole_trace(million: Million) -> None:
     )
 
 
+def test_a_narrower_window_merges_the_buckets_to_stay_one_per_pixel(million: Million) -> None:
+    page = million.page
+    try:
+        page.set_viewport(700, 1800)
+        started = time.monotonic()
+        while True:
+            state = zoom_state(page)
+            width = page.evaluate("document.getElementById('qtrace-timeline')._fullLayout._size.w")
+            if width < 600 and int(state["data-buckets"]) <= width:
+                break
+            assert time.monotonic() - started < 30, (state, width)
+            time.sleep(0.1)
+        assert state["data-mode"] == "home" and int(state["data-buckets"]) < 600
+        born: dict[str, Any] = page.evaluate(
+            "(() => { const t = document.getElementById('qtrace-timeline').data.find("
+            "t => t.meta && t.meta.row === 'born'); return {x: t.x.length, "
+            "births: t.customdata.flat().reduce((n, c) => n + (c ? c[0] : 0), 0)}; })()"
+        )
+        assert born["x"] == int(state["data-buckets"]) + 1
+        assert born["births"] == million.views.height  # merged, nothing lost
+    finally:
+        page.set_viewport(1280, 1800)
+
+
 def whole_cells(page: Page) -> dict[str, list[int]]:
     cells: dict[str, list[int]] = page.evaluate(
         "window.qtraceZoom.wholeCells().then(c => Object.fromEntries(["
