@@ -177,8 +177,7 @@ def pack_instances(placed: pl.DataFrame, axis: TimeAxis) -> Packed | None:
 
     ``placed`` is the views table with each instance's ``lane``. Instances are ordered by
     start (then new_seq), as the script expects. Positions are relative to the axis origin,
-    so they stay exact in a browser's doubles. Columns are built one at a time from one
-    sort order, so a million instances never cost more than a few columns at once.
+    so they stay exact in a browser's doubles.
 
     Examples
     --------
@@ -197,23 +196,23 @@ def pack_instances(placed: pl.DataFrame, axis: TimeAxis) -> Packed | None:
     ).get_columns()
     count = int(counted[0])
     in_order = pl.lit(order.head(count))
-
-    def col(name: str) -> pl.Expr:
-        return pl.col(name).gather(in_order)
-
     sources = sorted(set(placed.get_column("source").drop_nulls().unique().to_list()))
     packer = zlib.compressobj(ZLIB_LEVEL)
     chunks: list[bytes] = []
     spans: dict[str, tuple[int, int]] = {}
     offset = 0
-    exprs = _columns(col, axis, sources)
-    views = placed.select(col("view").cast(pl.UInt64)).to_series().to_numpy()
-    halves = _view_halves(views)
+    exprs = _columns(pl.col, axis, sources)
+    views = placed.select(pl.col("view").gather(in_order).cast(pl.UInt64)).to_series()
+    halves = _view_halves(views.to_numpy())
     for name in COLUMNS:
         if name in halves:
             values = halves[name]
         else:
-            values = placed.select(exprs[name].alias(name)).to_series().to_numpy()
+            # Only the views' columns this one is made of, in start order: a million
+            # instances never cost more than a few columns at once.
+            read = sorted(set(exprs[name].meta.root_names()))
+            rows = placed.select([pl.col(c).gather(in_order) for c in read])
+            values = rows.select(exprs[name].alias(name)).to_series().to_numpy()
         planes, width = byte_planes(values)
         spans[name] = (offset, width)
         offset += len(planes)
