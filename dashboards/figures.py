@@ -44,6 +44,7 @@ LANE_COLOURS = (
 MARKER_COLOURS = ("#6a3d9a", "#1f78b4", "#33a02c", "#b15928", "#e31a1c", "#525252")
 LANE_GAP = 0.6  # empty slot units between lanes
 SLOT_PX = 15  # pixels per slot row of the timeline
+MIN_LANE_PX = 8  # the least a lane gets when there are too many for 1,400 px
 MAX_MARKERS = 2_000  # vertical marker lines drawn (the rest are counted in the legend)
 MAX_ANOMALY_POINTS = 5_000
 MAX_LANE_TRACES = 30  # roots with lines (and histograms) of their own
@@ -402,7 +403,10 @@ def timeline_figure(
         # the lanes that matter; hover and the root dropdown name every lane.
         ticked = ticked.filter(pl.col("lane").is_in(labelled))
     tick_rows = ticked.select("center", "label").rows()
-    height = int(min(max(geometry.total * SLOT_PX + 130, 300), 1400))
+    # Tall enough for every slot, up to 1,400 px; past that, still 8 px a lane: a qtest log of
+    # hundreds of QEMU runs keeps every lane visible (the page scrolls).
+    lanes_high = geometry.table.height * MIN_LANE_PX + 130
+    height = int(min(max(geometry.total * SLOT_PX + 130, 300), max(1400, lanes_high)))
     layout = base_layout(
         height,
         barmode="overlay",

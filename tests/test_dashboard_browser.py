@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import plotly.graph_objects as go
 import polars as pl
 import pytest
 from browser import Chromium, Page, chromium, open_dashboard, png_pixels
@@ -636,6 +637,7 @@ def test_on_real_traces_the_browser_buckets_and_hovers_as_python_does(
     traces: list[dict[str, Any]] = page.evaluate(
         f"window.qtraceZoom.singles([{full[0] - 1}, {full[1] + 1}])"
     )
+    go.Figure(data=traces)  # the script's bars are valid Plotly, as the page's are
     hovers = sorted(h for t in traces if t["meta"]["category"] in LIVE_KEYS for h in t["hovertext"])
     expected = instance_phases(analysis.views, time_axis(analysis)).get_column("hover")
     assert hovers == sorted(expected.to_list())

@@ -522,6 +522,11 @@ def test_a_storm_page_carries_every_instance_packed(storm: tuple[Any, Analysis, 
     assert packed.get_column("generation").to_list() == views["generation"].to_list()
 
 
+def test_a_storm_page_s_figures_are_valid_plotly(storm: tuple[Any, Analysis, str]) -> None:
+    for entry in page_data(storm[2])["figures"]:
+        go.Figure(data=entry["data"], layout=entry["layout"])  # raises on a bad attribute
+
+
 def test_the_same_storm_gives_the_same_page_bytes(storm: tuple[Any, Analysis, str]) -> None:
     made, _, page = storm
     assert build_dashboard(analyze(qtrace.read_trace(made.path))) == page
@@ -640,6 +645,7 @@ def test_hundreds_of_lanes_keep_the_page_light() -> None:
     timeline = figure(page, TIMELINE)
     ticks = timeline["layout"]["yaxis"]["ticktext"]
     assert len(ticks) <= 31 and "run 99 · 0x20" in ticks  # a spread, plus the leak's lane
+    assert timeline["layout"]["height"] >= 300 * 8  # every lane keeps a few pixels
     assert ticks[0] == "run 0 · (nil) empty view"
     conc = figure(page, CONCURRENCY)
     own = [t for t in conc["data"] if t["meta"]["lane"] >= 0]
