@@ -519,6 +519,8 @@ def test_a_one_millisecond_window_draws_single_views_with_exact_hovers(
     assert f"new +{picked['new']} ns (seq {picked['new_seq']})" in shown
     assert f"destroy_rcu +{picked['rcu']} ns" in shown
     assert f"live {picked['live_ns']} ns" in shown and f"RCU grace {picked['grace_ns']} ns" in shown
+    page.screenshot(SHOTS / "dashboard-1m-1ms.png", element="qtrace-timeline")
+    page.evaluate("Plotly.Fx.unhover(document.getElementById('qtrace-timeline')) || true")
     # The concurrency lines are exact steps: the view's birth is a step of its root's line.
     line: dict[str, Any] = page.evaluate(
         "(() => { const t = document.getElementById('qtrace-concurrency').data.find("
@@ -527,7 +529,6 @@ def test_a_one_millisecond_window_draws_single_views_with_exact_hovers(
     )
     at = line["x"].index(picked["new"] / 1e9)
     assert line["y"][at] >= 1 and line["x"][0] == window[0] and line["x"][-1] == window[1]
-    page.screenshot(SHOTS / "dashboard-1m-1ms.png", element="qtrace-timeline")
 
 
 def test_a_wider_window_is_re_bucketed_for_the_window(million: Million) -> None:
@@ -551,6 +552,22 @@ def test_a_wider_window_is_re_bucketed_for_the_window(million: Million) -> None:
         ".map(t => t.x.length)"
     )
     assert set(lines) == {buckets + 1}
+    # Hovering a bucket tells what happened in it.
+    shown: list[Any] = page.evaluate(
+        """(() => {
+          const gd = document.getElementById('qtrace-timeline');
+          const c = gd.data.findIndex(t => t.meta && t.meta.row === 'born'), t = gd.data[c];
+          const row = 2, col = t.customdata[row].findIndex(x => x && x[0] > 1);
+          Plotly.Fx.hover(gd, {xval: (t.x[col] + t.x[col + 1]) / 2,
+                               yval: (t.y[row] + t.y[row + 1]) / 2}, 'xy');
+          const text = document.querySelector('#qtrace-timeline .hoverlayer').textContent;
+          Plotly.Fx.unhover(gd);
+          return [text, t.customdata[row][col]];
+        })()"""
+    )
+    text, (born_count, live, pending, pinning) = shown
+    assert f"{born_count} views born" in text and "bucket of" in text
+    assert f"peak live {live} · RCU pending {pending} · pinning {pinning}" in text
     page.screenshot(SHOTS / "dashboard-1m-250ms.png", element="qtrace-timeline")
 
 
