@@ -32,6 +32,7 @@ from qtrace.export import hex_pointer
 from qtrace.model import Analysis
 from qtrace.report import to_json
 
+PAGE_LIMIT_BYTES = 20_000_000  # what a page of a million instances may weigh (issue 14)
 TIMELINE_ID = "qtrace-timeline"
 CONCURRENCY_ID = "qtrace-concurrency"
 LIVE_HIST_ID = "qtrace-live-hist"
@@ -271,6 +272,8 @@ def _time_figures(
     placed: pl.DataFrame,
     axis: TimeAxis,
     own: list[int],
+    *,
+    carry_instances: bool = True,
 ) -> Drawn:
     """The timeline and concurrency figures, aggregated (and zoomable) when the trace is big.
 
@@ -306,7 +309,7 @@ def _time_figures(
     if aggregated and levels is not None:
         activity = aggregate.bucket_activity(placed, levels, lane_table, axis, buckets)
         heat = figures.aggregate_traces(activity, geometry, buckets, label)
-        packed = packing.pack_instances(placed, axis)
+        packed = packing.pack_instances(placed, axis) if carry_instances else None
         notes.append(
             f"The trace has {views.height:,} view instances, too many to draw one by one: per "
             "root and time bucket, the thick upper row is coloured by the views born in the "
@@ -386,7 +389,26 @@ def render_page(
     title: str | None = None,
     plotlyjs_src: str | None = None,
 ) -> str:
-    """The dashboard's HTML; plotly.js inline, or loaded from ``plotlyjs_src`` (relative)."""
+    """The dashboard's HTML; plotly.js inline, or loaded from ``plotlyjs_src`` (relative).
+
+    A page that would pass ``PAGE_LIMIT_BYTES`` with every instance packed in it is made
+    again without them (it says so).
+    """
+    page = _render(analysis, replay, markers, title, plotlyjs_src, carry_instances=True)
+    if len(page.encode("utf-8")) > PAGE_LIMIT_BYTES and 'id="qtrace-instances"' in page:
+        page = _render(analysis, replay, markers, title, plotlyjs_src, carry_instances=False)
+    return page
+
+
+def _render(
+    analysis: Analysis,
+    replay: Analysis | None,
+    markers: pl.DataFrame | None,
+    title: str | None,
+    plotlyjs_src: str | None,
+    *,
+    carry_instances: bool,
+) -> str:
     axis = time_axis(analysis)
     report = to_json(analysis)
     lane_table = lanes(analysis)
@@ -401,7 +423,9 @@ def render_page(
     )
     placed = views.with_columns(lane_of.get_column("lane"))
     own = figures.own_lanes(placed)
-    drawn = _time_figures(analysis, replay, markers, lane_table, placed, axis, own)
+    drawn = _time_figures(
+        analysis, replay, markers, lane_table, placed, axis, own, carry_instances=carry_instances
+    )
     geometry = drawn.geometry
     full_x = [0.0, (axis.end - axis.origin) / axis.per_unit]
     live_hist, grace_hist = _duration_figures(placed, lane_table, axis, set(own))

@@ -28,6 +28,7 @@ from dashboard_samples import (
 from model_traces import trace as model_trace
 from plotly.offline import get_plotlyjs
 from qtrace.dashboards import aggregate, build_dashboard, marker_events, packing, write_dashboard
+from qtrace.dashboards import page as page_module
 from qtrace.dashboards.inputs import TimeAxis, as_int, lanes, time_axis
 from qtrace.dashboards.packing import unpack
 
@@ -530,6 +531,16 @@ def test_a_storm_page_s_figures_are_valid_plotly(storm: tuple[Any, Analysis, str
 def test_the_same_storm_gives_the_same_page_bytes(storm: tuple[Any, Analysis, str]) -> None:
     made, _, page = storm
     assert build_dashboard(analyze(qtrace.read_trace(made.path))) == page
+
+
+def test_a_page_that_would_pass_its_size_limit_is_made_without_the_instances(
+    storm: tuple[Any, Analysis, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = len(storm[2].encode())
+    monkeypatch.setattr(page_module, "PAGE_LIMIT_BYTES", size - 1)
+    page = build_dashboard(storm[1])
+    assert len(page.encode()) < size and 'id="qtrace-instances"' not in page
+    assert "cannot carry all 20,000 instances" in page
 
 
 def test_a_trace_too_big_to_carry_says_zooming_adds_no_detail(
