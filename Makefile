@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := qemu-system-x86 chromium
+SYSTEM_PACKAGES := qemu-system-x86 chromium gdb gcc systemd ninja-build lttng-tools liblttng-ust-dev babeltrace2 python3-bt2
 
 .PHONY: demo test lint typecheck system-deps venv bench clean
 
@@ -18,7 +18,10 @@ venv: $(BIN)/qtrace
 demo: venv
 	$(BIN)/qtrace analyze samples/pc-hotplug-ts.log --html build/demo.html
 
-# Debian packages the tests drive for real: QEMU makes fresh traces, Chromium renders pages.
+# Debian packages the tests drive for real: QEMU makes fresh traces, Chromium renders pages,
+# gdb reads a running QEMU (qtrace names), gcc builds a stand-in with debug info for it.
+# systemd-journald captures QEMU in a real journal, ninja runs meson's real test suite,
+# LTTng records a real UST trace that babeltrace2 reads back.
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -18,20 +18,34 @@ child processes, one at a time so each peak RSS is its own:
 Target (issue 3): analyze total within 2x ingest; peak RSS linear in events. Wall and CPU
 time are both reported: on a shared machine the CPU ratio is the steadier figure.
 
+With ``--log`` (a real QEMU log, e.g. a ~100 MB config-write storm), the whole commands of
+issue 11 instead, side by side in one run, on the log and on the log repeated ``--copies``
+times (each copy a QEMU run, as a testlog or a restarted domain's log holds):
+
+- ``qtrace analyze BIG --format json`` against ``grep -c flatview_ BIG`` (target <= 4x);
+- ``bench/walker.py LOG`` (a plain Python walker of the same rules) against ``qtrace analyze
+  LOG`` (target >= 30x), with the floor: ``python -c "import polars"``;
+- ``qtrace events BIG -f parquet`` against ``grep -c`` (target <= 2x);
+- analyze's peak RSS per FlatView event (target <= 80 B).
+
     python bench/bench_analyze.py                 # 1M, 3M and 10M events
     python bench/bench_analyze.py --events 1000000 --repeat 3
+    python bench/bench_analyze.py --log /work/big/storm98.log --copies 10 --repeat 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -145,13 +159,91 @@ def run_command(args: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def measure(args: list[str], stdout: Path | None = None) -> dict[str, float]:
+    """Wall time, CPU time (user + system, all threads) and peak RSS of one whole command."""
+    started = time.perf_counter()
+    with open(stdout or os.devnull, "wb") as out:  # grep -c to /dev/null would stop early
+        child = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise RuntimeError(f"{' '.join(args)}: exit {os.waitstatus_to_exitcode(status)}")
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_mib": usage.ru_maxrss / 1024,
+    }
+
+
+def best(args: list[str], repeat: int, stdout: Path | None = None) -> dict[str, Any]:
+    """The fastest of ``repeat`` runs, and the range of their wall times."""
+    runs = [measure(args, stdout) for _ in range(repeat)]
+    found: dict[str, Any] = dict(min(runs, key=lambda r: r["wall_s"]))
+    found["wall_range_s"] = [
+        round(min(r["wall_s"] for r in runs), 2),
+        round(max(r["wall_s"] for r in runs), 2),
+    ]
+    return found
+
+
+def commands(log: Path, copies: int, repeat: int, workdir: Path | None) -> dict[str, Any]:
+    """Issue 11's whole-command figures on a real log and on ``copies`` copies of it."""
+    qtrace = str(Path(sys.executable).with_name("qtrace"))
+    walker = str(Path(__file__).resolve().with_name("walker.py"))
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        big = Path(tmp) / "big.log"
+        with big.open("wb") as out:
+            for _ in range(copies):
+                with log.open("rb") as part:
+                    shutil.copyfileobj(part, out, 16 << 20)
+        count = Path(tmp) / "count.txt"
+        grep = best(["grep", "-c", "flatview_", str(big)], repeat, count)
+        fv_events = int(count.read_text())
+        report = str(Path(tmp) / "r.json")
+        analyze_big = best([qtrace, "analyze", str(big), "--format", "json", "-o", report], repeat)
+        events = best(
+            [qtrace, "events", str(big), "-f", "parquet", "-o", str(Path(tmp) / "e.pq")], repeat
+        )
+        analyze_small = best(
+            [qtrace, "analyze", str(log), "--format", "json", "-o", report], repeat
+        )
+        walk = best([sys.executable, walker, str(log)], repeat)
+        polars_import = best([sys.executable, "-c", "import polars"], repeat)
+        cli_import = best([sys.executable, "-c", "import qtrace.cli"], repeat)
+    ratio = lambda a, b: round(a["wall_s"] / b["wall_s"], 2)  # noqa: E731
+    return {
+        "log_mib": round(log.stat().st_size / 2**20, 1),
+        "copies": copies,
+        "flatview_events_big": fv_events,
+        "grep_c_big": grep,
+        "analyze_big": analyze_big,
+        "events_parquet_big": events,
+        "analyze_log": analyze_small,
+        "walker_log": walk,
+        "import_polars": polars_import,
+        "import_qtrace_cli": cli_import,
+        "analyze_big_over_grep": ratio(analyze_big, grep),
+        "analyze_big_over_grep_cpu": round(analyze_big["cpu_s"] / grep["cpu_s"], 2),
+        "walker_over_analyze_log": ratio(walk, analyze_small),
+        "walker_over_import_polars": ratio(walk, polars_import),
+        "events_parquet_over_grep": ratio(events, grep),
+        "analyze_peak_bytes_per_flatview_event": round(analyze_big["peak_mib"] * 2**20 / fv_events),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print one line per size and a JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=1, help="runs per mode; the best counts")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--log", type=Path, default=None, help="a real log: issue 11's commands")
+    parser.add_argument("--copies", type=int, default=10, help="copies of --log in the big log")
     args = parser.parse_args(argv)
+    if args.log is not None:
+        found = commands(args.log, args.copies, args.repeat, args.workdir)
+        print(json.dumps({"benchmark": "analyze-commands", **found}, indent=2))
+        return 0
     base = sample_events()
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:

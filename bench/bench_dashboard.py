@@ -106,6 +106,8 @@ def repeated_trace(sample: Path, instances: int) -> pl.DataFrame:
             (pl.col("at_ts") + pl.col("delay_ns")).alias("ts_ns"),
             (pl.col("at_seq").cast(pl.Float64) + pl.col("after")).alias("order"),
             pl.lit(str(sample)).alias("source"),
+            # The same QEMU process: runs are per pid.
+            pl.lit(events.get_column("pid").first(), pl.Int32).alias("pid"),
         )
     )
     template = events.with_columns(pl.col("seq").cast(pl.Float64).alias("order"))

@@ -2,7 +2,7 @@
 
 Each benchmark measures its own baseline in the same run and prints ratios; nothing here
 is a pass/fail test. `python bench/run.py log` runs one group; names: log, simple,
-analyze, dashboard, batch.
+analyze, dashboard, batch, perfetto.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "analyze": "bench_analyze",
     "dashboard": "bench_dashboard",
     "batch": "bench_batch",
+    "perfetto": "bench_perfetto",
 }
 
 

@@ -1,8 +1,12 @@
 """Interactive, offline Plotly dashboards of FlatView and root lifetimes.
 
+>>> import tempfile
+>>> from pathlib import Path
 >>> from qtrace.dashboards import write_dashboard
->>> write_dashboard(qtrace.analyze(trace), "report.html")  # doctest: +SKIP
-PosixPath('report.html')
+>>> trace = qtrace.read_trace("samples/pc-boot-ts.log")
+>>> page = write_dashboard(qtrace.analyze(trace), Path(tempfile.mkdtemp()) / "report.html")
+>>> page.name, page.stat().st_size > 1_000_000  # plotly.js is inside
+('report.html', True)
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from qtrace.dashboards.inputs import marker_events
 from qtrace.dashboards.page import plotly_js, render_page
 
 from qtrace.errors import InputError, UsageError
+from qtrace.findings import Findings
 from qtrace.model import Analysis
 
 PLOTLYJS_FILE = "plotly.min.js"
@@ -29,6 +34,7 @@ def build_dashboard(
     replay: Analysis | None = None,
     markers: pl.DataFrame | None = None,
     title: str | None = None,
+    findings: Findings | None = None,
 ) -> str:
     """The dashboard of ``analysis`` as one self-contained HTML page (plotly.js inside).
 
@@ -43,14 +49,17 @@ def build_dashboard(
         Other trace events (events-table rows) drawn as vertical lines on the timeline.
     title
         Page title; default: the input file names.
+    findings
+        The verdict the header shows (``qtrace.findings.Findings``; default: computed with
+        the default policy).
 
     Examples
     --------
-    >>> html = build_dashboard(qtrace.analyze(trace))  # doctest: +SKIP
-    >>> html.startswith("<!DOCTYPE html>")  # doctest: +SKIP
+    >>> html = build_dashboard(qtrace.analyze(qtrace.read_trace("samples/pc-boot-ts.log")))
+    >>> html.startswith("<!DOCTYPE html>")
     True
     """
-    return render_page(analysis, replay=replay, markers=markers, title=title)
+    return render_page(analysis, replay=replay, markers=markers, title=title, findings=findings)
 
 
 def write_dashboard(
@@ -61,6 +70,7 @@ def write_dashboard(
     replay: Analysis | None = None,
     markers: pl.DataFrame | None = None,
     title: str | None = None,
+    findings: Findings | None = None,
 ) -> Path:
     """Write the dashboard of ``analysis`` to ``path`` and return the path.
 
@@ -69,8 +79,13 @@ def write_dashboard(
 
     Examples
     --------
-    >>> write_dashboard(analysis, "out/run1.html", plotlyjs="directory")  # doctest: +SKIP
-    PosixPath('out/run1.html')
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> analysis = qtrace.analyze(qtrace.read_trace("samples/pc-boot-ts.log"))
+    >>> write_dashboard(analysis, out / "run1.html", plotlyjs="directory").name
+    'run1.html'
+    >>> (out / "plotly.min.js").is_file()
+    True
     """
     if plotlyjs not in PLOTLYJS_MODES:
         raise UsageError(f"unknown plotly.js mode {plotlyjs!r} (choose inline or directory)")
@@ -78,7 +93,14 @@ def write_dashboard(
     if target.is_dir():
         raise InputError(f"{target}: is a directory, not an HTML file to write")
     src = PLOTLYJS_FILE if plotlyjs == "directory" else None
-    page = render_page(analysis, replay=replay, markers=markers, title=title, plotlyjs_src=src)
+    page = render_page(
+        analysis,
+        replay=replay,
+        markers=markers,
+        title=title,
+        plotlyjs_src=src,
+        findings=findings,
+    )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if src is not None:

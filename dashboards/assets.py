@@ -1,4 +1,8 @@
-"""The page's own style sheet and script: small, inline, and loading nothing from the network."""
+"""The pages' style sheet and scripts: small, inline, and loading nothing from the network.
+
+``STYLE`` and ``SORT_SCRIPT`` serve every qtrace page (dashboard, diff, batch fleet page);
+``SCRIPT`` is the dashboard's own.
+"""
 
 from __future__ import annotations
 
@@ -115,36 +119,6 @@ SCRIPT = r"""
     });
   }
 
-  function sortable() {
-    document.querySelectorAll("table.sortable th").forEach(function (th) {
-      function sort() {
-        var table = th.closest("table");
-        var body = table.tBodies[0];
-        var dir = th.getAttribute("data-dir") === "asc" ? "desc" : "asc";
-        table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("data-dir"); });
-        th.setAttribute("data-dir", dir);
-        var index = th.cellIndex;
-        var numeric = th.classList.contains("num");
-        var rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function (a, b) {
-          var x = a.cells[index], y = b.cells[index], order;
-          if (numeric) {
-            order = Number(x.getAttribute("data-v") || "NaN") -
-              Number(y.getAttribute("data-v") || "NaN");
-            if (isNaN(order)) { order = 0; }
-          } else {
-            order = x.textContent.localeCompare(y.textContent);
-          }
-          return dir === "asc" ? order : -order;
-        });
-        rows.forEach(function (r) { body.appendChild(r); });
-      }
-      th.addEventListener("click", sort);
-      th.addEventListener("keydown", function (ev) { if (ev.key === "Enter") { sort(); } });
-    });
-  }
-
-  sortable();
   // An aggregated timeline redraws for the visible window (zoom_script.py); it first fits
   // the whole-trace buckets to the plot's width.
   var zoom = cfg.zoom ? qtraceZoom(cfg, byId) : null;
@@ -156,11 +130,44 @@ SCRIPT = r"""
     var select = byId("qtrace-root");
     select.addEventListener("change", function () { focusRoot(select.value); });
     if (zoom !== null) { zoom.drawn(); }
-  }).then(function () {
     window.qtraceRenderedMs = performance.now();
     document.body.setAttribute("data-rendered", "true");
   }, function (err) {
     console.error("qtrace: a figure failed to render: " + err);
+  });
+})();
+"""
+
+
+# Click (or Enter on) a header of a ``table.sortable`` to sort by it; ``th.num`` columns sort
+# by their cells' ``data-v`` numbers, the others by text.
+SORT_SCRIPT = """
+(function () {
+  document.querySelectorAll("table.sortable th").forEach(function (th) {
+    function sort() {
+      var table = th.closest("table");
+      var body = table.tBodies[0];
+      var dir = th.getAttribute("data-dir") === "asc" ? "desc" : "asc";
+      table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("data-dir"); });
+      th.setAttribute("data-dir", dir);
+      var index = th.cellIndex;
+      var numeric = th.classList.contains("num");
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[index], y = b.cells[index], order;
+        if (numeric) {
+          order = Number(x.getAttribute("data-v") || "NaN") -
+            Number(y.getAttribute("data-v") || "NaN");
+          if (isNaN(order)) { order = 0; }
+        } else {
+          order = x.textContent.localeCompare(y.textContent);
+        }
+        return dir === "asc" ? order : -order;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    }
+    th.addEventListener("click", sort);
+    th.addEventListener("keydown", function (ev) { if (ev.key === "Enter") { sort(); } });
   });
 })();
 """

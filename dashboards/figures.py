@@ -25,7 +25,7 @@ from qtrace.dashboards.instances import (
     source_text,
 )
 
-from qtrace.export import hex_pointer
+from qtrace.formatting import hex_pointer
 
 FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
 # Tableau 10: distinct, colour-blind friendly enough, and calm on a white page.
@@ -431,7 +431,9 @@ def _anomaly_points(
 ) -> list[dict[str, Any]]:
     raw = pl.col("ts_ns") if axis.has_clock else pl.col("seq")
     placed = (
-        anomalies.join(lanes.select("run", "root", "lane"), on=["run", "root"], how="left")
+        anomalies.join(
+            lanes.select("run", "root", "lane", "root_label"), on=["run", "root"], how="left"
+        )
         .join(geometry.table.select("lane", "center"), on="lane", how="left")
         .filter(raw.is_not_null())
         .sort("seq", "kind")
@@ -447,6 +449,11 @@ def _anomaly_points(
                 pl.format("view {} · generation {}", hex_pointer("view"), pl.col("generation"))
             ),
             pl.when(pl.col("root").is_not_null()).then(pl.format("root {}", hex_pointer("root"))),
+            escape_text(pl.col("root_label")),
+            # A finalize hazard: what pinned the root (the early unref removes rcu_pending ones).
+            pl.when(pl.col("pinned_by").is_not_null()).then(
+                pl.format("pinned by {}", pl.col("pinned_by"))
+            ),
             pl.format(
                 "{} · seq {}",
                 _raw_text(axis, raw),

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from qtrace.events import DROPPED_EVENT, FLATVIEW_EVENTS, EventSelection
-from qtrace.export import hex_pointer
+from qtrace.formatting import hex_pointer
 from qtrace.model import Analysis
+from qtrace.names.render import root_label_expr
 
 NS_PER_S = 1_000_000_000
 
@@ -76,12 +77,14 @@ def time_axis(analysis: Analysis) -> TimeAxis:
 
 
 NIL_LANE_LABEL = "(nil) empty view"
+MAX_LABEL_NAME = 22  # characters of a root's name in its lane label
 
 
 def lanes(analysis: Analysis) -> pl.DataFrame:
     """One lane per (run, root), in order of first appearance; the nil root first in its run.
 
-    Columns: run, root, lane (0-based), label, first_seq.
+    Columns: run, root, lane (0-based), label, first_seq, root_label (the root's name,
+    ``pci_bridge_io [alias of pci_bridge_io]``; null when unnamed).
     """
     views = analysis.views
     multi_run = analysis.runs > 1
@@ -92,11 +95,37 @@ def lanes(analysis: Analysis) -> pl.DataFrame:
         .sort("run", pl.col("root") != 0, "first_seq", "root")
         .with_row_index("lane")
         .with_columns(pl.col("lane").cast(pl.Int64))
+        .join(
+            analysis.roots.select("run", "root", "name", "alias_of"),
+            on=["run", "root"],
+            how="left",
+            maintain_order="left",
+        )
     )
-    label = pl.when(pl.col("root") == 0).then(pl.lit(NIL_LANE_LABEL)).otherwise(pl.col("root_hex"))
+    # A named root's lane: "pci_bridge_io (alias) 0x563e2d2198b0"; a long name is cut so the
+    # label fits the figures' left margin; hovers give the full name.
+    name = pl.col("name")
+    short = pl.when(name.str.len_chars() > MAX_LABEL_NAME).then(
+        name.str.slice(0, MAX_LABEL_NAME - 1) + "…"
+    )
+    named = pl.format(
+        "{}{} {}",
+        pl.coalesce(short, name),
+        pl.when(pl.col("alias_of").is_not_null()).then(pl.lit(" (alias)")).otherwise(pl.lit("")),
+        pl.col("root_hex"),
+    )
+    label = (
+        pl.when(pl.col("root") == 0)
+        .then(pl.lit(NIL_LANE_LABEL))
+        .when(pl.col("name").is_not_null())
+        .then(named)
+        .otherwise(pl.col("root_hex"))
+    )
     if multi_run:
         label = pl.format("run {} · {}", pl.col("run"), label)
-    return table.select("run", "root", "lane", label.alias("label"), "first_seq")
+    return table.select(
+        "run", "root", "lane", label.alias("label"), "first_seq", root_label=root_label_expr()
+    )
 
 
 def marker_events(events: pl.DataFrame, pattern: str) -> pl.DataFrame:
@@ -106,9 +135,9 @@ def marker_events(events: pl.DataFrame, pattern: str) -> pl.DataFrame:
 
     Examples
     --------
-    >>> trace = qtrace.read_trace(path, events="*")  # doctest: +SKIP
-    >>> marker_events(trace.events, "pci_update_mappings_*").height  # doctest: +SKIP
-    14
+    >>> trace = qtrace.read_trace("samples/pc-hotplug-ts.log", events="*")
+    >>> marker_events(trace.events, "pci_update_mappings_*").height
+    42
     """
     selection = EventSelection.parse(pattern, default=None)
     # The globs are matched against the few distinct names, not every row.

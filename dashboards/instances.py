@@ -7,7 +7,7 @@ import heapq
 import polars as pl
 from qtrace.dashboards.inputs import TimeAxis
 
-from qtrace.export import hex_pointer
+from qtrace.formatting import hex_pointer
 
 # How each phase of an instance is drawn, in drawing order (later categories on top).
 # key -> (legend name, colour, fill pattern)
@@ -155,6 +155,8 @@ def hover_text(axis: TimeAxis, columns: list[str]) -> pl.Expr:
                 pl.format("pointer reused by a flatview_new at seq {}", pl.col("lost_seq"))
             ),
         )
+    if "root_label" in columns:  # the root's name, under its pointer
+        lines.insert(2, escape_text(pl.col("root_label")))
     return pl.concat_str(lines, separator="<br>", ignore_nulls=True)
 
 

@@ -6,7 +6,6 @@ fixed, data is sorted, and no time or random id is written.
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -15,7 +14,8 @@ from typing import Any
 import polars as pl
 from plotly.offline import get_plotlyjs
 from qtrace.dashboards import aggregate, figures, packing, tables
-from qtrace.dashboards.assets import SCRIPT, STYLE
+from qtrace.dashboards.assets import SCRIPT
+from qtrace.dashboards.html import document
 from qtrace.dashboards.inputs import TimeAxis, as_int, lanes, time_axis
 from qtrace.dashboards.instances import (
     CATEGORY_ORDER,
@@ -24,11 +24,13 @@ from qtrace.dashboards.instances import (
     PENDING_BAR_WIDTH,
     PENDING_CATEGORIES,
     assign_slots,
+    escape_text,
     instance_phases,
 )
 from qtrace.dashboards.zoom_script import ZOOM_SCRIPT
 
-from qtrace.export import hex_pointer
+from qtrace.findings import Findings
+from qtrace.formatting import escape_html, hex_pointer
 from qtrace.model import Analysis
 from qtrace.report import to_json
 
@@ -67,29 +69,48 @@ def _plural(count: int, one: str, many: str | None = None) -> str:
 
 
 def _verdict(report: dict[str, Any]) -> str:
-    """The findings of the JSON report's verdict, as a headline and badges."""
+    """The report's verdict (``qtrace.findings``), as a headline, badges and its notes."""
     verdict = report["verdict"]
     leaks, anomalies = int(verdict["leaked"]), int(verdict["anomalies"])
-    dropped, uncertain = int(verdict["dropped_events"]), int(verdict["uncertain"])
+    dropped, unreadable = int(verdict["dropped_events"]), int(verdict["unreadable_places"])
     badges = [
         ("bad" if leaks else "good", _plural(leaks, "leaked view")),
         ("warn" if anomalies else "good", _plural(anomalies, "anomaly", "anomalies")),
         ("warn" if dropped else "good", _plural(dropped, "dropped event")),
     ]
-    if uncertain:
-        badges.append(("warn", f"{uncertain:,} uncertain (events were dropped)"))
+    if unreadable:
+        badges.append(("warn", _plural(unreadable, "unreadable place")))
+    if int(verdict["uncertain"]):
+        badges.append(("warn", f"{int(verdict['uncertain']):,} uncertain"))
+    hazards = verdict["hazards"]
+    if hazards["live"] or hazards["rcu_pending"]:
+        # Root finalized while pinned: which of them the proposed early unref would remove.
+        badges.append(
+            (
+                "bad",
+                f"{int(hazards['early_unref_removes']):,} of "
+                f"{int(hazards['live']) + int(hazards['rcu_pending']):,} finalize hazards "
+                "removed by the early unref",
+            )
+        )
     if leaks:
         headline = "Leak: a view stayed live after a newer view of its root was built"
-    elif anomalies or dropped:
+    elif not int(verdict["flatview_events"]):
+        headline = "Nothing to judge: no FlatView events were read"
+    elif anomalies or dropped or unreadable:
         headline = "No leak found, but the trace has findings to check"
     else:
-        headline = "Clean: no leaks, no anomalies, no dropped events"
+        headline = "Clean: no leaks, no anomalies, no dropped or unreadable events"
     spans = "".join(f'<span class="badge {cls}">{text}</span>' for cls, text in badges)
-    return f'<div class="verdict" id="qtrace-verdict"><strong>{headline}</strong>{spans}</div>'
+    notes = "".join(f"<li>{escape_html(str(note))}</li>" for note in verdict["notes"])
+    listed = f'<ul class="notes">{notes}</ul>' if notes else ""
+    return (
+        f'<div class="verdict" id="qtrace-verdict"><strong>{headline}</strong>{spans}{listed}</div>'
+    )
 
 
 def _nonzero(counts: dict[str, Any]) -> str:
-    shown = [f"{html.escape(k)} {int(v):,}" for k, v in counts.items() if v]
+    shown = [f"{escape_html(k)} {int(v):,}" for k, v in counts.items() if v]
     return ", ".join(shown) or "none"
 
 
@@ -107,15 +128,15 @@ def _facts(report: dict[str, Any], axis: TimeAxis) -> str:
     """Input, dialect, clock and the counts of the JSON report (qtrace.analyze/1)."""
     source = report["source"]
     views = report["views"]
-    inputs = ", ".join(f"<code>{html.escape(str(p))}</code>" for p in source["paths"])
+    inputs = ", ".join(f"<code>{escape_html(str(p))}</code>" for p in source["paths"])
     facts: list[tuple[str, str]] = [
         ("input", inputs or "(an events table)"),
-        ("format", html.escape(str(source["format"] or "table"))),
-        ("dialect", html.escape(str(source["dialect"] or "unknown"))),
-        ("clock", html.escape(str(source["clock"]))),
+        ("format", escape_html(str(source["format"] or "table"))),
+        ("dialect", escape_html(str(source["dialect"] or "unknown"))),
+        ("clock", escape_html(str(source["clock"]))),
         ("lines skipped", f"{int(source['lines_skipped']):,}"),
         ("runs", f"{int(report['runs']):,}"),
-        ("root release", html.escape(str(report["root_release"]))),
+        ("root release", escape_html(str(report["root_release"]))),
         ("destroy traced", "yes" if source["destroy_traced"] else "no"),
         ("events", _nonzero(report["events"])),
         ("view instances", f"{int(views['instances']):,}"),
@@ -252,6 +273,8 @@ def _zoom_config(
             "height": placed.get_column("height").to_list(),
             "root": placed.select(hex_pointer("root")).to_series().to_list(),
             "run": placed.get_column("run").to_list(),
+            # The root's name under its pointer in a hover (escaped for Plotly), or null.
+            "rootLabel": placed.select(escape_text(pl.col("root_label"))).to_series().to_list(),
             "nil": (placed.get_column("root") == 0).to_list(),
         },
         "rows": figures.AGGREGATE_ROWS,
@@ -388,15 +411,18 @@ def render_page(
     markers: pl.DataFrame | None = None,
     title: str | None = None,
     plotlyjs_src: str | None = None,
+    findings: Findings | None = None,
 ) -> str:
     """The dashboard's HTML; plotly.js inline, or loaded from ``plotlyjs_src`` (relative).
 
-    A page that would pass ``PAGE_LIMIT_BYTES`` with every instance packed in it is made
-    again without them (it says so).
+    ``findings``: the verdict to show (default: ``Findings.of(analysis)``). A page that
+    would pass ``PAGE_LIMIT_BYTES`` with every instance packed in it is made again without
+    them (it says so).
     """
-    page = _render(analysis, replay, markers, title, plotlyjs_src, carry_instances=True)
+    args = (analysis, replay, markers, title, plotlyjs_src, findings)
+    page = _render(*args, carry_instances=True)
     if len(page.encode("utf-8")) > PAGE_LIMIT_BYTES and 'id="qtrace-instances"' in page:
-        page = _render(analysis, replay, markers, title, plotlyjs_src, carry_instances=False)
+        page = _render(*args, carry_instances=False)
     return page
 
 
@@ -406,22 +432,23 @@ def _render(
     markers: pl.DataFrame | None,
     title: str | None,
     plotlyjs_src: str | None,
+    findings: Findings | None,
     *,
     carry_instances: bool,
 ) -> str:
     axis = time_axis(analysis)
-    report = to_json(analysis)
+    report = to_json(analysis, findings)
     lane_table = lanes(analysis)
     views = analysis.views
     # Every instance's lane, found by joining only the keys: the views' own columns are shared,
     # not copied (a million rows).
     lane_of = views.select("run", "root").join(
-        lane_table.select("run", "root", "lane"),
+        lane_table.select("run", "root", "lane", "root_label"),
         on=["run", "root"],
         how="left",
         maintain_order="left",
     )
-    placed = views.with_columns(lane_of.get_column("lane"))
+    placed = views.with_columns(lane_of.get_column("lane"), lane_of.get_column("root_label"))
     own = figures.own_lanes(placed)
     drawn = _time_figures(
         analysis, replay, markers, lane_table, placed, axis, own, carry_instances=carry_instances
@@ -445,17 +472,19 @@ def _render(
         "fullYRange": [geometry.total + 0.3, -0.3],
         "laneRanges": geometry.ranges(),
         "ownLanes": [str(lane) for lane in own],
+        # The header's verdict, machine-readable: the same block as the JSON report's.
+        "verdict": report["verdict"],
         "zoom": drawn.zoom,
     }
     inputs = [str(p) for p in report["source"]["paths"]]
     page_title = title or ("qtrace · " + ", ".join(inputs) if inputs else "qtrace dashboard")
     options = "".join(
-        f'<option value="{lane}">{html.escape(str(label))}</option>'
+        f'<option value="{lane}">{escape_html(str(label))}</option>'
         for lane, label in lane_table.select("lane", "label").rows()
     )
     marker_note = figures.marker_note(markers)
     all_notes = [*drawn.notes, *([marker_note] if marker_note else [])]
-    notes = "".join(f'<p class="note aggregated">{html.escape(n)}</p>' for n in all_notes)
+    notes = "".join(f'<p class="note aggregated">{escape_html(n)}</p>' for n in all_notes)
     durations_note = (
         "This trace has no clock: durations are counted in trace events between the phases."
         if not axis.has_clock
@@ -469,7 +498,7 @@ def _render(
     )
     zoom_state = (
         f'<p class="note" id="qtrace-zoom-state" data-mode="home">'
-        f"{html.escape(drawn.zoom_state)}</p>"
+        f"{escape_html(drawn.zoom_state)}</p>"
         if drawn.zoom is not None
         else ""
     )
@@ -484,12 +513,12 @@ def _render(
     first_seqs = analysis.roots.get_column("first_seq").implode()
     first_views = views.filter(pl.col("new_seq").is_in(first_seqs))
     plotly_tag = (
-        f'<script src="{html.escape(plotlyjs_src)}"></script>'
+        f'<script src="{escape_html(plotlyjs_src)}"></script>'
         if plotlyjs_src is not None
         else f"<script>{plotly_js()}</script>"
     )
     body = f"""<header>
-<h1>{html.escape(page_title)}</h1>
+<h1>{escape_html(page_title)}</h1>
 {_verdict(report)}
 {_facts(report, axis)}
 </header>
@@ -517,19 +546,6 @@ Zoom here or below: both follow.</p>{notes}{zoom_state}
 {tables.roots_table(analysis.roots, first_views, lane_table)}</section>
 <footer>Made by qtrace. Offline page: plotly.js is {"beside it" if plotlyjs_src else "inside"}.
 </footer>"""
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(page_title)}</title>
-<style>{STYLE}</style>
-{plotly_tag}
-</head>
-<body>
-{body}
-<script type="application/json" id="qtrace-data">{script_json(data)}</script>{instances}
-<script>{ZOOM_SCRIPT}{SCRIPT}</script>
-</body>
-</html>
-"""
+    body += f'\n<script type="application/json" id="qtrace-data">{script_json(data)}</script>'
+    body += instances
+    return document(page_title, body, head=plotly_tag, scripts=(ZOOM_SCRIPT + SCRIPT,))

@@ -1,81 +1,13 @@
-"""Sortable HTML tables of leaks, anomalies and roots, built as polars string expressions."""
+"""The dashboard's sortable tables of leaks, anomalies and roots (``html.html_table``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import polars as pl
+from qtrace.dashboards.html import Column, html_table
 from qtrace.dashboards.inputs import TimeAxis
 from qtrace.dashboards.instances import human_ns
 
-from qtrace.export import hex_pointer
-
-MAX_TABLE_ROWS = 1_000
-
-
-def html_escape(expr: pl.Expr) -> pl.Expr:
-    """HTML-escape text for element content and quoted attribute values."""
-    return (
-        expr.cast(pl.String)
-        .str.replace_all("&", "&amp;", literal=True)
-        .str.replace_all("<", "&lt;", literal=True)
-        .str.replace_all(">", "&gt;", literal=True)
-        .str.replace_all('"', "&quot;", literal=True)
-        .str.replace_all("'", "&#x27;", literal=True)
-    )
-
-
-@dataclass(frozen=True)
-class Column:
-    """One table column: header, cell text, and a numeric sort key when text would mis-sort."""
-
-    header: str
-    text: pl.Expr
-    sort_key: pl.Expr | None = None
-    css: str = ""
-
-
-def _cell(column: Column) -> pl.Expr:
-    text = html_escape(column.text).fill_null("")
-    if column.sort_key is None:
-        return pl.format(
-            f'<td class="{column.css}">{{}}</td>' if column.css else "<td>{}</td>", text
-        )
-    key = column.sort_key.cast(pl.String).fill_null("")
-    return pl.format('<td class="num" data-v="{}">{}</td>', key, text)
-
-
-def html_table(
-    frame: pl.DataFrame, columns: list[Column], *, table_id: str, empty: str, what: str
-) -> str:
-    """A sortable table (rows tagged with their lane for the root filter), capped in length."""
-    if frame.height == 0:
-        return f'<p class="empty" id="{table_id}-empty">{empty}</p>'
-    shown = frame.head(MAX_TABLE_ROWS)
-    rows = shown.select(
-        pl.concat_str(
-            [
-                pl.format('<tr data-lane="{}">', pl.col("lane").fill_null(-1)),
-                *[_cell(c) for c in columns],
-                pl.lit("</tr>"),
-            ]
-        ).alias("row")
-    ).get_column("row")
-    heads = "".join(
-        f'<th scope="col" tabindex="0" class="{"num" if c.sort_key is not None else ""}">'
-        f"{c.header}</th>"
-        for c in columns
-    )
-    note = ""
-    if frame.height > shown.height:
-        note = (
-            f'<p class="note">Showing the first {shown.height:,} of {frame.height:,} {what} '
-            "(all of them are in the JSON report).</p>"
-        )
-    return (
-        f'{note}<div class="table-wrap"><table class="sortable" id="{table_id}">'
-        f"<thead><tr>{heads}</tr></thead><tbody>{''.join(rows.to_list())}</tbody></table></div>"
-    )
+from qtrace.formatting import hex_pointer
 
 
 def _when(axis: TimeAxis, stem: str) -> Column:
@@ -161,6 +93,7 @@ def anomalies_table(anomalies: pl.DataFrame, lanes: pl.DataFrame, axis: TimeAxis
             pl.when(pl.col("uncertain")).then(pl.lit("yes")).otherwise(pl.lit("")),
         ),
         Column("detail", pl.col("detail")),
+        Column("pinned by", pl.col("pinned_by").fill_null("")),
         _source(),
     ]
     return html_table(

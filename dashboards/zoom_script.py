@@ -380,6 +380,7 @@ function qtraceZoom(cfg, byId) {
     var lines = [
       "<b>view " + hex(d.viewHi[i], d.viewLo[i]) + "</b> \u00b7 generation " + d.generation[i],
       "root " + lanes.root[lane] + " \u00b7 run " + lanes.run[lane],
+      lanes.rootLabel[lane],
       "status " + status + ((d.flags[i] >> 3) & 1 ? " (uncertain)" : ""),
       when("new", d.start[i], d.seq[i]),
       when("destroy_rcu", d.rcu[i], d.rcuSeq[i]),

@@ -1,14 +1,17 @@
 /* Fast path of parsers/log_text.py for the common case: a plain log of one dialect
- * (tid-timestamp, iso8601 or bare) read with the default FlatView selection.
+ * (tid-timestamp, iso8601 or bare) read with the default FlatView selection or the model's
+ * (the three FlatView events and memory_region_finalize).
  *
- * scan(buffer) walks the lines once (memchr for newlines, memmem for "flatview_") and
- * either returns the FlatView events as compact buffers (plus the count and first line
- * of "flatview_" lines no dialect reads), or None when the file holds anything it does
+ * scan(fd, size) reads the file in windows (pread, never mapped: a file that shrinks under
+ * a mapping is a SIGBUS), walks the lines once (memchr for newlines, a hint search for the
+ * selected names) and either returns the events as compact buffers (plus the count and
+ * first line of hint lines no dialect reads), or None when the file holds anything it does
  * not fully understand: another dialect's line (or one that might be), a FlatView event
  * whose arguments are not "%p (root %p)", bytes that are not ASCII, a line over 1 MiB,
  * an ambiguous dialect. The caller then runs the polars path, which is the reference;
  * this file only has to agree with it wherever it answers. FlatView events carry no args
- * text: view and root are their arguments.
+ * text: view and root are their arguments; a finalize event carries its text, and no
+ * pointers.
  *
  * Lines are split like polars' scan_lines: on LF, one CR before it (or at the end of the
  * file) dropped, no empty line after a final LF.
@@ -21,8 +24,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <unistd.h>
+
+#include "../qtrace/arrow_c.h"
 
 #define HINT "flatview_"
 #define HINT_LEN 9
@@ -258,11 +265,35 @@ static const char *find_hint(const char *p, const char *e) {
     return NULL;
 }
 
-static int flatview_kind(const char *n, const char *ne) {
+/* The model's selection (the three FlatView events and memory_region_finalize) is searched
+ * by the hints the polars path uses for it: "flatview_new", "flatview_destroy" (which
+ * "flatview_destroy_rcu" holds) and "memory_region_finalize". */
+#define FINALIZE_HINT "memory_region_finalize"
+#define FINALIZE_HINT_LEN 22
+
+/* The next FlatView hint in [p, e): "flatview_", or for the model's selection only
+ * "flatview_new" and "flatview_destroy". */
+static const char *find_flatview_hint(const char *p, const char *e, int model) {
+    for (;; p++) {
+        p = find_hint(p, e);
+        if (!p || !model) return p;
+        if ((e - p >= 12 && memcmp(p + HINT_LEN, "new", 3) == 0) ||
+            (e - p >= 16 && memcmp(p + HINT_LEN, "destroy", 7) == 0))
+            return p;
+    }
+}
+
+static const char *find_finalize_hint(const char *p, const char *e, int model) {
+    return model ? memmem(p, (size_t)(e - p), FINALIZE_HINT, FINALIZE_HINT_LEN) : NULL;
+}
+
+/* 0, 1, 2: the FlatView events; 3: memory_region_finalize (model selection only). */
+static int event_kind(const char *n, const char *ne, int model) {
     size_t len = (size_t)(ne - n);
     if (len == 12 && memcmp(n, "flatview_new", 12) == 0) return 0;
     if (len == 20 && memcmp(n, "flatview_destroy_rcu", 20) == 0) return 1;
     if (len == 16 && memcmp(n, "flatview_destroy", 16) == 0) return 2;
+    if (model && len == FINALIZE_HINT_LEN && memcmp(n, FINALIZE_HINT, len) == 0) return 3;
     return -1;
 }
 
@@ -283,134 +314,28 @@ static int plain_ascii(const unsigned char *p, size_t n) {
     return bad == 0;
 }
 
-/* ------------------------------------------------------------------ Arrow export */
-
-/* Columns leave as Arrow C Data Interface arrays (PyCapsules "arrow_schema" and
- * "arrow_array"), which polars imports without copying and without numpy. */
-
-typedef struct ArrowSchema {
-    const char *format, *name, *metadata;
-    int64_t flags, n_children;
-    struct ArrowSchema **children;
-    struct ArrowSchema *dictionary;
-    void (*release)(struct ArrowSchema *);
-    void *private_data;
-} ArrowSchema;
-
-typedef struct ArrowArray {
-    int64_t length, null_count, offset, n_buffers, n_children;
-    const void **buffers;
-    struct ArrowArray **children;
-    struct ArrowArray *dictionary;
-    void (*release)(struct ArrowArray *);
-    void *private_data;
-} ArrowArray;
-
-static void schema_release(ArrowSchema *s) { s->release = NULL; }
-
-static void array_release(ArrowArray *a) {
-    for (int64_t i = 1; i < a->n_buffers; i++) free((void *)a->buffers[i]);
-    free(a->buffers);
-    a->release = NULL;
-}
-
-static void schema_capsule_free(PyObject *cap) {
-    ArrowSchema *s = PyCapsule_GetPointer(cap, "arrow_schema");
-    if (s) {
-        if (s->release) s->release(s);
-        free(s);
-    }
-}
-
-static void array_capsule_free(PyObject *cap) {
-    ArrowArray *a = PyCapsule_GetPointer(cap, "arrow_array");
-    if (a) {
-        if (a->release) a->release(a);
-        free(a);
-    }
-}
-
-/* A (schema, array) capsule pair of n values in format ("l" int64, "L" uint64, "i" int32,
- * "c" int8). Takes *values (sets it NULL). */
-static PyObject *export(const char *format, int64_t n, void **values) {
-    ArrowSchema *s = calloc(1, sizeof *s);
-    ArrowArray *a = calloc(1, sizeof *a);
-    const void **buffers = calloc(2, sizeof *buffers); /* no validity bitmap, the values */
-    if (!s || !a || !buffers) {
-        free(s);
-        free(a);
-        free(buffers);
-        return PyErr_NoMemory();
-    }
-    s->format = format;
-    s->name = "";
-    s->release = schema_release;
-    buffers[1] = *values;
-    *values = NULL;
-    a->length = n;
-    a->n_buffers = 2;
-    a->buffers = buffers;
-    a->release = array_release;
-    PyObject *sc = PyCapsule_New(s, "arrow_schema", schema_capsule_free);
-    if (!sc) {
-        free(s);
-        array_release(a);
-        free(a);
-        return NULL;
-    }
-    PyObject *ac = PyCapsule_New(a, "arrow_array", array_capsule_free);
-    if (!ac) {
-        Py_DECREF(sc);
-        array_release(a);
-        free(a);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", sc, ac);
-}
-
 /* ------------------------------------------------------------------ windows of the input
- * A mapped file is read in windows of whole lines: each window's pages are faulted in with
- * one call before it is read and dropped from the mapping after it, so the process never
- * holds more than a window or two of the file (the page cache keeps it, outside our RSS).
- * A mapping that covered the whole file would add the file's size to peak memory. */
+ * The file is read with pread() in windows of whole lines into a buffer of our own, never
+ * mapped: a mapped file that shrinks while it is read (logrotate's copytruncate, a QEMU
+ * restarted on the same -D file) kills the process with SIGBUS. A short read is reported
+ * instead. The page cache keeps the file outside our memory; the process holds a window. */
 
 #define WINDOW_BYTES ((size_t)32 << 20)
 #define PAGE_MASK ((uintptr_t)4095)
 
-static const char *page_up(const char *p) {
-    return (const char *)(((uintptr_t)p + PAGE_MASK) & ~PAGE_MASK);
-}
-
-static const char *page_down(const char *p) {
-    return (const char *)((uintptr_t)p & ~PAGE_MASK);
-}
-
-/* The end of the window starting at s: just after the first newline past WINDOW_BYTES,
- * or the end of the buffer. */
-static const char *next_window(const char *s, const char *end) {
-    if ((size_t)(end - s) <= WINDOW_BYTES) return end;
-    const char *nl = memchr(s + WINDOW_BYTES, '\n', (size_t)(end - s - WINDOW_BYTES));
-    return nl ? nl + 1 : end;
-}
-
-static void populate(const char *from, const char *to) {
-#ifdef MADV_POPULATE_READ
-    const char *start = page_down(from);
-    if (to > start) madvise((void *)start, (size_t)(to - start), MADV_POPULATE_READ);
-#else
-    (void)from;
-    (void)to;
-#endif
-}
-
-/* Drop the pages wholly read, from *released up to the page holding upto (only ever on a
- * file mapping: there MADV_DONTNEED forgets pages the file still holds). */
-static void release_pages(const char **released, const char *upto) {
-    const char *stop = page_down(upto);
-    if (stop > *released) {
-        madvise((void *)*released, (size_t)(stop - *released), MADV_DONTNEED);
-        *released = stop;
+/* Read n bytes at off (fewer only at the end of the file); -1 on error. */
+static ssize_t read_at(int fd, char *dst, size_t n, int64_t off) {
+    size_t done = 0;
+    while (done < n) {
+        ssize_t got = pread(fd, dst + done, n - done, (off_t)(off + (int64_t)done));
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (got == 0) break;
+        done += (size_t)got;
     }
+    return (ssize_t)done;
 }
 
 /* ------------------------------------------------------------------ the scan */
@@ -419,9 +344,13 @@ typedef struct {
     int64_t *line, *ts;
     int32_t *tid; /* a pid_t */
     uint64_t *view, *root;
-    int8_t *event; /* 0 new, 1 destroy_rcu, 2 destroy: the caller names them */
+    int8_t *event; /* 0 new, 1 destroy_rcu, 2 destroy, 3 finalize: the caller names them */
     size_t n, cap, first_cap;
     size_t ready; /* events prefaulted */
+    /* memory_region_finalize events: their index, and their argument text end to end */
+    int64_t *fin_index, *fin_end;
+    char *fin_text;
+    size_t n_fin, fin_cap, text_len, text_cap;
 } Events;
 
 static void events_free(Events *ev) {
@@ -431,6 +360,9 @@ static void events_free(Events *ev) {
     free(ev->view);
     free(ev->root);
     free(ev->event);
+    free(ev->fin_index);
+    free(ev->fin_end);
+    free(ev->fin_text);
 }
 
 #define GROW(field, cap)                                                                 \
@@ -484,21 +416,116 @@ static int events_grow(Events *ev) {
     return 0;
 }
 
-/* One stretch of whole lines, scanned by one thread. Line numbers count from the
- * stretch's start; the caller shifts the later stretch's. */
+/* Keep a finalize event's argument text [a, e); -1 when out of memory. */
+static int keep_args(Events *ev, size_t index, const char *a, const char *e) {
+    size_t len = (size_t)(e - a);
+    if (ev->n_fin == ev->fin_cap) {
+        size_t cap = ev->fin_cap ? ev->fin_cap * 2 : 64;
+        GROW(fin_index, cap);
+        GROW(fin_end, cap);
+        ev->fin_cap = cap;
+    }
+    if (ev->text_len + len > ev->text_cap) {
+        size_t cap = ev->text_cap ? ev->text_cap : 4096;
+        while (cap < ev->text_len + len) cap *= 2;
+        GROW(fin_text, cap);
+        ev->text_cap = cap;
+    }
+    memcpy(ev->fin_text + ev->text_len, a, len);
+    ev->text_len += len;
+    ev->fin_index[ev->n_fin] = (int64_t)index;
+    ev->fin_end[ev->n_fin++] = (int64_t)ev->text_len;
+    return 0;
+}
+
+/* One stretch of whole lines of the file, [from, to), scanned by one thread. Line numbers
+ * count from the stretch's start; the caller shifts the later stretch's. */
 typedef struct {
-    const char *from, *to;
+    int fd, model;
+    int64_t from, to;
     Events ev;
-    int release; /* the buffer maps a file: fault its pages in and out by window */
-    int ok, nomem;
+    int ok, nomem, shrunk, io_error;
     int64_t lines, n_tid, n_iso, n_bare, hint_bare, damaged, first_damaged;
     int64_t first_prefixed, bare_before_prefixed; /* the first TID or ISO line */
 } Part;
 
+/* Scan the whole lines of [s, wend): 0 to go on, 1 when the scanner gives up. */
+static int scan_lines(Part *pt, const char *s, const char *wend, int64_t *lines) {
+    Events *ev = &pt->ev;
+    if (!plain_ascii((const unsigned char *)s, (size_t)(wend - s))) return 1;
+    int ftrace_checked = 0;
+    while (s < wend) {
+        const char *nl = memchr(s, '\n', (size_t)(wend - s));
+        const char *e = nl ? nl : wend;
+        const char *next = nl ? nl + 1 : wend;
+        if (e > s && e[-1] == '\r') e--;
+        ++*lines;
+        if (e - s > LONG_LINE_BYTES) return 1;
+        Shape sh = classify(s, e);
+        if (sh.kind == OTHER) return 1;
+        /* An ftrace marker line has a prefix of no fixed shape: it classifies as bare or as
+         * no dialect. The rest of the window is searched once, at the first such line. */
+        if ((sh.kind == NONE || sh.kind == BARE) && !ftrace_checked) {
+            if (memmem(s, (size_t)(wend - s), "tracing_mark_write: ", 20)) return 1;
+            ftrace_checked = 1;
+        }
+        if (sh.kind == TID || sh.kind == ISO) {
+            if (!pt->n_tid && !pt->n_iso) pt->first_prefixed = *lines;
+            if (sh.kind == TID) pt->n_tid++;
+            else pt->n_iso++;
+        } else if (sh.kind == BARE) {
+            pt->n_bare++;
+            if (!pt->n_tid && !pt->n_iso) pt->bare_before_prefixed++;
+        }
+        /* A prefixed line holds a hint where it matters only as the selected event it names;
+         * other lines are searched, to count the ones no dialect reads. */
+        int holds = sh.kind == TID || sh.kind == ISO
+                        ? event_kind(sh.name, sh.name_end, pt->model) >= 0
+                        : find_flatview_hint(s, e, pt->model) || find_finalize_hint(s, e, pt->model);
+        if (holds) {
+            if (sh.kind == BARE)
+                pt->hint_bare++;
+            else if (sh.kind == NONE && !pt->damaged++) /* cut or garbled: no dialect reads it */
+                pt->first_damaged = *lines;
+            int kind = sh.kind == NONE ? -1 : event_kind(sh.name, sh.name_end, pt->model);
+            if (kind >= 0) {
+                const char *args = sh.name_end == e ? e : sh.name_end + 1;
+                size_t i = ev->n;
+                if (events_grow(ev)) goto oom;
+                if (i >= ev->ready) events_prefault(ev);
+                if (kind == 3) { /* memory_region_finalize: its text is its arguments */
+                    ev->view[i] = ev->root[i] = 0;
+                    if (keep_args(ev, i, args, e)) goto oom;
+                } else if (!view_root(args, e, &ev->view[i], &ev->root[i])) {
+                    return 1;
+                }
+                int64_t tid = 0, ts = 0;
+                if (sh.kind == TID) {
+                    if (sh.at - s > 10) return 1; /* might not fit a pid_t */
+                    for (const char *p = s; p < sh.at; p++) tid = tid * 10 + (*p - '0');
+                    if (tid > INT32_MAX) return 1;
+                    if (!stamp_ns(sh.at + 1, sh.dot, sh.colon, &ts)) return 1;
+                } else if (sh.kind == ISO) {
+                    if (!iso_ns(s, sh.at, &ts)) return 1;
+                }
+                ev->line[i] = *lines;
+                ev->ts[i] = ts;
+                ev->tid[i] = (int32_t)tid;
+                ev->event[i] = (int8_t)kind;
+                ev->n++;
+            }
+        }
+        s = next;
+    }
+    return 0;
+oom:
+    pt->nomem = 1;
+    return 1;
+}
+
 static void scan_part(Part *pt) {
     Events *ev = &pt->ev;
-    const char *buf = pt->from, *end = pt->to;
-    size_t size = (size_t)(end - buf);
+    size_t size = (size_t)(pt->to - pt->from);
     /* An event line takes at least 32 bytes: room for all of them up front (untouched
      * pages cost nothing), so the columns are never copied while growing. */
     ev->first_cap = size / 32 + 1024;
@@ -509,68 +536,42 @@ static void scan_part(Part *pt) {
         ev->first_cap = 4096;
         if (events_grow(ev)) goto oom;
     }
-    const char *s = buf, *wend = buf, *released = page_up(buf);
-    const char *hint = NULL;
-    int64_t lines = 0;
-    while (s < end) {
-        if (s >= wend) { /* the next window of whole lines */
-            if (pt->release) release_pages(&released, s);
-            wend = next_window(s, end);
-            if (pt->release) populate(s, wend);
-            if (!plain_ascii((const unsigned char *)s, (size_t)(wend - s))) return;
-            if (memmem(s, (size_t)(wend - s), "tracing_mark_write: ", 20)) return; /* ftrace */
-            hint = find_hint(s, wend);
+    /* A window, plus room for the unfinished line carried over from the one before. */
+    size_t cap = WINDOW_BYTES + LONG_LINE_BYTES + 2, carry = 0;
+    char *buf = malloc(cap);
+    if (!buf) goto oom;
+    int64_t at = pt->from, lines = 0;
+    for (;;) {
+        size_t want = cap - carry;
+        if ((int64_t)want > pt->to - at) want = (size_t)(pt->to - at);
+        ssize_t got = read_at(pt->fd, buf + carry, want, at);
+        if (got < 0) {
+            pt->io_error = errno ? errno : EIO;
+            break;
         }
-        const char *nl = memchr(s, '\n', (size_t)(wend - s));
-        const char *e = nl ? nl : wend;
-        const char *next = nl ? nl + 1 : wend;
-        if (e > s && e[-1] == '\r') e--;
-        lines++;
-        if (e - s > LONG_LINE_BYTES) return;
-        Shape sh = classify(s, e);
-        if (sh.kind == OTHER) return;
-        if (sh.kind == TID || sh.kind == ISO) {
-            if (!pt->n_tid && !pt->n_iso) pt->first_prefixed = lines;
-            if (sh.kind == TID) pt->n_tid++;
-            else pt->n_iso++;
-        } else if (sh.kind == BARE) {
-            pt->n_bare++;
-            if (!pt->n_tid && !pt->n_iso) pt->bare_before_prefixed++;
+        if ((size_t)got < want) { /* the file shrank while we read it */
+            pt->shrunk = 1;
+            break;
         }
-        if (hint && hint < e) { /* a line holding "flatview_" */
-            if (sh.kind == BARE)
-                pt->hint_bare++;
-            else if (sh.kind == NONE && !pt->damaged++) /* cut or garbled: no dialect reads it */
-                pt->first_damaged = lines;
-            int kind = sh.kind == NONE ? -1 : flatview_kind(sh.name, sh.name_end);
-            if (kind >= 0) {
-                const char *args = sh.name_end == e ? e : sh.name_end + 1;
-                size_t i = ev->n;
-                if (events_grow(ev)) goto oom;
-                if (i >= ev->ready) events_prefault(ev);
-                if (!view_root(args, e, &ev->view[i], &ev->root[i])) return;
-                int64_t tid = 0, ts = 0;
-                if (sh.kind == TID) {
-                    if (sh.at - s > 10) return; /* might not fit a pid_t */
-                    for (const char *p = s; p < sh.at; p++) tid = tid * 10 + (*p - '0');
-                    if (tid > INT32_MAX) return;
-                    if (!stamp_ns(sh.at + 1, sh.dot, sh.colon, &ts)) return;
-                } else if (sh.kind == ISO) {
-                    if (!iso_ns(s, sh.at, &ts)) return;
-                }
-                ev->line[i] = lines;
-                ev->ts[i] = ts;
-                ev->tid[i] = (int32_t)tid;
-                ev->event[i] = (int8_t)kind;
-                ev->n++;
-            }
-            hint = find_hint(next, wend);
+        at += got;
+        int last = at == pt->to;
+        const char *end = buf + carry + got, *wend = end;
+        if (!last) {
+            const char *nl = memrchr(buf, '\n', (size_t)(end - buf));
+            if (!nl) break; /* a line longer than a window: the polars path reports it */
+            wend = nl + 1;
         }
-        s = next;
+        if (scan_lines(pt, buf, wend, &lines)) break;
+        if (last) {
+            pt->lines = lines;
+            pt->ok = 1;
+            break;
+        }
+        carry = (size_t)(end - wend);
+        if (carry > LONG_LINE_BYTES) break;
+        memmove(buf, wend, carry);
     }
-    if (pt->release) release_pages(&released, end);
-    pt->lines = lines;
-    pt->ok = 1;
+    free(buf);
     return;
 oom:
     pt->nomem = 1;
@@ -581,61 +582,123 @@ static void *scan_thread(void *arg) {
     return NULL;
 }
 
+/* The finalize events' texts as a list of str (ASCII: every window was checked). */
+static PyObject *finalize_args(Events *ev) {
+    PyObject *list = PyList_New((Py_ssize_t)ev->n_fin);
+    int64_t start = 0;
+    for (size_t i = 0; list && i < ev->n_fin; i++) {
+        PyObject *text = PyUnicode_DecodeASCII(ev->fin_text + start, ev->fin_end[i] - start, NULL);
+        if (!text) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, text);
+        start = ev->fin_end[i];
+    }
+    return list;
+}
+
+/* A validity bitmap for view and root: finalize events have neither. NULL when none. */
+static uint8_t *pointer_validity(Events *ev) {
+    if (!ev->n_fin) return NULL;
+    size_t bytes = (ev->n + 7) / 8;
+    uint8_t *bits = malloc(bytes ? bytes : 1);
+    if (!bits) return NULL;
+    memset(bits, 0xff, bytes);
+    for (size_t i = 0; i < ev->n_fin; i++) {
+        int64_t j = ev->fin_index[i];
+        bits[j >> 3] &= (uint8_t)~(1u << (j & 7));
+    }
+    return bits;
+}
+
 /* The columns of one part as a dict of capsule pairs; takes the part's buffers. */
 static PyObject *export_part(Part *pt) {
     Events *ev = &pt->ev;
-    int64_t n = (int64_t)ev->n;
+    int64_t n = (int64_t)ev->n, nulls = (int64_t)ev->n_fin;
+    void *view_valid = pointer_validity(ev), *root_valid = pointer_validity(ev);
+    if (ev->n_fin && (!view_valid || !root_valid)) {
+        free(view_valid);
+        free(root_valid);
+        return PyErr_NoMemory();
+    }
     PyObject *col[6] = {
-        export("l", n, (void **)&ev->line),
-        export("l", n, (void **)&ev->ts),
-        export("i", n, (void **)&ev->tid),
-        export("c", n, (void **)&ev->event),
-        export("L", n, (void **)&ev->view),
-        export("L", n, (void **)&ev->root),
+        arrow_export("l", n, (void **)&ev->line),
+        arrow_export("l", n, (void **)&ev->ts),
+        arrow_export("i", n, (void **)&ev->tid),
+        arrow_export("c", n, (void **)&ev->event),
+        arrow_export_nullable("L", n, (void **)&ev->view, &view_valid, nulls),
+        arrow_export_nullable("L", n, (void **)&ev->root, &root_valid, nulls),
     };
-    for (int i = 0; i < 6; i++) {
-        if (!col[i]) {
-            for (int j = 0; j < 6; j++) Py_XDECREF(col[j]);
-            return NULL;
+    PyObject *index = NULL, *texts = finalize_args(ev);
+    if (texts) {
+        index = PyList_New((Py_ssize_t)ev->n_fin);
+        for (size_t i = 0; index && i < ev->n_fin; i++) {
+            PyObject *v = PyLong_FromLongLong(ev->fin_index[i]);
+            if (!v) Py_CLEAR(index);
+            else PyList_SET_ITEM(index, (Py_ssize_t)i, v);
         }
     }
-    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:N,s:N}", "line", col[0], "ts_ns", col[1], "tid",
-                         col[2], "event", col[3], "view", col[4], "root", col[5]);
+    int ok = index && texts;
+    for (int i = 0; i < 6; i++) ok &= col[i] != NULL;
+    if (!ok) {
+        for (int j = 0; j < 6; j++) Py_XDECREF(col[j]);
+        Py_XDECREF(index);
+        Py_XDECREF(texts);
+        return NULL;
+    }
+    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "line", col[0], "ts_ns", col[1],
+                         "tid", col[2], "event", col[3], "view", col[4], "root", col[5],
+                         "finalize_index", index, "finalize_args", texts);
+}
+
+/* The first newline at or after half of [from, to) (its offset + 1), or 0 when there is
+ * none within a long line's length. */
+static int64_t split_point(int fd, int64_t from, int64_t to) {
+    int64_t half = from + (to - from) / 2;
+    size_t n = (size_t)LONG_LINE_BYTES + 1;
+    if ((int64_t)n > to - half) n = (size_t)(to - half);
+    char *buf = malloc(n ? n : 1);
+    if (!buf) return 0;
+    ssize_t got = read_at(fd, buf, n, half);
+    const char *nl = got > 0 ? memchr(buf, '\n', (size_t)got) : NULL;
+    int64_t at = nl ? half + (nl - buf) + 1 : 0;
+    free(buf);
+    return at;
 }
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     (void)self;
-    Py_buffer view;
+    int fd, model = 0;
+    long long size;
     Py_ssize_t split_bytes = (Py_ssize_t)64 << 20; /* below this one thread is quicker */
-    int release = 0;
-    if (!PyArg_ParseTuple(args, "y*|np:scan", &view, &split_bytes, &release)) return NULL;
-    const char *buf = view.buf, *end = buf + view.len;
+    if (!PyArg_ParseTuple(args, "iL|np:scan", &fd, &size, &split_bytes, &model)) return NULL;
     Part part[2];
     memset(part, 0, sizeof part);
     int n_parts = 1;
-    part[0].from = buf;
-    part[0].to = end;
-    part[0].release = part[1].release = release;
+    part[0].fd = part[1].fd = fd;
+    part[0].model = part[1].model = model;
+    part[0].from = 0;
+    part[0].to = size;
 
     Py_BEGIN_ALLOW_THREADS;
     /* Two halves split after a newline, the second in its own thread. */
-    const char *half = buf + view.len / 2;
-    const char *nl =
-        view.len >= split_bytes ? memchr(half, '\n', (size_t)(end - half)) : NULL;
+    int64_t mid = size >= split_bytes ? split_point(fd, 0, size) : 0;
     pthread_t thread;
-    if (nl && nl + 1 < end) {
-        part[0].to = part[1].from = nl + 1;
-        part[1].to = end;
+    if (mid > 0 && mid < size) {
+        part[0].to = part[1].from = mid;
+        part[1].to = size;
         n_parts = pthread_create(&thread, NULL, scan_thread, &part[1]) == 0 ? 2 : 1;
-        if (n_parts == 1) part[0].to = end;
+        if (n_parts == 1) part[0].to = size;
     }
     scan_part(&part[0]);
     if (n_parts == 2) pthread_join(thread, NULL);
     Py_END_ALLOW_THREADS;
-    PyBuffer_Release(&view);
 
     Part *a = &part[0], *b = &part[1];
     int nomem = a->nomem || (n_parts == 2 && b->nomem);
+    int shrunk = a->shrunk || (n_parts == 2 && b->shrunk);
+    int io_error = a->io_error ? a->io_error : n_parts == 2 ? b->io_error : 0;
     int ok = a->ok && (n_parts == 1 || b->ok);
     int64_t lines = a->lines, n_tid = a->n_tid, n_iso = a->n_iso, n_bare = a->n_bare;
     int64_t hint_bare = a->hint_bare;
@@ -669,7 +732,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         trace = n_bare;
     }
     PyObject *parts = NULL;
-    if (dialect && !nomem) {
+    if (dialect && !nomem && !shrunk && !io_error) {
         parts = PyList_New(n_parts);
         for (int i = 0; parts && i < n_parts; i++) {
             PyObject *one = export_part(&part[i]);
@@ -678,6 +741,11 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         }
     }
     for (int i = 0; i < n_parts; i++) events_free(&part[i].ev); /* what export did not take */
+    if (io_error) {
+        errno = io_error;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (shrunk) return Py_BuildValue("{s:O}", "shrunk", Py_True);
     if (nomem) return PyErr_NoMemory();
     if (!dialect) Py_RETURN_NONE;
     if (!parts) return NULL;
@@ -688,10 +756,11 @@ static PyObject *scan(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(buffer, split_bytes=64 MiB, release=False) -> dict | None: the FlatView events "
-     "of a plain tid-timestamp, iso8601 or bare log, or None when the polars path must read "
-     "it. Buffers of split_bytes or more are scanned in two halves by two threads. release: "
-     "the buffer is a read-only file mapping whose pages may be dropped once read."},
+     "scan(fd, size, split_bytes=64 MiB, model=False) -> dict | None: the FlatView events "
+     "(model: and memory_region_finalize) of the first size bytes of the plain "
+     "tid-timestamp, iso8601 or bare log open as fd, or None when the polars path must read "
+     "it; {'shrunk': True} when the file turned out shorter than size. Files of split_bytes "
+     "or more are scanned in two halves by two threads."},
     {NULL, NULL, 0, NULL},
 };
 

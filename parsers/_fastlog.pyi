@@ -2,8 +2,6 @@
 
 from typing import Any
 
-from _typeshed import ReadableBuffer
-
 def scan(
-    buffer: ReadableBuffer, split_bytes: int = ..., release: bool = ..., /
+    fd: int, size: int, split_bytes: int = ..., model: bool = ..., /
 ) -> dict[str, Any] | None: ...

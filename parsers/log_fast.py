@@ -1,7 +1,8 @@
-"""The C fast path of ``log_text``: plain tid-timestamp, iso8601 and bare logs, FlatView events.
+"""The C fast path of ``log_text``: plain tid-timestamp, iso8601 and bare logs, model events.
 
-``_fastlog.scan`` (``parsers/_fastlog.c``) reads the mapped file in one pass and answers
-only when it understood every line; otherwise (another dialect, a garbled ``flatview_``
+``_fastlog.scan`` (``parsers/_fastlog.c``) reads the file in one pass (the FlatView events,
+and ``memory_region_finalize`` with the model's selection) and answers only when it
+understood every line; otherwise (another dialect, a garbled ``flatview_``
 line, bytes that are not ASCII, a line over 1 MiB, ...) it returns None and ``log_text``
 runs its polars path, the reference this must match exactly. The extension is optional:
 without a compiler the package installs without it and every log takes the polars path.
@@ -10,7 +11,6 @@ without a compiler the package installs without it and every log takes the polar
 
 from __future__ import annotations
 
-import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,8 @@ from typing import Any
 
 import polars as pl
 
-from qtrace.events import FLATVIEW_EVENTS, EventSelection
+from qtrace.errors import InputError
+from qtrace.events import FLATVIEW_EVENTS, MODEL_EVENTS, EventSelection
 
 try:
     from qtrace.parsers import _fastlog
@@ -57,8 +58,8 @@ def _column(found: dict[str, Any], name: str) -> pl.Series:
     return pl.Series(_Arrow(found[name])).alias(name)
 
 
-# The scanner's event codes (0, 1, 2) index this.
-EVENT_NAMES = pl.Series("event", FLATVIEW_EVENTS, pl.Categorical)
+# The scanner's event codes (0, 1, 2, and 3 with the model's selection) index this.
+EVENT_NAMES = pl.Series("event", MODEL_EVENTS, pl.Categorical)
 
 
 def _frame(part: dict[str, Any], dialect: str, first_seq: int) -> pl.DataFrame:
@@ -69,8 +70,11 @@ def _frame(part: dict[str, Any], dialect: str, first_seq: int) -> pl.DataFrame:
     seq = pl.int_range(first_seq, first_seq + n, dtype=pl.Int64, eager=True).alias("seq")
     no_time = pl.Series("ts_ns", [], pl.Int64).extend_constant(None, n)
     no_thread = pl.Series("tid", [], pl.Int32).extend_constant(None, n)
-    # view and root hold a FlatView event's arguments: no text is kept for them.
-    no_args = pl.Series("args", [], pl.String).extend_constant(None, n)
+    # view and root hold a FlatView event's arguments: no text is kept for them; a finalize
+    # event (the model's selection) keeps its text.
+    args = pl.Series("args", [], pl.String).extend_constant(None, n)
+    if part["finalize_index"]:
+        args = args.scatter(part["finalize_index"], part["finalize_args"])
     return pl.DataFrame(
         [
             seq,
@@ -80,7 +84,7 @@ def _frame(part: dict[str, Any], dialect: str, first_seq: int) -> pl.DataFrame:
             event,
             _column(part, "view"),
             _column(part, "root"),
-            no_args,
+            args,
             _column(part, "line"),
         ]
     )
@@ -99,25 +103,31 @@ def read(path: Path, selection: EventSelection) -> FastScan | None:
     path
         A plain (decompressed) log file.
     selection
-        Only the default FlatView selection is handled here.
+        Only the FlatView events, or the model's events (``MODEL_EVENTS``), are read here.
 
     Returns
     -------
     FastScan or None
         None when the extension is missing or switched off, the selection is another, or
         the file holds anything but well-formed lines of one common dialect.
+
+    Raises
+    ------
+    InputError
+        When the file shrank while it was read.
     """
     if not available() or selection.keeps_all:
         return None
-    if set(selection.patterns or ()) != set(FLATVIEW_EVENTS):
+    wanted = set(selection.patterns or ())
+    if wanted not in (set(FLATVIEW_EVENTS), set(MODEL_EVENTS)):
         return None
     with path.open("rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
-            return None  # mmap cannot map an empty file; the polars path reports it
-        # The scanner faults the mapping in and out a window at a time (release=True), so
-        # the file never counts whole towards the process's memory.
-        with mmap.mmap(fh.fileno(), 0, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ) as mapped:
-            found = _fastlog.scan(mapped, SPLIT_BYTES, True)
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return None  # the polars path reports an empty file
+        found = _fastlog.scan(fh.fileno(), size, SPLIT_BYTES, wanted == set(MODEL_EVENTS))
+    if found is not None and found.get("shrunk"):
+        raise InputError(f"{path}: the file shrank while it was read (truncated by logrotate?)")
     if found is None:
         return None
     # The scanner reads a large file in two halves (two threads): one frame each.

@@ -1001,8 +1001,8 @@ def parse(opened: OpenedInput, selection: EventSelection, trace_events: Path | N
 
     Examples
     --------
-    >>> from qtrace.parsers.source import open_input  # doctest: +SKIP
-    >>> with open_input("samples/pc-boot.simpletrace") as opened:  # doctest: +SKIP
+    >>> from qtrace.parsers.source import open_input
+    >>> with open_input("samples/pc-boot.simpletrace") as opened:
     ...     parse(opened, EventSelection(), None).dialect
     'simple-v4-le'
     """

@@ -1,35 +1,43 @@
 """The ``qtrace`` command line: a thin Typer layer over the library.
 
-Each command parses its options, calls the library, and chooses how to print. Exit codes:
-0 clean, 1 findings that pass --fail-on, 2 usage, 3 unreadable or invalid input.
+Each command parses its options, calls the library, and chooses how to print; the verdict,
+the policy and the exit code are the library's (``qtrace.findings``). Exit codes: 0 clean,
+1 findings that pass --fail-on, 2 usage, 3 unreadable or invalid input (or no FlatView event
+read), 4 a bug in qtrace.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
 
 from qtrace import __version__
 from qtrace.batch.cli import batch_command, diff_command
-from qtrace.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERNAL, QtraceError, UsageError
+from qtrace.errors import EXIT_INPUT, EXIT_INTERNAL, QtraceError, UsageError
 from qtrace.events import MODEL_EVENTS, EventSelection, Trace
 from qtrace.export import write_events
+from qtrace.findings import FailPolicy, Findings
 from qtrace.ingest import read_trace
 from qtrace.messages import fail, say
 from qtrace.model import Analysis, analyze
-from qtrace.report import fails, render_json, render_markdown, render_text
+from qtrace.names import Names
+from qtrace.names_cli import NamesOpt, load_names, names_command
+from qtrace.record_cli import record_command
+from qtrace.report import render_json, render_markdown, render_text
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 clean; 1 findings that pass --fail-on; 2 usage error; "
-    "3 unreadable or invalid input; 4 a bug in qtrace."
+    "3 unreadable or invalid input, or no FlatView event read; 4 a bug in qtrace."
 )
 
 app = typer.Typer(
@@ -43,9 +51,43 @@ app = typer.Typer(
 )
 
 
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    """Register a command whose ``QtraceError`` ends it with one line and its exit code.
+
+    The one place where library errors meet the command line: commands raise, never print
+    errors themselves. A closed standard output (``| head``) ends the command quietly.
+    """
+
+    def register(function: Command) -> Command:
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except QtraceError as error:
+                fail(error)
+            except BrokenPipeError:
+                _silence_stdout()
+                raise typer.Exit(0) from None
+
+        app.command(name)(run)
+        return function
+
+    return register
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 class InputFormat(StrEnum):
     log = "log"
     simple = "simple"
+    journald = "journald"
+    testlog = "testlog"
 
 
 class EventsFormat(StrEnum):
@@ -85,16 +127,13 @@ def load(
     input_format: InputFormat | None,
     trace_events: Path | None,
 ) -> Trace:
-    """Read the inputs of one command, printing reading warnings; errors end the command."""
-    try:
-        trace = read_trace(
-            traces,
-            events=events,
-            input_format=input_format.value if input_format else None,
-            trace_events=trace_events,
-        )
-    except QtraceError as error:
-        fail(error)
+    """Read the inputs of one command, printing reading warnings."""
+    trace = read_trace(
+        traces,
+        events=events,
+        input_format=input_format.value if input_format else None,
+        trace_events=trace_events,
+    )
     _report_reading(trace)
     return trace
 
@@ -117,7 +156,7 @@ def main_options(
     """Analyze QEMU FlatView trace events."""
 
 
-@app.command("events")
+@command("events")
 def events(
     traces: TracesArg,
     fmt: Annotated[
@@ -144,13 +183,10 @@ def events(
     A FlatView event's arguments are its view and root, so its args column is empty.
     """
     if all_events and pattern is not None:
-        fail(UsageError("--all and --events exclude each other"))
+        raise UsageError("--all and --events exclude each other")
     selection = "*" if all_events else pattern
     trace = load(traces, events=selection, input_format=input_format, trace_events=trace_events)
-    try:
-        write_events(trace.events, fmt.value, output)
-    except QtraceError as error:
-        fail(error)
+    write_events(trace.events, fmt.value, output)
 
 
 class ReportFormat(StrEnum):
@@ -172,6 +208,9 @@ class PlotlyJs(StrEnum):
 DEFAULT_MARKERS = "pci_update_mappings_*,memory_region_finalize"
 TIME_UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 WINDOW_BOUND = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>ns|us|ms|s)?$")
+# Window bounds are seqs or ns from the start: past 2**62 they mean nothing in any trace (and
+# would overflow the model's Int64 columns).
+MAX_WINDOW_BOUND = 1 << 62
 
 RootReleaseOpt = Annotated[
     RootRelease,
@@ -190,64 +229,95 @@ def _window_bound(text: str | None, flag: str) -> tuple[int | None, str | None]:
         return None, None
     match = WINDOW_BOUND.match(text.strip())
     if match is None:
-        fail(UsageError(f"{flag} {text!r}: give a seq (1200) or a time from the start (1.5ms)"))
+        raise UsageError(f"{flag} {text!r}: give a seq (1200) or a time from the start (1.5ms)")
     unit = match["unit"]
     if unit is None:
         if "." in match["number"]:
-            fail(UsageError(f"{flag} {text!r}: a seq is a whole number; add a unit for a time"))
-        return int(match["number"]), "seq"
-    return round(float(match["number"]) * TIME_UNITS_NS[unit]), "ns"
+            raise UsageError(f"{flag} {text!r}: a seq is a whole number; add a unit for a time")
+        value = int(match["number"]) if len(match["number"]) <= 20 else MAX_WINDOW_BOUND + 1
+    else:
+        number = float(match["number"]) * TIME_UNITS_NS[unit]
+        value = round(number) if number <= MAX_WINDOW_BOUND else MAX_WINDOW_BOUND + 1
+    if value > MAX_WINDOW_BOUND:
+        raise UsageError(f"{flag} {text!r}: out of range (at most {MAX_WINDOW_BOUND})")
+    return value, "seq" if unit is None else "ns"
 
 
-def _analyze(trace: Trace, release: RootRelease, begin: str | None, end: str | None) -> Analysis:
+def _analyze(
+    trace: Trace,
+    release: RootRelease,
+    begin: str | None,
+    end: str | None,
+    names: Names | None = None,
+) -> Analysis:
     begin_value, begin_unit = _window_bound(begin, "--begin")
     end_value, end_unit = _window_bound(end, "--end")
     units = {u for u in (begin_unit, end_unit) if u is not None}
     if len(units) > 1:
-        fail(UsageError("--begin and --end must both be seqs or both be times"))
+        raise UsageError("--begin and --end must both be seqs or both be times")
     unit: Literal["seq", "ns"] = "ns" if units == {"ns"} else "seq"
-    if unit == "ns":
-        start = trace.events["ts_ns"].min()
-        if not isinstance(start, int):
-            fail(UsageError("a time window needs a trace with a clock; give --begin/--end as seq"))
-        begin_value = None if begin_value is None else start + begin_value
-        end_value = None if end_value is None else start + end_value
-    try:
-        return analyze(
-            trace,
-            root_release=release.value,
-            begin=begin_value,
-            end=end_value,
-            window_unit=unit,
-        )
-    except QtraceError as error:
-        fail(error)
+    return analyze(
+        trace,
+        root_release=release.value,
+        begin=begin_value,
+        end=end_value,
+        window_unit=unit,
+        window_from_start=unit == "ns",
+        names=names,
+    )
 
 
 def _write_dashboard(
     analysis: Analysis,
+    found: Findings,
     trace: Trace,
     path: Path,
     *,
     plotlyjs: PlotlyJs,
     replay: bool,
     markers: str,
+    names: Names | None = None,
 ) -> None:
     from qtrace.dashboards import marker_events, write_dashboard
 
-    try:
-        write_dashboard(
-            analysis,
-            path,
-            plotlyjs=plotlyjs.value,
-            replay=analyze(trace, root_release="destroy_rcu") if replay else None,
-            markers=marker_events(trace.events, markers) if markers else None,
-        )
-    except QtraceError as error:
-        fail(error)
+    write_dashboard(
+        analysis,
+        path,
+        findings=found,
+        plotlyjs=plotlyjs.value,
+        replay=analyze(trace, root_release="destroy_rcu", names=names) if replay else None,
+        markers=marker_events(trace.events, markers) if markers else None,
+    )
     say(f"dashboard written to {path}")
 
 
+def _write_perfetto(analysis: Analysis, trace: Trace, path: Path, markers: str) -> None:
+    from qtrace.dashboards import marker_events
+    from qtrace.perfetto import write_perfetto
+
+    write_perfetto(
+        analysis, path, markers=marker_events(trace.events, markers) if markers else None
+    )
+    say(f"Perfetto trace written to {path} (open it in ui.perfetto.dev or chrome://tracing)")
+
+
+PerfettoOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--perfetto",
+        help="Also write the views, pins and anomalies as Chrome trace-event JSON "
+        "(ui.perfetto.dev, chrome://tracing).",
+    ),
+]
+FailOnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fail-on",
+        help="Checks that fail, comma separated: 'leaked', an anomaly kind, 'anomalies' "
+        "(every kind), 'unreadable' (no FlatView event read: exit 3), 'any' or 'none'. "
+        "Default: leaked,anomalies,unreadable.",
+    ),
+]
 BeginOpt = Annotated[
     str | None,
     typer.Option("--begin", help="Window start: a seq (1200) or a time from the start (1.5ms)."),
@@ -265,7 +335,7 @@ MarkersOpt = Annotated[
 ]
 
 
-@app.command("analyze")
+@command("analyze")
 def analyze_command(
     traces: TracesArg,
     fmt: Annotated[
@@ -274,60 +344,85 @@ def analyze_command(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report here, not stdout.")
     ] = None,
-    fail_on: Annotated[
-        str | None,
-        typer.Option(
-            "--fail-on",
-            help="Findings that make the exit code 1, comma separated: 'leaked', anomaly kinds, "
-            "'anomalies' (all kinds) or 'none'. Default: any leaked view or any anomaly.",
-        ),
-    ] = None,
+    fail_on: FailOnOpt = None,
     root_release: RootReleaseOpt = RootRelease.destroy,
     begin: BeginOpt = None,
     end: EndOpt = None,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write the HTML dashboard here.")
     ] = None,
+    names_files: NamesOpt = None,
+    perfetto: PerfettoOpt = None,
     input_format: InputFormatOpt = None,
     trace_events: TraceEventsOpt = None,
 ) -> None:
     """Rebuild FlatView and root MemoryRegion lifetimes; report leaks, overlaps and anomalies.
 
-    Exit codes: 0 clean; 1 findings that pass --fail-on; 2 usage error; 3 unreadable input.
+    Exit codes: 0 clean; 1 findings that pass --fail-on; 2 usage error; 3 unreadable input or
+    no FlatView event read.
     """
-    policy = None if fail_on is None else {w.strip() for w in fail_on.split(",") if w.strip()}
-    events_pattern = ",".join(MODEL_EVENTS) + ("," + DEFAULT_MARKERS if html else "")
+    policy = FailPolicy.parse(fail_on)
+    names = load_names(names_files)
+    events_pattern = ",".join(MODEL_EVENTS) + ("," + DEFAULT_MARKERS if html or perfetto else "")
     trace = load(
         traces, events=events_pattern, input_format=input_format, trace_events=trace_events
     )
-    analysis = _analyze(trace, root_release, begin, end)
+    analysis = _analyze(trace, root_release, begin, end, names)
+    found = Findings.of(analysis, policy)
+    _print_report(analysis, found, fmt, output)
+    if html is not None:
+        _write_dashboard(
+            analysis,
+            found,
+            trace,
+            html,
+            plotlyjs=PlotlyJs.inline,
+            replay=False,
+            markers=DEFAULT_MARKERS,
+            names=names,
+        )
+    if perfetto is not None:
+        _write_perfetto(analysis, trace, perfetto, DEFAULT_MARKERS)
+    raise typer.Exit(found.exit_code)
+
+
+class _StdoutConsole(Console):
+    """A console whose closed pipe is a BrokenPipeError (rich itself would exit with 1)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
+def _print_report(
+    analysis: Analysis, found: Findings, fmt: ReportFormat, output: Path | None
+) -> None:
+    """The report in ``fmt``, on stdout or into ``output``.
+
+    A reader that closes the pipe early (``| head``) ends the printing, not the verdict: the
+    exit code stays the one the findings give.
+    """
     try:
-        failed = fails(analysis, policy)
-    except QtraceError as error:
-        fail(error)
-    if fmt is ReportFormat.text and output is None:
-        render_text(analysis, Console(highlight=False))
-    else:
+        if fmt is ReportFormat.text and output is None:
+            render_text(analysis, _StdoutConsole(highlight=False), found)
+            return
         if fmt is ReportFormat.json:
-            text = render_json(analysis)
+            text = render_json(analysis, found)
         elif fmt is ReportFormat.markdown:
-            text = render_markdown(analysis)
+            text = render_markdown(analysis, found)
         else:
             capture = Console(record=True, width=120, file=io.StringIO(), highlight=False)
-            render_text(analysis, capture)
+            render_text(analysis, capture, found)
             text = capture.export_text()
         if output is None:
             sys.stdout.write(text)
+            sys.stdout.flush()
         else:
             output.write_text(text, encoding="utf-8")
-    if html is not None:
-        _write_dashboard(
-            analysis, trace, html, plotlyjs=PlotlyJs.inline, replay=False, markers=DEFAULT_MARKERS
-        )
-    raise typer.Exit(EXIT_FINDINGS if failed else 0)
+    except BrokenPipeError:
+        _silence_stdout()
 
 
-@app.command("dashboard")
+@command("dashboard")
 def dashboard_command(
     traces: TracesArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="The HTML page to write.")],
@@ -349,18 +444,42 @@ def dashboard_command(
     ] = PlotlyJs.inline,
     begin: BeginOpt = None,
     end: EndOpt = None,
+    fail_on: FailOnOpt = None,
+    names_files: NamesOpt = None,
+    perfetto: PerfettoOpt = None,
     input_format: InputFormatOpt = None,
     trace_events: TraceEventsOpt = None,
 ) -> None:
-    """Write an interactive HTML dashboard (offline: no network needed to view it)."""
+    """Write an interactive HTML dashboard (offline: no network needed to view it).
+
+    The exit code is the verdict's, as for analyze: 0 clean; 1 findings that pass
+    --fail-on; 3 unreadable input or no FlatView event read.
+    """
+    policy = FailPolicy.parse(fail_on)
+    names = load_names(names_files)
     pattern = ",".join(MODEL_EVENTS) + ("," + markers if markers else "")
     trace = load(traces, events=pattern, input_format=input_format, trace_events=trace_events)
-    analysis = _analyze(trace, root_release, begin, end)
-    _write_dashboard(analysis, trace, output, plotlyjs=plotlyjs, replay=replay, markers=markers)
+    analysis = _analyze(trace, root_release, begin, end, names)
+    found = Findings.of(analysis, policy)
+    _write_dashboard(
+        analysis,
+        found,
+        trace,
+        output,
+        plotlyjs=plotlyjs,
+        replay=replay,
+        markers=markers,
+        names=names,
+    )
+    if perfetto is not None:
+        _write_perfetto(analysis, trace, perfetto, markers)
+    raise typer.Exit(found.exit_code)
 
 
-app.command("batch")(batch_command)
-app.command("diff")(diff_command)
+command("batch")(batch_command)
+command("diff")(diff_command)
+command("names")(names_command)
+command("record")(record_command)
 
 
 def main() -> None:
@@ -369,7 +488,7 @@ def main() -> None:
         app()
     except BrokenPipeError:
         # A pager or `head` closed the pipe: not an error worth a traceback.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         sys.exit(0)
     except OSError as error:
         say(f"error: {error}")

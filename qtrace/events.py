@@ -150,6 +150,7 @@ class ParsedInput:
     bytes_skipped: int = 0  # bytes that could not be decoded (binary) or were cut
     dropped_events: int = 0  # events QEMU itself says it lost (simple backend)
     warnings: list[str] = field(default_factory=list)  # one line per kind of damage, with where
+    input_bytes: int = 0  # bytes of the (decompressed) input
 
 
 @dataclass
@@ -165,6 +166,7 @@ class Trace:
     bytes_skipped: int = 0
     dropped_events: int = 0
     warnings: list[str] = field(default_factory=list)
+    input_bytes: int = 0  # bytes of the (decompressed) inputs
 
     @property
     def has_clock(self) -> bool:

@@ -14,29 +14,9 @@ from typing import BinaryIO
 import polars as pl
 
 from qtrace.errors import UsageError
+from qtrace.formatting import hex_pointer
 
 EVENT_FORMATS = ("csv", "jsonl", "parquet")
-
-
-def hex_pointer(column: str) -> pl.Expr:
-    """A UInt64 pointer column as QEMU prints it: ``0x55a9b6e62e50``; ``(nil)`` stays ``0x0``."""
-    col = pl.col(column)
-    # polars has no hex formatter for integers; build the digits from nibbles, then strip zeros.
-    digits = pl.concat_str(
-        [
-            ((col // (1 << (4 * (15 - i)))) % 16).replace_strict(
-                list(range(16)), list("0123456789abcdef"), return_dtype=pl.String
-            )
-            for i in range(16)
-        ]
-    )
-    stripped = digits.str.strip_chars_start("0")
-    return (
-        pl.when(col.is_null())
-        .then(None)
-        .otherwise(pl.lit("0x") + pl.when(stripped == "").then(pl.lit("0")).otherwise(stripped))
-        .alias(column)
-    )
 
 
 def events_for_text(events: pl.DataFrame) -> pl.DataFrame:

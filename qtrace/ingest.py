@@ -67,8 +67,8 @@ def read_trace(
 
     Examples
     --------
-    >>> trace = qtrace.read_trace("samples/pc-boot.simpletrace")  # doctest: +SKIP
-    >>> trace.events.filter(pl.col("event") == "flatview_new").height  # doctest: +SKIP
+    >>> trace = qtrace.read_trace("samples/pc-boot.simpletrace")
+    >>> trace.events.filter(pl.col("event") == "flatview_new").height
     257
     """
     names = (
@@ -96,6 +96,7 @@ def read_trace(
         lines_skipped=sum(p.lines_skipped for p in parts),
         bytes_skipped=sum(p.bytes_skipped for p in parts),
         dropped_events=sum(p.dropped_events for p in parts),
+        input_bytes=sum(p.input_bytes for p in parts),
         warnings=[w for p in parts for w in p.warnings] + notes,
     )
 
@@ -111,7 +112,7 @@ def read_events(
 
     Examples
     --------
-    >>> qtrace.read_events("samples/pc-boot.simpletrace").columns  # doctest: +SKIP
+    >>> qtrace.read_events("samples/pc-boot.simpletrace").columns
     ['seq', 'ts_ns', 'tid', 'pid', 'thread', 'event', 'view', 'root', 'args', 'source', 'line',
      'offset']
     """

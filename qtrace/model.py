@@ -6,118 +6,56 @@ into instances and anomalies, pins.py turns instances into per-root pin levels a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
 import polars as pl
 
+from qtrace import kernel
+from qtrace.anomalies import ANOMALY_KINDS, ANOMALY_SCHEMA, anomalies_table, pinned_by_counts
 from qtrace.errors import UsageError
-from qtrace.events import Trace, conform
-from qtrace.instances import (
-    ANOMALY_COLUMNS,
-    STATUSES,
-    build_instances,
-    classify_events,
-    find_anomalies,
-    first_pos,
-    flatview_rows,
-    instance_views,
-    pin_end,
-)
+from qtrace.events import FLATVIEW_EVENTS, Trace, conform
+from qtrace.instances import FLAGGED_STATUSES, STATUSES, VIEW_SCHEMA, views_table
+from qtrace.kernel import Walked
+from qtrace.names import Names, name_analysis
 from qtrace.pins import (
     CONCURRENCY_SCHEMA,
-    Steps,
+    clip_steps,
     concurrency,
-    finalized_while_pinned,
+    negative_spans,
     overlaps,
     root_intervals,
-    root_levels,
     roots_table,
-    table_root_levels,
+    spans,
+    window_roots,
 )
 from qtrace.runs import (
-    ORIGIN_COLUMNS,
-    attach_origin,
-    destroy_traced,
+    DESTROY,
+    ModelRows,
     dropped_total,
-    event_counts,
-    finalized_roots,
-    prepare,
-    run_bounds,
+    model_rows,
+    run_table,
+    unreadable_places,
 )
 
-ANOMALY_KINDS: tuple[str, ...] = (
-    "new_while_live",
-    "reused_before_destroy",
-    "orphan_destroy_rcu",
-    "double_destroy_rcu",
-    "null_root",
-    "root_mismatch",
-    "orphan_destroy",
-    "destroy_without_rcu",
-    "root_finalized_while_pinned",
-)
 ROOT_RELEASES = ("destroy", "destroy_rcu")
 WINDOW_UNITS = ("seq", "ns")
 
-VIEW_SCHEMA: dict[str, pl.DataType] = {
-    "run": pl.Int64(),
-    "view": pl.UInt64(),
-    "generation": pl.Int64(),
-    "root": pl.UInt64(),
-    "status": pl.String(),
-    "new_seq": pl.Int64(),
-    "new_ts_ns": pl.Int64(),
-    "rcu_seq": pl.Int64(),
-    "rcu_ts_ns": pl.Int64(),
-    "destroy_seq": pl.Int64(),
-    "destroy_ts_ns": pl.Int64(),
-    "end_seq": pl.Int64(),  # pin end under the chosen root release; null = pinned at the end
-    "end_ts_ns": pl.Int64(),
-    "live_ns": pl.Int64(),
-    "grace_ns": pl.Int64(),
-    "uncertain": pl.Boolean(),
-    "source": pl.String(),
-    "line": pl.Int64(),
-    "offset": pl.Int64(),
-    "lost_seq": pl.Int64(),  # the flatview_new that ended a lost instance
-    "live_end_seq": pl.Int64(),  # end of the live phase (destroy_rcu, or what ended it)
-    "life_end_seq": pl.Int64(),  # where the instance stopped existing; null = exists at end
-    "life_end_ts_ns": pl.Int64(),
-}
-
-ANOMALY_SCHEMA: dict[str, pl.DataType] = {
-    "run": pl.Int64(),
-    "kind": pl.String(),
-    "seq": pl.Int64(),
-    "ts_ns": pl.Int64(),
-    "view": pl.UInt64(),
-    "root": pl.UInt64(),
-    "generation": pl.Int64(),  # the instance concerned; null for orphans and finalizes
-    "uncertain": pl.Boolean(),
-    "source": pl.String(),
-    "line": pl.Int64(),
-    "offset": pl.Int64(),
-    "detail": pl.String(),
-}
-
-
-# Statuses whose instances are findings (lost ones also show as new_while_live or
-# reused_before_destroy anomalies).
-FLAGGED_STATUSES = ("leaked", "lost")
-
 
 def _quantiles(values: pl.Series) -> dict[str, int | None]:
-    present = values.drop_nulls()
-    if present.len() == 0:
+    """Count, p50, p99 (nearest rank, as polars' ``quantile(interpolation="nearest")``), max."""
+    present = values.drop_nulls().sort()  # sorted once for every quantile
+    n = present.len()
+    if n == 0:
         return {"count": 0, "p50": None, "p99": None, "max": None}
 
     def q(x: float) -> int:
-        return int(present.quantile(x, interpolation="nearest") or 0)
+        # polars rounds the rank (n - 1) * x half away from zero; it is never negative here.
+        return int(present[math.floor((n - 1) * x + 0.5)])
 
-    top = present.max()
-    return {"count": present.len(), "p50": q(0.5), "p99": q(0.99), "max": int(top)}  # type: ignore[arg-type]
+    return {"count": n, "p50": q(0.5), "p99": q(0.99), "max": int(present[n - 1])}
 
 
 @dataclass(frozen=True)
@@ -131,6 +69,17 @@ class Window:
     end_seq: int
 
 
+@dataclass(frozen=True)
+class _Summary:
+    """The counts the kernel kept while walking, so reports need not build the views table."""
+
+    status_counts: dict[str, int]
+    uncertain_views: int
+    pointer_reuse: tuple[int, int]
+    durations: dict[str, pl.Series]
+    flagged: pl.DataFrame  # the kernel's rows of the leaked and lost instances
+
+
 @dataclass
 class Analysis:
     """Everything the model learned from one input, as polars tables.
@@ -139,7 +88,10 @@ class Analysis:
     ``root_intervals``: spans a root is pinned (``pinned``) or pinned only by RCU-pending
     views (``pending_only``); ``overlaps``: spans two or more instances pin one root;
     ``anomalies``: one row per anomaly; ``concurrency``: per-root live and pending levels
-    after every event that changes them.
+    after every event that changes them; ``run_table``: one row per run.
+
+    ``views`` and ``concurrency`` (about one row per FlatView event each) are built the first
+    time they are read; the summaries below are what reports read instead.
     """
 
     trace: Trace | None
@@ -147,24 +99,55 @@ class Analysis:
     root_release: str
     runs: int
     has_clock: bool
-    views: pl.DataFrame
     roots: pl.DataFrame
     root_intervals: pl.DataFrame
     overlaps: pl.DataFrame
     anomalies: pl.DataFrame
-    # The concurrency table, or the steps to build it from on first use (most reports
-    # never read its ten million rows).
-    _concurrency: pl.DataFrame | Steps = field(repr=False)
+    run_table: pl.DataFrame
+    _rows: ModelRows = field(repr=False)
+    # The kernel's counts (no window), or None: then summaries are read off the views table.
+    _summary: _Summary | None = field(repr=False)
+    # Built eagerly with a window (the tables are clipped to it), else on first use.
+    _tables: tuple[pl.DataFrame, pl.DataFrame] | None = field(default=None, repr=False)
     event_counts: dict[str, int] = field(default_factory=dict)
     dropped_events: int = 0
     window: Window | None = None
+    # Durations the clock made negative (it stepped back): reported as null, counted here.
+    negative_durations: int = 0
+    # FlatView events in the whole input (event_counts covers the window only).
+    flatview_events_read: int = 0
+    # Places where a reader could not read the input (qtrace_unreadable rows, FlatView rows
+    # whose pointers did not parse): holes like dropped-events records.
+    unreadable_places: int = 0
+    # The first timestamp of the trace (None without a clock): times in reports count from it.
+    start_ts_ns: int | None = None
+
+    def _views_and_steps(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        if self._tables is None:
+            walked = kernel.walk(
+                self._rows, release_at_rcu=self.root_release == "destroy_rcu", full=True
+            )
+            self._tables = _full_tables(walked, self._rows, self.root_release)
+        return self._tables
+
+    @cached_property
+    def views(self) -> pl.DataFrame:
+        """One row per view instance (VIEW_SCHEMA), in (run, new_seq) order."""
+        return self._views_and_steps()[0]
+
+    @cached_property
+    def concurrency(self) -> pl.DataFrame:
+        """Per-root live and pending levels after each event that changes them.
+
+        In (run, root, seq) order.
+        """
+        return self._views_and_steps()[1]
 
     @cached_property
     def status_counts(self) -> dict[str, int]:
-        """How many instances end in each status (every status of ``STATUSES``, zeros too).
-
-        Reports read this, never the views table, which a large trace may build lazily.
-        """
+        """How many instances end in each status (every status of ``STATUSES``, zeros too)."""
+        if self._summary is not None:
+            return dict(self._summary.status_counts)
         counts = self.views.group_by("status").len()
         found = dict(zip(counts["status"].to_list(), counts["len"].to_list(), strict=True))
         return {status: int(found.get(status, 0)) for status in STATUSES}
@@ -172,16 +155,27 @@ class Analysis:
     @cached_property
     def flagged_views(self) -> pl.DataFrame:
         """The leaked and lost instances (``VIEW_SCHEMA``), in (run, new_seq) order."""
+        if self._summary is not None:
+            return views_table(
+                self._summary.flagged,
+                self._rows.table,
+                destroy_traced=self.destroy_traced,
+                root_release=self.root_release,
+            )
         return self.views.filter(pl.col("status").is_in(FLAGGED_STATUSES)).sort(["run", "new_seq"])
 
     @cached_property
     def uncertain_views(self) -> int:
         """How many instances have a loss point (dropped or unreadable events) in their life."""
+        if self._summary is not None:
+            return self._summary.uncertain_views
         return int(self.views["uncertain"].sum())
 
     @cached_property
     def pointer_reuse(self) -> tuple[int, int]:
         """(distinct pointers, reused pointers): generation-0 and generation-1 instances."""
+        if self._summary is not None:
+            return self._summary.pointer_reuse
         row = self.views.select(
             distinct=(pl.col("generation") == 0).sum(), reused=(pl.col("generation") == 1).sum()
         ).row(0)
@@ -190,23 +184,47 @@ class Analysis:
     @cached_property
     def duration_stats(self) -> dict[str, dict[str, int | None]]:
         """``live_ns`` and ``grace_ns`` over the instances: count, p50, p99 and max."""
-        return {name: _quantiles(self.views[name]) for name in ("live_ns", "grace_ns")}
+        names = ("live_ns", "grace_ns")
+        if self._summary is not None:
+            return {name: _quantiles(self._summary.durations[name]) for name in names}
+        return {name: _quantiles(self.views[name]) for name in names}
 
     @cached_property
-    def concurrency(self) -> pl.DataFrame:
-        """Per-root live and pending levels after each event that changes them.
+    def anomaly_counts(self) -> dict[str, int]:
+        """How many anomalies of each kind (every kind of ``ANOMALY_KINDS``, zeros too)."""
+        counts = self.anomalies.group_by("kind").len()
+        found = dict(zip(counts["kind"].to_list(), counts["len"].to_list(), strict=True))
+        return {kind: int(found.get(kind, 0)) for kind in ANOMALY_KINDS}
 
-        In (run, root, seq) order.
-        """
-        steps = self._concurrency
-        table = steps.table() if isinstance(steps, Steps) else steps
-        return table.select([pl.col(c).cast(t) for c, t in CONCURRENCY_SCHEMA.items()])
+    @cached_property
+    def finalized_pinned_by(self) -> dict[str, int]:
+        """``root_finalized_while_pinned`` findings by what pinned the root: live, rcu_pending."""
+        return pinned_by_counts(self.anomalies)
+
+    @cached_property
+    def loss_points(self) -> int:
+        """Loss points (dropped-events records, unreadable places) inside the runs."""
+        return int(self.run_table["loss_points"].sum())
+
+
+def _full_tables(
+    walked: Walked, rows: ModelRows, root_release: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The views and concurrency tables of a ``full`` walk."""
+    assert walked.steps is not None
+    views = views_table(
+        walked.instances, rows.table, destroy_traced=rows.destroy_traced, root_release=root_release
+    )
+    return views, concurrency(walked.steps, walked.roots, rows.table)
 
 
 def _window(
-    rows: pl.DataFrame, begin: int | None, end: int | None, unit: str, has_clock: bool
+    fv: pl.DataFrame, begin: int | None, end: int | None, unit: str, has_clock: bool
 ) -> Window | None:
-    """Translate ``begin``/``end`` into an inclusive seq range (a time window needs a clock)."""
+    """Translate ``begin``/``end`` into an inclusive seq range (a time window needs a clock).
+
+    ``fv``: ``seq`` and ``ts_ns`` of the FlatView events.
+    """
     if begin is None and end is None:
         return None
     if unit not in WINDOW_UNITS:
@@ -219,7 +237,6 @@ def _window(
         )
     if not has_clock:
         raise UsageError("a time window needs a trace with a clock; give --begin/--end as seq")
-    fv = rows.filter(pl.col("is_fv"))
     begin_seq, end_seq = -1, 2**62
     if begin is not None:
         found = fv.filter(pl.col("ts_ns") >= begin)["seq"].min()
@@ -237,29 +254,6 @@ def _in_window(start: str, end: str, window: Window) -> pl.Expr:
     )
 
 
-def _clip_steps(steps: pl.DataFrame, window: Window, at_begin: pl.DataFrame) -> pl.DataFrame:
-    """The step function inside the window, starting with the levels entering it.
-
-    ``at_begin``: the ``ts_ns`` and ``pos`` of the window's first FlatView event (no row
-    when there is none).
-    """
-    entering = (
-        steps.filter(pl.col("seq") < window.begin_seq)
-        .group_by(["run", "root"])
-        .agg(pl.all().sort_by("seq").last())
-        .filter((pl.col("live") + pl.col("pending")) > 0)
-    )
-    begin_ts = at_begin["ts_ns"].first() if at_begin.height else None
-    begin_pos = at_begin["pos"].first() if at_begin.height else None
-    entering = entering.with_columns(
-        seq=pl.lit(window.begin_seq, pl.Int64),
-        ts_ns=pl.lit(begin_ts, pl.Int64),
-        pos=pl.lit(begin_pos, steps.schema["pos"]),
-    ).select(steps.columns)
-    inside = steps.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
-    return pl.concat([entering, inside], how="vertical").sort(["run", "root", "seq"])
-
-
 def analyze(
     events: pl.DataFrame | Trace,
     *,
@@ -267,6 +261,8 @@ def analyze(
     begin: int | None = None,
     end: int | None = None,
     window_unit: Literal["seq", "ns"] = "seq",
+    window_from_start: bool = False,
+    names: Names | None = None,
 ) -> Analysis:
     """Rebuild every FlatView instance and root pin of a trace.
 
@@ -281,6 +277,13 @@ def analyze(
         Scope the report to a window (inclusive), in ``window_unit``: ``"seq"`` or ``"ns"``.
         The model always runs on the whole input; the window selects the instances whose
         life meets it, the anomalies and pin changes inside it.
+    window_from_start
+        ``begin``/``end`` in ns count from the trace's first timestamp (``start_ts_ns``)
+        instead of being absolute timestamps.
+    names
+        Names of root pointers (``qtrace.read_names``), merged with those the trace itself
+        carries; the roots, intervals, leaks and anomalies get ``name`` columns
+        (``qtrace.names.name_analysis``).
 
     Examples
     --------
@@ -295,85 +298,90 @@ def analyze(
     if root_release not in ROOT_RELEASES:
         raise UsageError(f"unknown root release {root_release!r} (choose destroy or destroy_rcu)")
     trace = events if isinstance(events, Trace) else None
-    table = conform(events.events if isinstance(events, Trace) else events)
-    rows = prepare(table)
-    traced = destroy_traced(rows)
-    bounds = run_bounds(rows)
-    has_clock = trace.has_clock if trace is not None else rows["ts_ns"].drop_nulls().len() > 0
-    # Everything that reads the model's rows happens here, so they can go before the
-    # instance and pin tables are built: the peak memory is where those meet.
-    window = _window(rows, begin, end, window_unit, has_clock)
+    rows = model_rows(conform(events.events if isinstance(events, Trace) else events))
+    table = rows.table
+    has_clock = trace.has_clock if trace is not None else table["ts_ns"].null_count() < table.height
+    fv = table.filter(rows.code <= DESTROY).select("seq", "ts_ns")
+    first_ts = rows.ts.min()
+    start_ts = first_ts if isinstance(first_ts, int) else None
+    if window_from_start and window_unit == "ns" and start_ts is not None:
+        begin = None if begin is None else start_ts + begin
+        end = None if end is None else start_ts + end
+    window = _window(fv, begin, end, window_unit, has_clock)
+    # With a window every table is clipped to it, so the whole views and concurrency tables
+    # are built now; without, only the summaries (the kernel's counts) are.
+    walked = kernel.walk(
+        rows, release_at_rcu=root_release == "destroy_rcu", full=window is not None
+    )
+    stamped = spans(walked.spans, walked.roots, walked.runs, table)
+    intervals = root_intervals(stamped)
+    found_overlaps = overlaps(stamped)
+    anomalies = anomalies_table(walked.anomalies, table)
+    counts = dict(zip(FLATVIEW_EVENTS, walked.event_counts, strict=True))
+    summary: _Summary | None = None
+    tables: tuple[pl.DataFrame, pl.DataFrame] | None = None
     if window is None:
-        counts = event_counts(rows)
-        at_begin = rows.clear()
-    else:
-        counts = event_counts(
-            rows.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
+        roots = roots_table(walked.roots, intervals, table)
+        summary = _Summary(
+            status_counts=dict(zip(STATUSES, walked.status_counts, strict=True)),
+            uncertain_views=walked.uncertain_views,
+            pointer_reuse=(walked.generation_0, walked.generation_1),
+            durations=walked.durations,
+            flagged=walked.instances,
         )
-        at_begin = rows.filter(pl.col("is_fv") & (pl.col("seq") >= window.begin_seq)).head(1)
-    fv_rows = flatview_rows(rows)
-    finalized_mrs = finalized_roots(rows, table)
-    del rows
-    fv = classify_events(fv_rows, table)
-    fv_rows = fv_rows.drop("run", "code")
-    inst = build_instances(fv, destroy_traced=traced)
-    anomalies = find_anomalies(fv, fv_rows, inst, bounds, destroy_traced=traced)
-    del fv
-    # Runs follow seq, so new_pos order is (run, new_seq) order, the views' order.
-    inst = inst.sort("new_pos")
-    steps = concurrency(
-        inst.with_columns(
-            end_pos=first_pos(pin_end(destroy_traced=traced, root_release=root_release))
-        ),
-        fv_rows,
-    )
-    views = instance_views(inst, fv_rows, bounds, destroy_traced=traced, root_release=root_release)
-    del inst, fv_rows
-    finalized = (
-        finalized_while_pinned(finalized_mrs, steps)
-        .join(bounds.select("run", "drops_before_run"), on="run", how="left")
-        .with_columns(uncertain=pl.col("drops_upto") > pl.col("drops_before_run"))
-        .select([pl.col(c).cast(t) for c, t in ANOMALY_COLUMNS.items()])
-    )
-    anomalies = pl.concat([anomalies, finalized], how="vertical")
-    views = views.select(
-        "row", *[pl.col(c).cast(t) for c, t in VIEW_SCHEMA.items() if c not in ORIGIN_COLUMNS]
-    )
-    intervals = root_intervals(steps, bounds)
-    found_overlaps = overlaps(steps, bounds)
-    # The public concurrency table is built from these on first use.
-    concurrency_source: pl.DataFrame | Steps = steps
-    if window is None:
-        levels = root_levels(steps)
     else:
+        views, steps = _full_tables(walked, rows, root_release)
+        inside = fv.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
+        counts = event_counts_of(table.filter(rows.code <= DESTROY), window)
         views = views.filter(_in_window("new_seq", "life_end_seq", window))
         anomalies = anomalies.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
         intervals = intervals.filter(_in_window("start_seq", "end_seq", window))
         found_overlaps = found_overlaps.filter(_in_window("start_seq", "end_seq", window))
-        clipped = _clip_steps(steps.table(), window, at_begin)
-        levels, concurrency_source = table_root_levels(clipped), clipped
-    roots = roots_table(views, levels, intervals)
-    return Analysis(
+        begin_ts = inside["ts_ns"].first() if inside.height else None
+        clipped = clip_steps(steps, window.begin_seq, window.end_seq, begin_ts)  # type: ignore[arg-type]
+        roots = window_roots(views, clipped, intervals)
+        tables = (views, clipped)
+    analysis = Analysis(
         trace=trace,
-        destroy_traced=traced,
+        destroy_traced=rows.destroy_traced,
         root_release=root_release,
-        runs=bounds.height,
+        runs=walked.runs.height,
         has_clock=has_clock,
-        # instance_views builds them in (run, new_seq) order.
-        views=attach_origin(views, table).select(
-            [pl.col(c).cast(t) for c, t in VIEW_SCHEMA.items()]
-        ),
         roots=roots,
         root_intervals=intervals,
         overlaps=found_overlaps,
-        anomalies=attach_origin(anomalies.sort(["run", "seq", "kind"]), table).select(
-            [pl.col(c).cast(t) for c, t in ANOMALY_SCHEMA.items()]
-        ),
-        _concurrency=concurrency_source,
+        anomalies=anomalies,
+        run_table=run_table(walked.runs, rows),
+        _rows=rows,
+        _summary=summary,
+        _tables=tables,
         event_counts=counts,
         dropped_events=trace.dropped_events if trace is not None else dropped_total(table),
         window=window,
+        negative_durations=walked.negative_durations + negative_spans(stamped),
+        flatview_events_read=sum(walked.event_counts),
+        unreadable_places=unreadable_places(table),
+        start_ts_ns=start_ts,
     )
+    return name_analysis(analysis, table, names)
 
 
-__all__ = ["ANOMALY_KINDS", "FLAGGED_STATUSES", "ROOT_RELEASES", "Analysis", "Window", "analyze"]
+def event_counts_of(fv_events: pl.DataFrame, window: Window) -> dict[str, int]:
+    """How many of each FlatView event lie inside the window."""
+    inside = fv_events.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
+    counts = inside.group_by(pl.col("event").cast(pl.String)).len()
+    found = dict(zip(counts["event"].to_list(), counts["len"].to_list(), strict=True))
+    return {name: int(found.get(name, 0)) for name in FLATVIEW_EVENTS}
+
+
+__all__ = [
+    "ANOMALY_KINDS",
+    "ANOMALY_SCHEMA",
+    "CONCURRENCY_SCHEMA",
+    "FLAGGED_STATUSES",
+    "ROOT_RELEASES",
+    "VIEW_SCHEMA",
+    "Analysis",
+    "Window",
+    "analyze",
+]

@@ -1,8 +1,8 @@
-"""The ``qtrace.analyze/1`` JSON document, the findings it counts, and the --fail-on policy.
+"""The ``qtrace.analyze/1`` JSON document.
 
-Reports read the model's tables only. This module is the report API: the text and Markdown
-renderings (report_text.py) and the findings and --fail-on policy (findings.py) are
-re-exported here.
+Reports read the model's tables and the one ``Findings`` value (findings.py); they count
+nothing themselves. This module is the report API: the text and Markdown renderings
+(report_text.py) are re-exported here.
 """
 
 from __future__ import annotations
@@ -12,15 +12,10 @@ from typing import Any
 
 import polars as pl
 
-from qtrace.findings import (
-    FAIL_ON_CHOICES,
-    anomaly_counts,
-    fails,
-    findings,
-    hex_pointer,
-    status_counts,
-)
+from qtrace.findings import Findings
+from qtrace.formatting import hex_pointer
 from qtrace.model import Analysis
+from qtrace.names.render import name_sources
 from qtrace.report_text import render_markdown, render_text
 
 SCHEMA = "qtrace.analyze/1"
@@ -38,6 +33,8 @@ LEAK_FIELDS = [
     "line",
     "offset",
     "uncertain",
+    "root_name",
+    "root_alias_of",
 ]
 ANOMALY_FIELDS = [
     "run",
@@ -52,6 +49,21 @@ ANOMALY_FIELDS = [
     "line",
     "offset",
     "detail",
+    "root_name",
+    "root_alias_of",
+    "pinned_by",
+]
+RUN_FIELDS = [
+    "run",
+    "pid",
+    "label",
+    "first_seq",
+    "last_seq",
+    "first_ts_ns",
+    "last_ts_ns",
+    "flatview_events",
+    "loss_points",
+    "clock_steps_back",
 ]
 ROOT_FIELDS = [
     "run",
@@ -66,18 +78,18 @@ ROOT_FIELDS = [
     "pinned_ns",
     "pending_only_windows",
     "pending_only_ns",
+    "name",
+    "alias_of",
+    "alias_root",
+    "name_source",
 ]
-POINTER_FIELDS = ("view", "root")
+POINTER_FIELDS = ("view", "root", "alias_root")
 
 
 def _items(frame: pl.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
     """Rows as JSON objects, pointers in hex. Callers sort the frame first."""
-    rows = frame.select(fields).to_dicts()
-    for row in rows:
-        for name in POINTER_FIELDS:
-            if name in row:
-                row[name] = hex_pointer(row[name])
-    return rows
+    pointers = [hex_pointer(name) for name in POINTER_FIELDS if name in fields]
+    return frame.select(fields).rechunk().with_columns(pointers).to_dicts()
 
 
 def _overlap_summary(analysis: Analysis) -> dict[str, dict[str, int | None]]:
@@ -98,7 +110,7 @@ def _source(analysis: Analysis) -> dict[str, Any]:
         paths, fmt, dialect, clock = trace.paths, trace.format, trace.dialect, trace.clock
         lines_skipped, bytes_skipped = trace.lines_skipped, trace.bytes_skipped
     else:
-        sources = analysis.views["source"].drop_nulls().unique().sort().to_list()
+        sources = analysis.run_table["label"].drop_nulls().unique().sort().to_list()
         paths, fmt, dialect = sources, None, None
         clock = "ns" if analysis.has_clock else "none"
         lines_skipped = bytes_skipped = 0
@@ -114,15 +126,21 @@ def _source(analysis: Analysis) -> dict[str, Any]:
     }
 
 
-def to_json(analysis: Analysis) -> dict[str, Any]:
+def to_json(analysis: Analysis, findings: Findings | None = None) -> dict[str, Any]:
     """The ``qtrace.analyze/1`` document as a dict (schema in docs/model.md).
+
+    ``findings``: the verdict to report (default: ``Findings.of(analysis)``, the default
+    ``--fail-on`` policy).
 
     Examples
     --------
-    >>> to_json(qtrace.analyze(events))["schema"]  # doctest: +SKIP
-    'qtrace.analyze/1'
+    >>> trace = qtrace.read_trace("samples/pc-boot.simpletrace")
+    >>> document = to_json(qtrace.analyze(trace))
+    >>> document["schema"], document["verdict"]["text"]
+    ('qtrace.analyze/1', 'leaks: 0, anomalies: 0')
     """
-    statuses = status_counts(analysis)
+    found = findings if findings is not None else Findings.of(analysis)
+    statuses = found.statuses
     # Generation 0 exists once per pointer and run; generation 1 once per reused pointer.
     generations = analysis.pointer_reuse
     roots = analysis.roots.sort(["run", "root"])
@@ -132,6 +150,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
     document: dict[str, Any] = {
         "schema": SCHEMA,
         "runs": analysis.runs,
+        "run_items": _items(analysis.run_table.sort("run"), RUN_FIELDS),
         "root_release": analysis.root_release,
         "window": None
         if window is None
@@ -158,16 +177,12 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
             ),
             "items": _items(roots, ROOT_FIELDS),
         },
+        "names": name_sources(roots),
         "overlaps": _overlap_summary(analysis),
-        "anomalies": anomaly_counts(analysis),
+        "anomalies": dict(found.anomalies),
         "anomaly_items": _items(anomalies, ANOMALY_FIELDS),
         "leaks": _items(leaks, LEAK_FIELDS),
-        "verdict": {
-            "leaked": statuses["leaked"],
-            "anomalies": analysis.anomalies.height,
-            "uncertain": int(leaks["uncertain"].sum()) + int(anomalies["uncertain"].sum()),
-            "dropped_events": analysis.dropped_events,
-        },
+        "verdict": found.to_json(),
     }
     if analysis.has_clock:
         document["durations"] = analysis.duration_stats
@@ -175,7 +190,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
 
 
 # The long lists of flat rows in the document, by their keys from the top.
-ROW_LISTS = (("anomaly_items",), ("leaks",), ("roots", "items"))
+ROW_LISTS = (("anomaly_items",), ("leaks",), ("roots", "items"), ("run_items",))
 
 
 def _rows_json(rows: list[dict[str, Any]], depth: int) -> str:
@@ -194,17 +209,16 @@ def _rows_json(rows: list[dict[str, Any]], depth: int) -> str:
     return "[" + item + "{" + field + text[2:-2] + item + "}" + outer + "]"
 
 
-def render_json(analysis: Analysis) -> str:
+def render_json(analysis: Analysis, findings: Findings | None = None) -> str:
     """The JSON report: sorted keys and rows, so the same input gives the same bytes.
 
     Examples
     --------
-    >>> print(render_json(qtrace.analyze(events))[:40])  # doctest: +SKIP
-    {
-      "anomalies": {
-        "destroy_without_rcu": 0,
+    >>> trace = qtrace.read_trace("samples/pc-boot.simpletrace")
+    >>> render_json(qtrace.analyze(trace)).splitlines()[:3]
+    ['{', '  "anomalies": {', '    "destroy_without_rcu": 0,']
     """
-    document = to_json(analysis)
+    document = to_json(analysis, findings)
     rendered = {}
     for path in ROW_LISTS:
         parent = document
@@ -221,10 +235,7 @@ def render_json(analysis: Analysis) -> str:
 
 
 __all__ = [
-    "FAIL_ON_CHOICES",
     "SCHEMA",
-    "fails",
-    "findings",
     "render_json",
     "render_markdown",
     "render_text",

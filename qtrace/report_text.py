@@ -1,6 +1,7 @@
 """Human renderings of an analysis: rich tables for a terminal, Markdown for a bug report.
 
-Both start with the verdict and truncate long lists with a count of what was left out.
+Both start with the verdict (the ``Findings`` line, never recounted here) and truncate long
+lists with a count of what was left out.
 """
 
 from __future__ import annotations
@@ -11,41 +12,31 @@ import polars as pl
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from qtrace.findings import anomaly_counts, hex_pointer, status_counts
+from qtrace.findings import Findings
+from qtrace.formatting import duration, escape_control, escape_markdown, hex_pointer, scalar
 from qtrace.model import Analysis
+from qtrace.names.render import root_label
 
 MAX_ROWS = 20
-FOLDED_COLUMNS = {"detail", "where"}
+# "root" may hold a name under its pointer: it wraps at blanks, never inside the pointer.
+FOLDED_COLUMNS = {"detail", "where", "root"}
+# Columns left out when no row has a value (no names known; finalizes have no view).
+OPTIONAL_COLUMNS = {"name", "view", "gen"}
 
 
-def verdict(analysis: Analysis) -> str:
-    """One line: leaks, anomalies, and dropped events when the trace lost some."""
-    leaked = status_counts(analysis)["leaked"]
-    text = f"leaks: {leaked}, anomalies: {analysis.anomalies.height}"
-    if analysis.dropped_events:
-        leaks = analysis.views.filter(pl.col("status") == "leaked")
-        uncertain = int(leaks["uncertain"].sum()) + int(analysis.anomalies["uncertain"].sum())
-        text += f", dropped events: {analysis.dropped_events} ({uncertain} finding(s) uncertain)"
-    return text
-
-
-def _summary(analysis: Analysis) -> str:
-    statuses = status_counts(analysis)
+def _summary(analysis: Analysis, found: Findings) -> str:
+    statuses = found.statuses
     parts = ", ".join(f"{n} {s}" for s, n in statuses.items() if n)
     release = "" if analysis.root_release == "destroy" else ", roots released at destroy_rcu"
     traced = "" if analysis.destroy_traced else ", flatview_destroy not traced"
     window = analysis.window
     scope = "" if window is None else f", window seq {window.begin_seq}..{window.end_seq}"
     return (
-        f"runs: {analysis.runs}, views: {analysis.views.height} ({parts or 'none'}), "
+        f"runs: {analysis.runs}, views: {sum(statuses.values())} ({parts or 'none'}), "
         f"roots: {analysis.roots.height}{release}{traced}{scope}"
     )
-
-
-def _start_ns(analysis: Analysis) -> int | None:
-    first = analysis.views["new_ts_ns"].min()
-    return int(first) if isinstance(first, int) else None
 
 
 def _when(ts_ns: int | None, start_ns: int | None) -> str:
@@ -56,19 +47,11 @@ def _when(ts_ns: int | None, start_ns: int | None) -> str:
 
 
 def _span(ns: int | None) -> str:
-    if ns is None:
-        return ""
-    if ns == 0:
-        return "0"
-    if ns >= 1_000_000_000:
-        return f"{ns / 1e9:.3f} s"
-    if ns >= 1_000_000:
-        return f"{ns / 1e6:.3f} ms"
-    return f"{ns / 1e3:.1f} us"
+    return "" if ns is None else str(scalar(duration, ns, pl.Int64))
 
 
 def _where(row: dict[str, Any]) -> str:
-    source = row.get("source") or ""
+    source = escape_control(row.get("source") or "")
     if row.get("line") is not None:
         return f"{source}:{row['line']}"
     if row.get("offset") is not None:
@@ -76,16 +59,43 @@ def _where(row: dict[str, Any]) -> str:
     return source
 
 
+def _run_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
+    """One row per QEMU run (process, source), when the input holds more than one."""
+    header = ["run", "pid", "source", "flatview events", "first seq", "loss points"]
+    if analysis.has_clock:
+        header += ["length", "clock back"]
+    rows = []
+    for r in analysis.run_table.sort("run").to_dicts():
+        row = [
+            str(r["run"]),
+            "" if r["pid"] is None else str(r["pid"]),
+            escape_control(r["label"] or ""),
+            str(r["flatview_events"]),
+            str(r["first_seq"]),
+            str(r["loss_points"]),
+        ]
+        if analysis.has_clock:
+            first, last = r["first_ts_ns"], r["last_ts_ns"]
+            row += [
+                _span(None if first is None or last is None else max(last - first, 0)),
+                str(r["clock_steps_back"]),
+            ]
+        rows.append(row)
+    return header, rows
+
+
 def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     # Short headers keep a root's row on one 80-column line; --format json has the long names.
-    header = ["run", "root", "views", "peak", "at end", "spans"]
+    header = ["run", "root", "name", "views", "peak", "at end", "spans"]
     if analysis.has_clock:
         header += ["pinned", "pend-only"]
     rows = []
-    for r in analysis.roots.sort(["run", "root"]).to_dicts():
+    roots = analysis.roots.sort(["run", "root"]).rechunk()
+    for r in roots.with_columns(hex_pointer("root")).to_dicts():
         row = [
             str(r["run"]),
-            hex_pointer(r["root"]) or "",
+            r["root"] or "",
+            root_label(r["name"], r["alias_of"]),
             str(r["instances"]),
             str(r["max_concurrent"]),
             "yes" if r["pinned_at_end"] else "no",
@@ -98,17 +108,16 @@ def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
 
 
 def _leak_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
-    start = _start_ns(analysis)
-    header = ["run", "view", "gen", "root", "status", "seq", "at", "where", "uncertain"]
-    leaks = analysis.views.filter(pl.col("status").is_in(["leaked", "lost"])).sort(
-        ["run", "new_seq"]
-    )
+    start = analysis.start_ts_ns
+    header = ["run", "view", "gen", "root", "name", "status", "seq", "at", "where", "uncertain"]
+    leaks = analysis.flagged_views.rechunk().with_columns(hex_pointer("view"), hex_pointer("root"))
     rows = [
         [
             str(v["run"]),
-            hex_pointer(v["view"]) or "",
+            v["view"] or "",
             str(v["generation"]),
-            hex_pointer(v["root"]) or "",
+            v["root"] or "",
+            root_label(v["root_name"], v["root_alias_of"]),
             v["status"],
             str(v["new_seq"]),
             _when(v["new_ts_ns"], start),
@@ -121,22 +130,28 @@ def _leak_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
 
 
 def _anomaly_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
-    start = _start_ns(analysis)
-    header = ["run", "kind", "seq", "at", "view", "gen", "root", "where", "uncertain", "detail"]
+    start = analysis.start_ts_ns
+    header = ["run", "kind", "seq", "at", "view", "gen", "root", "name", "where", "uncertain"]
+    header.append("detail")
     rows = [
         [
             str(a["run"]),
-            a["kind"],
+            # A finalize hazard says what pinned the root: live or rcu_pending.
+            a["kind"] + (f"\npinned by {a['pinned_by']}" if a["pinned_by"] else ""),
             str(a["seq"]),
             _when(a["ts_ns"], start),
-            hex_pointer(a["view"]) or "",
+            a["view"] or "",
             "" if a["generation"] is None else str(a["generation"]),
-            hex_pointer(a["root"]) or "",
+            a["root"] or "",
+            root_label(a["root_name"], a["root_alias_of"]),
             _where(a),
             "yes" if a["uncertain"] else "",
             a["detail"],
         ]
-        for a in analysis.anomalies.sort(["run", "seq", "kind"]).to_dicts()
+        for a in analysis.anomalies.sort(["run", "seq", "kind"])
+        .rechunk()
+        .with_columns(hex_pointer("view"), hex_pointer("root"))
+        .to_dicts()
     ]
     return header, rows
 
@@ -151,78 +166,120 @@ def _drop_quiet_columns(
     if not analysis.dropped_events:
         quiet.add("uncertain")
     keep = [i for i, name in enumerate(header) if name not in quiet]
+    return _drop_empty_optional([header[i] for i in keep], [[row[i] for i in keep] for row in rows])
+
+
+def _drop_empty_optional(
+    header: list[str], rows: list[list[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """Leave out the optional columns (names) no row fills."""
+    empty = {i for i, name in enumerate(header) if name in OPTIONAL_COLUMNS}
+    empty = {i for i in empty if not any(row[i] for row in rows)}
+    keep = [i for i in range(len(header)) if i not in empty]
     return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+def _names_under_roots(
+    header: list[str], rows: list[list[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """For a terminal: a root's name goes under its pointer, in the same cell, instead of a
+    column of its own, so that a named table still fits 80 columns."""
+    if "name" not in header or "root" not in header:
+        return header, rows
+    root, name = header.index("root"), header.index("name")
+    merged = []
+    for row in rows:
+        cells = list(row)
+        if cells[name]:
+            cells[root] = f"{cells[root]}\n{cells[name]}"
+        merged.append(cells[:name] + cells[name + 1 :])
+    return header[:name] + header[name + 1 :], merged
 
 
 def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
     # A light frame and unbroken cells (headers may wrap): 80 columns still show whole hex.
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in header:
-        if name in FOLDED_COLUMNS:
+        if name == "root":  # a whole pointer per line; a name under it wraps at blanks
+            table.add_column(name, overflow="fold", min_width=len("0x563e2d2198b0"))
+        elif name in FOLDED_COLUMNS:
             table.add_column(name, overflow="fold")
         else:
             table.add_column(name, no_wrap=True)
     for row in rows[:MAX_ROWS]:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # cells are text, not markup
     if len(rows) > MAX_ROWS:
         table.caption = f"... and {len(rows) - MAX_ROWS} more"
     return table
 
 
-def render_text(analysis: Analysis, console: Console) -> None:
+def render_text(analysis: Analysis, console: Console, findings: Findings | None = None) -> None:
     """Print the verdict, then tables of roots, leaks and anomalies, truncated.
+
+    ``findings``: the verdict to print (default: ``Findings.of(analysis)``).
 
     Examples
     --------
-    >>> render_text(qtrace.analyze(events), Console())  # doctest: +SKIP
+    >>> trace = qtrace.read_trace("samples/pc-boot.simpletrace")
+    >>> render_text(qtrace.analyze(trace), Console(width=100))  # doctest: +ELLIPSIS
     leaks: 0, anomalies: 0
+    runs: 1, views: 257 (253 freed, 1 immortal, 3 current), roots: 3
+    ...
     """
-    console.print(verdict(analysis), markup=False, highlight=False)
-    console.print(_summary(analysis), markup=False, highlight=False)
-    header, rows = _drop_quiet_columns(analysis, *_root_rows(analysis))
+    found = findings if findings is not None else Findings.of(analysis)
+    console.print(found.line, markup=False, highlight=False)
+    console.print(_summary(analysis, found), markup=False, highlight=False)
+    if analysis.runs > 1:
+        console.print(_rich_table("Runs", *_run_rows(analysis)))
+    header, rows = _names_under_roots(*_drop_quiet_columns(analysis, *_root_rows(analysis)))
     if rows:
         console.print(_rich_table("Roots", header, rows))
-    header, rows = _drop_quiet_columns(analysis, *_leak_rows(analysis))
+    header, rows = _names_under_roots(*_drop_quiet_columns(analysis, *_leak_rows(analysis)))
     if rows:
         console.print(_rich_table("Leaked and lost views", header, rows))
-    counts = {k: n for k, n in anomaly_counts(analysis).items() if n}
+    counts = {k: n for k, n in found.anomalies.items() if n}
     if counts:
         console.print(
             _rich_table("Anomalies", ["kind", "count"], [[k, str(n)] for k, n in counts.items()])
         )
-        header, rows = _drop_quiet_columns(analysis, *_anomaly_rows(analysis))
+        header, rows = _names_under_roots(*_drop_quiet_columns(analysis, *_anomaly_rows(analysis)))
         console.print(_rich_table("Anomaly events", header, rows))
-
-
-def _md_escape(cell: str) -> str:
-    return cell.replace("|", "\\|")
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows[:MAX_ROWS]]
+    lines += ["| " + " | ".join(escape_markdown(c) for c in row) + " |" for row in rows[:MAX_ROWS]]
     if len(rows) > MAX_ROWS:
         lines.append(f"\n... and {len(rows) - MAX_ROWS} more")
     return lines
 
 
-def render_markdown(analysis: Analysis) -> str:
+def render_markdown(analysis: Analysis, findings: Findings | None = None) -> str:
     """The report as Markdown, for pasting into a bug report.
+
+    Every cell and name is escaped (``escape_markdown``): file names and trace text are
+    hostile until escaped.
 
     Examples
     --------
-    >>> render_markdown(qtrace.analyze(events)).splitlines()[0]  # doctest: +SKIP
-    '# qtrace analyze'
+    >>> trace = qtrace.read_trace("samples/pc-boot.simpletrace")
+    >>> render_markdown(qtrace.analyze(trace)).splitlines()[:3]
+    ['# qtrace analyze', '', '**leaks: 0, anomalies: 0**']
     """
-    lines = ["# qtrace analyze", "", f"**{verdict(analysis)}**", "", _summary(analysis), ""]
+    found = findings if findings is not None else Findings.of(analysis)
+    lines = ["# qtrace analyze", "", f"**{escape_markdown(found.line)}**", ""]
+    lines += [escape_markdown(_summary(analysis, found)), ""]
     if analysis.trace is not None:
-        lines += [f"Input: {', '.join(analysis.trace.paths)} ({analysis.trace.dialect})", ""]
+        shown = ", ".join(escape_markdown(p) for p in analysis.trace.paths)
+        lines += [f"Input: {shown} ({escape_markdown(analysis.trace.dialect)})", ""]
     sections = [("Roots", _root_rows(analysis)), ("Leaked and lost views", _leak_rows(analysis))]
-    counts = anomaly_counts(analysis)
+    if analysis.runs > 1:
+        sections.insert(0, ("Runs", _run_rows(analysis)))
+    counts = found.anomalies
     sections.append(("Anomalies", (["kind", "count"], [[k, str(n)] for k, n in counts.items()])))
     sections.append(("Anomaly events", _anomaly_rows(analysis)))
     for title, (header, rows) in sections:
         lines += [f"## {title}", ""]
-        lines += _md_table(header, rows) if rows else ["none"]
+        lines += _md_table(*_drop_empty_optional(header, rows)) if rows else ["none"]
         lines.append("")
     return "\n".join(lines)

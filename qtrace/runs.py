@@ -1,10 +1,14 @@
-"""Keep the rows the lifetime model reads and split them into QEMU runs.
+"""The rows the lifetime model reads, and the table of the QEMU runs it found in them.
 
-QEMU builds its empty view (root ``(nil)``) exactly once per process, so every nil-root
-``flatview_new`` starts a new run; events before the first one form a run of their own.
+A run is one QEMU process's life between two of its nil-root ``flatview_new`` (QEMU builds
+its empty view exactly once per process). The process is the ``pid`` column where it is not
+null; rows without a pid are one stream. Events of a process before its first nil-root view
+(a trace started mid-run) form a run of their own.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -16,16 +20,27 @@ from qtrace.events import (
     FLATVIEW_NEW,
     LOSS_EVENTS,
     MR_FINALIZE,
+    UNREADABLE,
 )
 
-# Small integer codes instead of event names: the model's frames stay narrow at 10M rows.
-# DROP is any place where events may have been lost: a dropped-events record, a
-# qtrace_unreadable row, or a FlatView row without both pointers (garbage is never a view).
+# Small integer codes instead of event names (the kernel's row codes, qtrace/_kernel.c).
+# DROP is a loss point, any place where events may have been lost: a dropped-events record,
+# a qtrace_unreadable row, or a FlatView row without both pointers (garbage is never a view).
 NEW, RCU, DESTROY, DROP, FINALIZE = range(5)
 ORIGIN_COLUMNS = ("source", "line", "offset")
-# Row numbers, positions and counts of rows: polars' own index type, narrower than Int64 in
-# the usual build (frames of up to 2**32 rows).
-IDX = pl.get_index_type()
+
+RUN_TABLE_SCHEMA: dict[str, pl.DataType] = {
+    "run": pl.Int64(),
+    "pid": pl.Int32(),  # null: the rows had no process id
+    "label": pl.String(),  # the source (file) of the run's first event
+    "first_seq": pl.Int64(),  # the run's first FlatView event (its nil-root view, usually)
+    "last_seq": pl.Int64(),  # its last FlatView event
+    "first_ts_ns": pl.Int64(),
+    "last_ts_ns": pl.Int64(),
+    "flatview_events": pl.Int64(),
+    "loss_points": pl.Int64(),  # dropped-events records and unreadable places inside the run
+    "clock_steps_back": pl.Int64(),  # FlatView events stamped earlier than the one before
+}
 
 
 def _pointer_in(args: pl.Expr) -> pl.Expr:
@@ -46,14 +61,24 @@ def _dropped_count(args: pl.Expr) -> pl.Expr:
     )
 
 
+def _unreadable(event: pl.Expr) -> pl.Expr:
+    """qtrace_unreadable rows, and FlatView rows whose pointers did not parse.
+
+    Such a FlatView row creates, ends and pairs nothing: the model reads it as a hole in the
+    trace, like a dropped-events record.
+    """
+    garbled = event.is_in(FLATVIEW_EVENTS) & (pl.col("view").is_null() | pl.col("root").is_null())
+    return (event == UNREADABLE) | garbled
+
+
+def unreadable_places(events: pl.DataFrame) -> int:
+    """How many places of the events table a reader could not read."""
+    return int(events.select(_unreadable(pl.col("event")).sum()).item())
+
+
 def _code(event: pl.Expr) -> pl.Expr:
-    # A FlatView row whose pointers did not parse creates, ends and pairs nothing: the model
-    # reads it as a hole in the trace, like a dropped-events record.
-    unreadable = event.is_in(FLATVIEW_EVENTS) & (
-        pl.col("view").is_null() | pl.col("root").is_null()
-    )
     return (
-        pl.when(event.is_in(LOSS_EVENTS) | unreadable)
+        pl.when(event.is_in(LOSS_EVENTS) | _unreadable(event))
         .then(DROP)
         .when(event == FLATVIEW_NEW)
         .then(NEW)
@@ -67,77 +92,76 @@ def _code(event: pl.Expr) -> pl.Expr:
     )
 
 
-def prepare(events: pl.DataFrame) -> pl.DataFrame:
-    """The model's rows in ``seq`` order, each with its ``run``.
+@dataclass(frozen=True)
+class ModelRows:
+    """The events table in ``seq`` order and the columns the model's kernel reads from it.
 
-    Columns: ``row`` (index of the event in ``events``, to read its pointers, arguments and
-    origin there), ``seq``, ``ts_ns``, ``code`` (NEW, RCU, DESTROY, DROP, FINALIZE),
-    ``is_fv`` (a FlatView event), ``is_drop``, ``run`` (0-based), ``pos`` (index among the
-    FlatView events, to count events in a span) and ``drops_upto`` (dropped-events records
-    up to and including this row, to tell whether a span contains one). Rows before every
-    FlatView event that belong to no run are left out.
+    ``code``: NEW, RCU, DESTROY, DROP, FINALIZE, null for other events; ``stream``: a dense
+    process id per row (null pid: ``null_stream``), or None when no row has a pid;
+    ``finalize_rows`` and ``finalize_mr``: the ``memory_region_finalize`` rows whose
+    arguments name an MR, and that MR.
     """
-    rows = (
-        events.lazy()
-        .select(
-            pl.int_range(pl.len(), dtype=IDX).alias("row"),
-            "seq",
-            "ts_ns",
-            "root",
-            code=_code(pl.col("event")),
-        )
-        .filter(pl.col("code").is_not_null())
-    )
+
+    table: pl.DataFrame
+    code: pl.Series
+    stream: pl.Series | None
+    pids: list[int | None]  # the pid of each stream id
+    null_stream: int
+    finalize_rows: pl.Series
+    finalize_mr: pl.Series
+    destroy_traced: bool  # decided once for the whole input
+
+    @property
+    def n_streams(self) -> int:
+        return len(self.pids)
+
+    @property
+    def view(self) -> pl.Series:
+        return self.table["view"]
+
+    @property
+    def root(self) -> pl.Series:
+        return self.table["root"]
+
+    @property
+    def ts(self) -> pl.Series:
+        return self.table["ts_ns"]
+
+
+def model_rows(events: pl.DataFrame) -> ModelRows:
+    """What the model reads of an events table (``conform``'d)."""
     # Traces come in seq order; sorting a sorted frame would still copy every column.
-    if not events["seq"].is_sorted():
-        rows = rows.sort("seq")
-    found = rows.collect(engine="in-memory")
-    is_fv = pl.col("code") <= DESTROY
-    run_start = (pl.col("code") == NEW) & (pl.col("root") == 0)
-    first = found.select(
-        start=run_start.arg_max(), any_start=run_start.any(), fv=is_fv.arg_max(), any_fv=is_fv.any()
-    ).row(0, named=True)
-    first_start = first["start"] if first["any_start"] else found.height
-    # Rows before the first run start form a run of their own when FlatView events are among
-    # them; otherwise they belong to no run.
-    pre_run = bool(first["any_fv"]) and first["fv"] < first_start
-    if not pre_run:
-        found = found.slice(first_start)
-    return found.select(
-        "row",
-        "seq",
-        "ts_ns",
-        "code",
-        is_fv=is_fv,
-        is_drop=pl.col("code") == DROP,
-        # Runs follow seq: flagged sorted, group_by("run") slices instead of hashing.
-        run=(run_start.cast(IDX).cum_sum() - (0 if pre_run else 1)).set_sorted(),
-        pos=is_fv.cast(pl.Int64).cum_sum() - 1,
-        drops_upto=(pl.col("code") == DROP).cast(IDX).cum_sum(),
+    table = events if events["seq"].is_sorted() else events.sort("seq")
+    code = table.select(_code(pl.col("event"))).to_series()
+    pid = table["pid"]
+    pids: list[int | None] = [None]
+    if pid.null_count() == pid.len():
+        stream, null_stream = None, 0
+    else:
+        known = pid.drop_nulls().unique(maintain_order=True)
+        pids = [*known.to_list(), None]
+        null_stream = known.len()
+        ids = pl.Series(range(known.len()), dtype=pl.Int32)
+        stream = pid.replace_strict(known, ids, default=null_stream, return_dtype=pl.Int32)
+    finalize_rows = code.eq(FINALIZE).arg_true()
+    mr = table.select(_pointer_in(pl.col("args").gather(finalize_rows))).to_series()
+    named = mr.is_not_null() & (mr != 0)
+    return ModelRows(
+        table=table,
+        code=code,
+        stream=stream,
+        pids=pids,
+        null_stream=null_stream,
+        finalize_rows=finalize_rows.filter(named).cast(pl.Int64),
+        finalize_mr=mr.filter(named),
+        destroy_traced=bool((code == DESTROY).any()),
     )
 
 
-def finalized_roots(rows: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
-    """``memory_region_finalize`` rows whose arguments name an MR (as ``root``), in seq order.
-
-    ``pos``: the position of the last FlatView event before the finalize (-1: none).
-    """
-    finalized = rows.filter(pl.col("code") == FINALIZE).select(
-        "run", "seq", "ts_ns", "row", "drops_upto", "pos"
-    )
-    # Only these few rows have their arguments parsed.
-    mr = events.select(_pointer_in(pl.col("args").gather(finalized["row"])).alias("root"))
-    return (
-        finalized.hstack(mr)
-        .filter(pl.col("root").is_not_null() & (pl.col("root") != 0))
-        .select("run", "root", "seq", "ts_ns", "row", "drops_upto", "pos")
-    )
-
-
-def attach_origin(frame: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
-    """Replace ``row`` by the event's ``source``, ``line`` and ``offset`` from ``events``."""
-    origin = events.select(pl.col(ORIGIN_COLUMNS).gather(frame["row"].cast(pl.UInt32)))
-    return frame.drop("row").hstack(origin)
+def attach_origin(frame: pl.DataFrame, events: pl.DataFrame, row: str = "row") -> pl.DataFrame:
+    """Replace ``row`` (an index into ``events``) by the event's source, line and offset."""
+    origin = events.select(pl.col(ORIGIN_COLUMNS).gather(frame[row]))
+    return frame.drop(row).hstack(origin)
 
 
 def dropped_total(events: pl.DataFrame) -> int:
@@ -148,46 +172,43 @@ def dropped_total(events: pl.DataFrame) -> int:
     return int(drops.select(_dropped_count(pl.col("args")).sum()).item())
 
 
-def destroy_traced(events: pl.DataFrame) -> bool:
-    """Whether the rows trace ``flatview_destroy`` at all (decided once for every run)."""
-    return bool(events.select((pl.col("code") == DESTROY).any()).item())
+def run_table(runs: pl.DataFrame, rows: ModelRows) -> pl.DataFrame:
+    """One row per run (RUN_TABLE_SCHEMA), numbered in the order of their first events.
 
-
-def run_bounds(rows: pl.DataFrame) -> pl.DataFrame:
-    """Per run: the last FlatView event (seq, ts, pos) and the dropped-events records so far."""
-    return (
-        rows.group_by("run")
-        .agg(
-            run_first_seq=pl.col("seq").min(),
-            run_last_seq=pl.col("seq").filter(pl.col("is_fv")).max(),
-            run_last_ts_ns=pl.col("ts_ns").filter(pl.col("is_fv")).max(),
-            run_end_pos=pl.col("pos").max() + 1,
-            drops_before_run=(pl.col("drops_upto") - pl.col("is_drop").cast(IDX)).min(),
-            drops_at_run_end=pl.col("drops_upto").max(),
-        )
-        .sort("run")
+    ``runs``: the kernel's runs (stream, first_row, last_fv_row, flatview_events,
+    loss_points, clock_steps_back), in that order.
+    """
+    table = rows.table
+    first, last = runs["first_row"], runs["last_fv_row"]
+    pids = pl.Series("pid", rows.pids, dtype=pl.Int32)
+    return pl.DataFrame(
+        {
+            "run": pl.int_range(runs.height, dtype=pl.Int64, eager=True),
+            "pid": pids.gather(runs["stream"]),
+            "label": table["source"].gather(first).cast(pl.String),
+            "first_seq": table["seq"].gather(first),
+            "last_seq": table["seq"].gather(last),
+            "first_ts_ns": table["ts_ns"].gather(first),
+            "last_ts_ns": table["ts_ns"].gather(last),
+            "flatview_events": runs["flatview_events"],
+            "loss_points": runs["loss_points"],
+            "clock_steps_back": runs["clock_steps_back"],
+        },
+        schema=RUN_TABLE_SCHEMA,
     )
-
-
-def event_counts(rows: pl.DataFrame) -> dict[str, int]:
-    """How many of each FlatView event the rows hold."""
-    counts = rows.filter(pl.col("is_fv")).group_by("code").len()
-    found = dict(zip(counts["code"].to_list(), counts["len"].to_list(), strict=True))
-    return {name: int(found.get(code, 0)) for code, name in enumerate(FLATVIEW_EVENTS)}
 
 
 __all__ = [
     "DESTROY",
     "DROP",
     "FINALIZE",
-    "IDX",
     "NEW",
     "RCU",
+    "RUN_TABLE_SCHEMA",
+    "ModelRows",
     "attach_origin",
-    "destroy_traced",
     "dropped_total",
-    "event_counts",
-    "finalized_roots",
-    "prepare",
-    "run_bounds",
+    "model_rows",
+    "run_table",
+    "unreadable_places",
 ]

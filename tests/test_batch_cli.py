@@ -1,20 +1,16 @@
-"""The `batch` and `diff` Typer commands (qtrace.batch.cli), as the lead registers them."""
+"""The `batch` and `diff` Typer commands (qtrace.batch.cli), as qtrace.cli registers them."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import typer
 from typer.testing import CliRunner
 
-from qtrace.batch.cli import batch_command, diff_command
+from qtrace.cli import app
 
 LOG = "qemu10-pc-bridges-ts.log"
 runner = CliRunner()
-app = typer.Typer()
-app.command("batch")(batch_command)
-app.command("diff")(diff_command)
 
 
 def test_batch_command_exit_codes_and_stderr(shared_traces: Path, tmp_path: Path) -> None:

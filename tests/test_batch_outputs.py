@@ -9,18 +9,19 @@ from typing import Any
 
 import polars as pl
 import pytest
+from qtrace.dashboards.fleet_page import fleet_page
 
 from qtrace.batch import gating
-from qtrace.batch.fleet_page import fleet_page
 from qtrace.batch.outputs import (
     annotation,
     github_annotations,
     junit_xml,
-    markdown_text,
     summary_markdown,
 )
 from qtrace.batch.summary import row_of, totals_of
 from qtrace.errors import InputError, UsageError
+from qtrace.findings import CHECKS, FailPolicy
+from qtrace.formatting import escape_markdown
 
 KINDS = ["new_while_live", "orphan_destroy_rcu"]
 HOSTILE = 'ci/<script>alert("x")</script>|a`b*c_d,e:f%g\r\n::error::owned\x00\x1b.log'
@@ -56,35 +57,36 @@ def _record(
     }
 
 
-def _judge(records: list[dict[str, Any]], words: set[str] | None = None) -> list[gating.Verdict]:
-    policy = gating.parse_policy(words, KINDS)
-    return [gating.judge(r, policy, KINDS, None) for r in records]
+def _judge(records: list[dict[str, Any]], words: str | None = None) -> list[gating.Verdict]:
+    policy = FailPolicy.parse(words)
+    return [gating.judge(r, policy, None) for r in records]
 
 
 def test_policy_words() -> None:
-    assert gating.parse_policy(None, KINDS) == {"readable", "leaked", *KINDS}
-    assert gating.parse_policy({"anomalies"}, KINDS) == set(KINDS)
-    assert gating.parse_policy({"any"}, KINDS) == {"readable", "leaked", *KINDS}
-    assert gating.parse_policy({"none"}, KINDS) == set()
-    assert gating.parse_policy({"leaked", "unreadable"}, KINDS) == {"leaked", "readable"}
+    anomalies = set(CHECKS) - {"readable", "leaked"}
+    assert FailPolicy.parse(None).checks == set(CHECKS)
+    assert FailPolicy.parse("anomalies").checks == anomalies
+    assert FailPolicy.parse("any").checks == set(CHECKS)
+    assert FailPolicy.parse("none").checks == set()
+    assert FailPolicy.parse(["leaked", "unreadable"]).checks == {"leaked", "readable"}
     with pytest.raises(UsageError, match="unknown bogus"):
-        gating.parse_policy({"bogus"}, KINDS)
+        FailPolicy.parse("bogus")
     with pytest.raises(UsageError, match="none cannot be combined"):
-        gating.parse_policy({"none", "leaked"}, KINDS)
+        FailPolicy.parse("none,leaked")
 
 
 def test_exit_codes_follow_the_policy() -> None:
     clean, leaky, broken = _record("a"), _record("b", leaked=2), _record("c", error="empty file")
-    assert gating.exit_code(_judge([clean])) == 0
-    assert gating.exit_code(_judge([clean, leaky, broken])) == 1
-    assert gating.exit_code(_judge([clean, broken])) == 3
-    assert gating.exit_code(_judge([clean, broken], {"leaked"})) == 0
-    assert gating.exit_code(_judge([leaky], {"orphan_destroy_rcu", "unreadable"})) == 0
-    assert gating.exit_code(_judge([_record("d", orphan=1)], {"anomalies"})) == 1
+    assert gating.batch_exit_code(_judge([clean])) == 0
+    assert gating.batch_exit_code(_judge([clean, leaky, broken])) == 1
+    assert gating.batch_exit_code(_judge([clean, broken])) == 3
+    assert gating.batch_exit_code(_judge([clean, broken], "leaked")) == 0
+    assert gating.batch_exit_code(_judge([leaky], "orphan_destroy_rcu,unreadable")) == 0
+    assert gating.batch_exit_code(_judge([_record("d", orphan=1)], "anomalies")) == 1
 
 
 def test_baseline_fails_only_on_what_got_worse() -> None:
-    policy = gating.parse_policy(None, KINDS)
+    policy = FailPolicy.parse(None)
     base = {
         "same": _record("same", leaked=2, orphan=1),
         "fixed": _record("fixed", leaked=3),
@@ -102,7 +104,7 @@ def test_baseline_fails_only_on_what_got_worse() -> None:
         _record("broke", error="gzip stream damaged"),
         _record("unknown-before", leaked=1),
     ]
-    verdicts = {r["artifact"]: gating.judge(r, policy, KINDS, base.get(r["artifact"])) for r in now}
+    verdicts = {r["artifact"]: gating.judge(r, policy, base.get(r["artifact"])) for r in now}
     failing = {name: [c.name for c in v.failed] for name, v in verdicts.items()}
     assert failing == {
         "same": [],
@@ -115,7 +117,7 @@ def test_baseline_fails_only_on_what_got_worse() -> None:
     }
     assert verdicts["fixed"].improved == ["leaked 3 -> 0"]
     assert verdicts["worse"].worse == ["leaked 1 -> 4"]
-    assert gating.exit_code(list(verdicts.values())) == 1
+    assert gating.batch_exit_code(list(verdicts.values())) == 1
 
 
 def test_baseline_file_must_be_a_batch_summary(tmp_path: Path) -> None:
@@ -149,7 +151,7 @@ def test_junit_parses_back_with_one_suite_per_artifact_and_escaped_text() -> Non
         assert int(suite.get("failures", -1)) == sum(c.find("failure") is not None for c in cases)
         assert {"name", "classname", "time"} <= set(cases[0].attrib)
     hostile_cases = {c.get("name"): c for c in suites[0].findall("testcase")}
-    assert list(hostile_cases) == ["readable", "leaked", *KINDS]
+    assert list(hostile_cases) == list(CHECKS)
     failure = hostile_cases["leaked"].find("failure")
     assert failure is not None and "line" not in (failure.get("message") or "x")
     assert failure.text is not None and f"{HOSTILE[:10]}" in failure.text
@@ -161,7 +163,7 @@ def test_junit_parses_back_with_one_suite_per_artifact_and_escaped_text() -> Non
 
 
 def test_markdown_cells_cannot_break_the_table_or_inject_html() -> None:
-    cell = markdown_text(HOSTILE)
+    cell = escape_markdown(HOSTILE)
     assert "\n" not in cell and "<script>" not in cell and "&lt;script&gt;" in cell
     assert "|" not in cell.replace("\\|", "")
     records = [_record(HOSTILE, leaked=1), _record("ok.log")]

@@ -76,7 +76,7 @@ def test_same_input_gives_byte_identical_page() -> None:
 
 def test_header_states_verdict_input_dialect_clock_and_counts(boot_page: str) -> None:
     header = boot_page.split("<nav>")[0]
-    assert "Clean: no leaks, no anomalies, no dropped events" in header
+    assert "Clean: no leaks, no anomalies, no dropped or unreadable events" in header
     assert "0 leaked views" in header and "0 dropped events" in header
     assert html.escape(str(BOOT)) in header
     assert "simple-v4-le" in header and "monotonic-ns" in header
@@ -332,7 +332,8 @@ def test_dropped_events_make_a_warning_and_uncertain_findings() -> None:
     page = build_dashboard(analyze(events))
     header = page.split("<nav>")[0]
     assert '<span class="badge warn">5 dropped events</span>' in header
-    assert "uncertain (events were dropped)" in header
+    assert '<span class="badge warn">1 uncertain</span>' in header
+    assert "1 finding(s) uncertain: dropped or unreadable events" in header
     assert "No leak found" not in header  # view 2 is leaked (uncertain): the leak headline
     assert "Leak: a view stayed live" in header
 
@@ -614,7 +615,9 @@ def test_each_run_gets_its_own_lanes() -> None:
 def test_a_trace_without_flatview_events_still_gives_a_page() -> None:
     events = conform(pl.DataFrame({"seq": [0, 1], "event": ["pci_cfg_read", "pci_cfg_read"]}))
     page = build_dashboard(analyze(events))
-    assert "Clean: no leaks" in page and "No leaked or lost views." in page
+    # Nothing was read: never "clean".
+    assert "Nothing to judge: no FlatView events were read" in page
+    assert "Clean: no leaks" not in page and "No leaked or lost views." in page
     assert [len(f["data"]) for f in page_data(page)["figures"]][:2] == [0, 0]
 
 

@@ -46,7 +46,7 @@ def test_unfinished_run_shows_changed_statuses_and_roots(
     document = json.loads(json.dumps(render_json(result)))
     assert document["schema"] == "qtrace.diff/1" and document["differs"] is True
     page = render_html(result)
-    assert page.count('class="changed"') >= 2
+    assert page.count('data-changed="yes"') >= 2
     assert "both runs from their first view" in page and "A: " in page
 
 
@@ -73,7 +73,7 @@ def test_two_batch_summaries(shared_traces: Path, tmp_path: Path) -> None:
     (row,) = result.artifacts
     assert row["changed"] and row["leaks_a"] == 0 and row["leaks_b"] == 1
     assert row["status_a"] == "clean" and row["status_b"] == "findings"
-    assert "<script>" not in render_html(result)
+    assert "Plotly" not in render_html(result)  # no timeline for summaries: no plotly.js
 
 
 def test_mixed_or_missing_inputs_are_clear_errors(shared_traces: Path, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ def _commands() -> list[str]:
 
 def test_every_command_is_in_the_readme_with_help() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert _commands() == ["analyze", "batch", "dashboard", "diff", "events"]
+    assert _commands() == ["analyze", "batch", "dashboard", "diff", "events", "names", "record"]
     for name in _commands():
         assert f"`qtrace {name}" in readme, name
         result = runner.invoke(app, [name, "--help"])

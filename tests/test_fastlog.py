@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from unittest import mock
 
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,13 +23,14 @@ from qtrace.parsers import log_fast, log_text
 from qtrace.parsers.source import open_input
 
 from qtrace.errors import InputError
-from qtrace.events import EVENTS_SCHEMA, EventSelection, ParsedInput
+from qtrace.events import EVENTS_SCHEMA, MODEL_EVENTS, EventSelection, ParsedInput
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "traces"  # CI lays ../shared beside the clone
 REAL_LOGS = sorted(ROOT.glob("samples/*.log")) + sorted(SHARED.glob("*.log"))
 TS_LOG = SHARED / "qemu10-pc-bridges-ts.log"
 FLATVIEW = EventSelection()
+MODEL = EventSelection(MODEL_EVENTS)  # what analyze reads
 
 NEW = b"31546@1795569496.114719:flatview_new 0x563e2c468170 (root 0x563e2c2b82e0)"
 RCU = b"31546@1795569496.276444:flatview_destroy_rcu 0x563e2c468170 (root 0x563e2c2b82e0)"
@@ -95,8 +99,11 @@ def test_the_extension_is_built_here() -> None:
     from qtrace.parsers import _fastlog
 
     assert log_fast.available()
-    assert _fastlog.scan(b"") is None
-    found = _fastlog.scan(b"a_b\n" + BARE_NEW + b"\n" + BARE_DESTROY, 1)
+    with tempfile.TemporaryFile() as fh:
+        assert _fastlog.scan(fh.fileno(), 0) is None
+        fh.write(b"a_b\n" + BARE_NEW + b"\n" + BARE_DESTROY)
+        fh.flush()
+        found = _fastlog.scan(fh.fileno(), fh.tell(), 1)
     assert found is not None and len(found["parts"]) == 2  # split between two threads
 
 
@@ -242,6 +249,90 @@ def test_dialect_decided_like_the_polars_path_when_bare_lines_come_first(
     assert not fast_answers(far)
 
 
+def finalize_line(line: bytes, mr: str = "0x563e2d2198b0, pci_bridge_io") -> bytes:
+    """A memory_region_finalize line in ``line``'s dialect, at its time."""
+    head, _, _ = line.partition(b"flatview_")
+    return head + b"memory_region_finalize mr " + mr.encode()
+
+
+@pytest.mark.parametrize("path", REAL_LOGS, ids=lambda p: p.name)
+def test_real_logs_read_the_same_both_ways_with_the_model_selection(path: Path) -> None:
+    result = assert_same(path, MODEL)
+    assert isinstance(result, ParsedInput) and result.events.height > 0
+    assert fast_answers(path, MODEL)
+
+
+def test_finalize_lines_keep_their_text_on_the_fast_path(tmp_path: Path) -> None:
+    lines = TS_LOG.read_bytes().splitlines()
+    # The real log with the seed thread's hazard line put in (a debug build's event), a
+    # finalize without arguments, and an ISO-stamped copy.
+    lines[30:30] = [finalize_line(lines[30]), finalize_line(lines[31], "")[:-4]]
+    path = write(tmp_path, b"\n".join(lines) + b"\n")
+    result = assert_same(path, MODEL)
+    assert isinstance(result, ParsedInput) and fast_answers(path, MODEL)
+    found = result.events.filter(pl.col("event") == "memory_region_finalize")
+    assert found["args"].to_list() == ["mr 0x563e2d2198b0, pci_bridge_io", ""]
+    assert found["view"].null_count() == found["root"].null_count() == 2
+    assert found["line"].to_list() == [31, 32]
+    iso = write(tmp_path, b"\n".join(map(as_iso8601, lines)) + b"\n", "iso.log")
+    assert_same(iso, MODEL)
+    assert fast_answers(iso, MODEL)
+    # The FlatView selection leaves them out, as the polars path does.
+    assert_same(path)
+
+
+def test_a_file_that_shrinks_while_it_is_read_is_a_one_line_error(tmp_path: Path) -> None:
+    from qtrace.parsers import _fastlog
+
+    data = TS_LOG.read_bytes()
+    path = write(tmp_path, data * 4)
+    with path.open("r+b") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        fh.truncate(size // 3)  # logrotate's copytruncate, between stat and read
+        for split in (1 << 30, 1):  # one thread; two halves
+            assert _fastlog.scan(fh.fileno(), size, split, True) == {"shrunk": True}
+
+
+SHRINK_WHILE_READING = """
+import os, sys, threading, time
+from pathlib import Path
+from qtrace.errors import InputError
+from qtrace.events import EventSelection, MODEL_EVENTS
+from qtrace.parsers import log_fast
+path = Path(sys.argv[1])
+size = path.stat().st_size
+def shrink():
+    time.sleep(float(sys.argv[2]))
+    os.truncate(path, size // 4)
+threading.Thread(target=shrink).start()
+try:
+    found = log_fast.read(path, EventSelection(MODEL_EVENTS))
+    print("read", "none" if found is None else found.events.height)
+except InputError as exc:
+    print("error", exc)
+"""
+
+
+@pytest.mark.slow
+def test_a_file_truncated_under_the_scanner_never_kills_the_process(tmp_path: Path) -> None:
+    # A real truncation at some point of the read: either the whole file was read first,
+    # or the scanner says the file shrank; never SIGBUS (exit 135) as with a mapped file.
+    data = TS_LOG.read_bytes()
+    big = data * max(1, (256 << 20) // len(data))
+    for delay in ("0", "0.02", "0.1"):
+        path = write(tmp_path, big, f"shrink{delay}.log")
+        run = subprocess.run(
+            [sys.executable, "-c", SHRINK_WHILE_READING, str(path), delay],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.startswith(("read ", "error ")), run.stdout
+        if run.stdout.startswith("error"):
+            assert "shrank while it was read" in run.stdout
+
+
 def test_other_selections_take_the_polars_path() -> None:
     for selection in (EventSelection(patterns=("flatview_new",)), EventSelection(patterns=None)):
         assert not fast_answers(TS_LOG, selection)
@@ -299,3 +390,4 @@ def mutated_logs(draw: st.DrawFn) -> bytes:
 def test_mutated_real_lines_read_the_same_both_ways(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         assert_same(write(Path(tmp), data))
+        assert_same(write(Path(tmp), data), MODEL)

@@ -383,25 +383,3 @@ def test_anomaly_kinds_are_fixed_and_complete() -> None:
     assert len(ANOMALY_KINDS) == len(set(ANOMALY_KINDS)) == 9
     assert ANOMALY_KINDS[0] == "new_while_live"
     assert ANOMALY_KINDS[-1] == "root_finalized_while_pinned"
-
-
-def test_packed_and_plain_delta_sorts_agree() -> None:
-    from qtrace.pins import PENDING_UNIT, _sorted_changes
-
-    d_live, d_pending = [1, -1, 1, 1, -1, -1], [0, 1, 0, 0, 1, 0]
-    deltas = pl.LazyFrame(
-        {
-            "rid": [2, 0, 1, 0, 2, 1],
-            "pos": [5, 9, 0, 3, 1, 7],
-            "code": [
-                (live + 1) * 4 + pending + 1
-                for live, pending in zip(d_live, d_pending, strict=True)
-            ],
-        }
-    )
-    packed = _sorted_changes(deltas, n_roots=3, n_events=10)
-    plain = _sorted_changes(deltas, n_roots=2**60, n_events=10)  # too wide to pack
-    assert packed.rows() == plain.rows()
-    assert packed.select("rid", "pos").rows() == [(0, 3), (0, 9), (1, 0), (1, 7), (2, 1), (2, 5)]
-    # rid 0: pos 3 starts live (+1); pos 9 moves live to pending.
-    assert packed["change"].to_list()[:2] == [1, PENDING_UNIT - 1]

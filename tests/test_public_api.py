@@ -11,13 +11,17 @@ EXPECTED = {
     "FLATVIEW_EVENTS",
     "MODEL_EVENTS",
     "EventSelection",
+    "FailPolicy",
+    "Findings",
     "InputError",
+    "Names",
     "QtraceError",
     "Trace",
     "UsageError",
     "__version__",
     "analyze",
     "read_events",
+    "read_names",
     "read_trace",
     "render_json",
     "render_markdown",
@@ -25,6 +29,7 @@ EXPECTED = {
     "to_json",
     "write_dashboard",
     "write_events",
+    "write_perfetto",
 }
 
 

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from model_traces import trace
 from rich.console import Console
 
 from qtrace.errors import UsageError
+from qtrace.findings import POLICY_WORDS, FailPolicy, Findings
+from qtrace.ingest import read_trace
 from qtrace.model import ANOMALY_KINDS, analyze
-from qtrace.report import (
-    FAIL_ON_CHOICES,
-    SCHEMA,
-    fails,
-    findings,
-    render_json,
-    render_markdown,
-    render_text,
-    to_json,
-)
+from qtrace.report import SCHEMA, render_json, render_markdown, render_text, to_json
 
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
 LEAKY = """
 new 56181ceefd20 nil
 new 56181cef0260 56181ce74c00
@@ -84,7 +79,17 @@ def test_json_document_has_every_documented_field() -> None:
     )
     assert leak["uncertain"] is True
     assert doc["durations"]["live_ns"]["count"] == 0
-    assert doc["verdict"] == {"leaked": 2, "anomalies": 1, "uncertain": 2, "dropped_events": 12}
+    verdict = doc["verdict"]
+    assert {k: verdict[k] for k in ("leaked", "lost", "anomalies", "uncertain")} == {
+        "leaked": 2,
+        "lost": 0,
+        "anomalies": 1,
+        "uncertain": 2,
+    }
+    assert (verdict["dropped_events"], verdict["unreadable_places"]) == (12, 0)
+    assert verdict["failing"] == ["leaked", "orphan_destroy_rcu"] and verdict["exit_code"] == 1
+    assert verdict["text"] == "leaks: 2, anomalies: 1"
+    assert verdict["hazards"] == {"live": 0, "rcu_pending": 0, "early_unref_removes": 0}
 
 
 def test_lost_instances_are_listed_with_leaks() -> None:
@@ -117,31 +122,41 @@ def test_json_is_byte_identical_for_the_same_input() -> None:
 
 def test_findings_and_default_fail_policy() -> None:
     leaky = analyze(trace(LEAKY))
-    counts = findings(leaky)
-    assert list(counts) == ["leaked", *ANOMALY_KINDS]
-    assert counts["leaked"] == 2 and counts["orphan_destroy_rcu"] == 1
-    assert fails(leaky, None)
-    assert not fails(leaky, {"none"})
-    assert fails(leaky, {"orphan_destroy_rcu"})
-    assert not fails(leaky, {"null_root", "double_destroy_rcu"})
-    assert fails(leaky, {"anomalies"})
+    found = Findings.of(leaky)
+    assert list(found.checks) == ["readable", "leaked", *ANOMALY_KINDS]
+    assert found.checks["leaked"] == 2 and found.checks["orphan_destroy_rcu"] == 1
+    assert found.exit_code == 1 and found.failing == ("leaked", "orphan_destroy_rcu")
+    assert Findings.of(leaky, FailPolicy.parse("none")).exit_code == 0
+    assert Findings.of(leaky, FailPolicy.parse("orphan_destroy_rcu")).exit_code == 1
+    assert Findings.of(leaky, FailPolicy.parse("null_root,double_destroy_rcu")).exit_code == 0
+    assert Findings.of(leaky, FailPolicy.parse("anomalies")).failing == ("orphan_destroy_rcu",)
     clean = analyze(trace(CLEAN))
-    assert not fails(clean, None)
-    assert "none" in FAIL_ON_CHOICES
+    assert Findings.of(clean).exit_code == 0
+    assert "none" in POLICY_WORDS
 
 
 def test_fail_policy_rejects_unknown_kinds() -> None:
-    clean = analyze(trace(CLEAN))
-    with pytest.raises(UsageError, match="unknown --fail-on kind leak"):
-        fails(clean, {"leak"})
+    with pytest.raises(UsageError, match="unknown leak"):
+        FailPolicy.parse("leak")
     with pytest.raises(UsageError, match="none"):
-        fails(clean, {"none", "leaked"})
+        FailPolicy.parse("none,leaked")
+
+
+def test_no_flatview_event_is_not_clean() -> None:
+    empty = analyze(trace("drop 3"))
+    found = Findings.of(empty)
+    assert found.checks["readable"] == 1 and found.exit_code == 3
+    assert "no FlatView events read" in found.line
+    assert Findings.of(empty, FailPolicy.parse("leaked")).exit_code == 0
 
 
 def test_text_starts_with_the_verdict_and_names_dropped_events() -> None:
     out = text_of(analyze(trace(LEAKY)))
     first = out.splitlines()[0]
-    assert first == "leaks: 2, anomalies: 1, dropped events: 12 (2 finding(s) uncertain)"
+    assert first == (
+        "leaks: 2, anomalies: 1; dropped events: 12; "
+        "2 finding(s) uncertain: dropped or unreadable events"
+    )
     assert "Roots" in out and "Leaked and lost views" in out and "Anomalies" in out
     assert "0x56181cef0260" in out
     assert "orphan_destroy_rcu" in out
@@ -166,10 +181,13 @@ def test_markdown_has_verdict_and_tables() -> None:
     md = render_markdown(analyze(trace(LEAKY)))
     lines = md.splitlines()
     assert lines[0] == "# qtrace analyze"
-    assert "**leaks: 2, anomalies: 1, dropped events: 12 (2 finding(s) uncertain)**" in lines
+    assert (
+        "**leaks: 2, anomalies: 1; dropped events: 12; "
+        "2 finding(s) uncertain: dropped or unreadable events**"
+    ) in lines
     assert "## Roots" in lines and "## Anomalies" in lines
-    assert "| orphan_destroy_rcu | 1 |" in lines
-    assert "| root_mismatch | 0 |" in lines
+    assert "| orphan\\_destroy\\_rcu | 1 |" in lines
+    assert "| root\\_mismatch | 0 |" in lines
 
 
 def test_window_is_recorded_in_json_and_text() -> None:
@@ -183,3 +201,28 @@ def test_window_is_recorded_in_json_and_text() -> None:
     }
     assert "window seq 2..3" in text_of(windowed)
     assert to_json(analyze(trace(CLEAN)))["window"] is None
+
+
+def test_a_clock_that_steps_back_is_said_and_no_duration_is_negative(tmp_path: Path) -> None:
+    """The real QEMU 10 log with an NTP step of -1 h in its middle: the verdict says so."""
+    lines = (SHARED / "qemu10-pc-bridges-ts.log").read_text().splitlines(keepends=True)
+    half = len(lines) // 2
+    stepped = []
+    for number, line in enumerate(lines):
+        tid, rest = line.split("@", 1)
+        stamp, body = rest.split(":", 1)
+        seconds = float(stamp) - (3600 if number >= half else 0)
+        stepped.append(f"{tid}@{seconds:.6f}:{body}")
+    path = tmp_path / "stepped.log"
+    path.write_text("".join(stepped))
+    analysis = analyze(read_trace(str(path)))
+    found = Findings.of(analysis)
+    assert int(analysis.run_table["clock_steps_back"].sum()) == 1
+    assert any("clock stepped back 1 time" in note for note in found.notes)
+    document = to_json(analysis, found)
+    durations = document["durations"]
+    assert all(durations[k]["p50"] is None or durations[k]["p50"] >= 0 for k in durations)
+    assert all(v is None or v >= 0 for k in durations for v in durations[k].values())
+    assert all(
+        item["pinned_ns"] is None or item["pinned_ns"] >= 0 for item in document["roots"]["items"]
+    )

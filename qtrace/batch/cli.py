@@ -3,7 +3,9 @@
     app.command("batch")(batch_command)
     app.command("diff")(diff_command)
 
-Each parses options, calls the library, prints; all logic is in ``run_batch`` and ``diff``.
+Each parses options, calls the library, prints; all logic is in ``run_batch`` and ``diff``,
+imported when a command runs (they bring plotly and the dashboards). Errors are
+``QtraceError``s, which qtrace/cli.py turns into one line and an exit code.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from typing import Annotated
 import typer
 
 from qtrace.batch.artifact import DEFAULT_MAX_INPUT_BYTES
-from qtrace.batch.runner import run_batch
-from qtrace.errors import QtraceError
-from qtrace.messages import fail, say
+from qtrace.messages import say
+from qtrace.names_cli import NamesOpt, load_names
 
 BATCH_EXIT_CODES = (
     "Exit codes: 0 nothing failed; 1 findings that fail by --fail-on (or, with --baseline, got "
@@ -35,12 +36,6 @@ class DiffFormat(StrEnum):
     text = "text"
     json = "json"
     html = "html"
-
-
-def _split_words(values: list[str] | None) -> set[str] | None:
-    if not values:
-        return None
-    return {word.strip() for value in values for word in value.split(",") if word.strip()}
 
 
 def batch_command(
@@ -61,8 +56,9 @@ def batch_command(
         list[str] | None,
         typer.Option(
             "--fail-on",
-            help="Checks that fail the batch, comma-separated or repeated: leaked, an anomaly "
-            "kind, anomalies, unreadable, any, none [default: leaked,anomalies,unreadable].",
+            help="Checks that fail the batch, comma-separated or repeated, as for analyze: "
+            "leaked, an anomaly kind, anomalies, unreadable, any, none "
+            "[default: leaked,anomalies,unreadable].",
         ),
     ] = None,
     baseline: Annotated[
@@ -96,6 +92,7 @@ def batch_command(
     no_dashboards: Annotated[
         bool, typer.Option("--no-dashboards", help="Skip the per-artifact dashboard pages.")
     ] = False,
+    names_files: NamesOpt = None,
 ) -> None:
     """Analyze many trace artifacts: summary.json, Parquet tables, junit.xml, summary.md and
     a fleet dashboard (index.html) in --out.
@@ -103,22 +100,23 @@ def batch_command(
     With GITHUB_ACTIONS=true, prints ::error annotations at the log line of each leaked view;
     with GITHUB_STEP_SUMMARY set, appends summary.md there.
     """
-    try:
-        result = run_batch(
-            inputs,
-            out,
-            jobs=jobs,
-            fail_on=_split_words(fail_on),
-            baseline=baseline,
-            engine=engine.value,
-            scheduler=scheduler,
-            group_by=group_by,
-            max_input_bytes=max_input_bytes,
-            progress=True,
-            dashboards=not no_dashboards,
-        )
-    except QtraceError as error:
-        fail(error)
+    from qtrace.batch.runner import run_batch
+
+    load_names(names_files)  # a names file that does not parse ends the batch before it starts
+    result = run_batch(
+        inputs,
+        out,
+        jobs=jobs,
+        fail_on=fail_on,
+        baseline=baseline,
+        engine=engine.value,
+        scheduler=scheduler,
+        group_by=group_by,
+        max_input_bytes=max_input_bytes,
+        progress=True,
+        dashboards=not no_dashboards,
+        names_files=tuple(str(p) for p in names_files or ()),
+    )
     totals = result.totals
     say(
         f"{totals['artifacts']} artifacts: {totals['clean']} clean, "
@@ -140,16 +138,18 @@ def diff_command(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
+    names_files: NamesOpt = None,
 ) -> None:
     """Compare two traces (counts, per-root instances and max concurrency, statuses) or two
     batch summaries; differences are marked. Exit code 0 either way (3 for unreadable input).
+
+    With names (--names files, applied to both traces), roots are matched by name rather
+    than by the order in which each run first built them.
     """
     from qtrace.diff import diff, render_html, render_json, render_text
 
-    try:
-        result = diff(a, b)
-    except QtraceError as error:
-        fail(error)
+    names = load_names(names_files)
+    result = diff(a, b, names=names)
     if fmt is DiffFormat.json:
         text = json.dumps(render_json(result), indent=1) + "\n"
     elif fmt is DiffFormat.html:

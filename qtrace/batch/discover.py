@@ -38,6 +38,7 @@ NOT_TRACE_SUFFIXES = frozenset(
         ".jpeg",
         ".svg",
         ".pdf",
+        ".names",  # qtrace names files, read beside their trace
     ]
 )
 

@@ -7,13 +7,13 @@ format has its own rules: XML 1.0 forbids some characters outright, Markdown tab
 
 from __future__ import annotations
 
-import html
 import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
 from qtrace.batch.gating import LEAKS, READABLE, Verdict
 from qtrace.batch.summary import STATUS_FINDINGS, STATUS_UNREADABLE, Row
+from qtrace.formatting import escape_control, escape_markdown
 
 MAX_MARKDOWN_ROWS = 50
 MAX_ANNOTATIONS = 50
@@ -90,17 +90,6 @@ def junit_xml(
     return bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))
 
 
-# Inside a table cell only inline markup matters (block markers need a line start); `<`,
-# `>` and `&` are already HTML-escaped, so no tag or autolink can open.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
-
-
-def markdown_text(text: str) -> str:
-    """``text`` safe inside a Markdown table cell: no HTML, no markup, no line breaks."""
-    flat = " ".join(text.split())
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(flat, quote=True))
-
-
 def summary_markdown(rows: list[Row], verdicts: list[Verdict], exit_code: int) -> str:
     """A short table for a CI step summary: problems first, at most ``MAX_MARKDOWN_ROWS``."""
     failing = sum(bool(v.failed) for v in verdicts)
@@ -124,7 +113,7 @@ def summary_markdown(rows: list[Row], verdicts: list[Verdict], exit_code: int) -
         numbers = [row.events, row.views, row.leaks, row.anomalies, row.max_concurrent_views]
         cells = ["-"] * len(numbers) if row.status == STATUS_UNREADABLE else numbers
         lines.append(
-            f"| {markdown_text(row.artifact)} | {status} | "
+            f"| {escape_markdown(row.artifact)} | {status} | "
             + " | ".join(str(c) for c in cells)
             + " |"
         )
@@ -139,19 +128,16 @@ def summary_markdown(rows: list[Row], verdicts: list[Verdict], exit_code: int) -
     if changes:
         lines += ["", "Against the baseline:", ""]
         lines += [
-            f"- {markdown_text(name)}: {word}: {markdown_text(', '.join(items))}"
+            f"- {escape_markdown(name)}: {word}: {escape_markdown(', '.join(items))}"
             for name, word, items in changes[:MAX_MARKDOWN_ROWS]
         ]
     return "\n".join(lines) + "\n"
 
 
-_CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]")
-
-
 def _command_data(text: str) -> str:
     # GitHub's own escaping (actions/toolkit), plus no terminal control characters.
     escaped = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return _CONTROL.sub("\ufffd", escaped)
+    return escape_control(escaped)
 
 
 def _command_property(text: str) -> str:

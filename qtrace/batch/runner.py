@@ -19,16 +19,16 @@ from typing import Any
 
 import polars as pl
 
-from qtrace.batch import gating, outputs
+from qtrace.batch import gating, gitlab, outputs
 from qtrace.batch.artifact import DEFAULT_MAX_INPUT_BYTES, Artifact
 from qtrace.batch.discover import discover
 from qtrace.batch.engines import ENGINES, run_dask, run_local
-from qtrace.batch.fleet_page import write_fleet_page
 from qtrace.batch.summary import SCHEMA, Row, row_of, totals_of
 from qtrace.batch.task import Outcome, TaskOptions
+from qtrace.dashboards.fleet_page import write_fleet_page
 from qtrace.dashboards.page import plotly_js
 from qtrace.errors import InputError, UsageError
-from qtrace.model import ANOMALY_KINDS
+from qtrace.findings import LEAKED, FailPolicy
 
 SUMMARY_JSON = "summary.json"
 VIEWS_PARQUET = "views.parquet"
@@ -61,7 +61,7 @@ def _record(outcome: Outcome, dashboard_prefix: str) -> dict[str, Any]:
     record["parts"] = outcome.parts
     record.update(outcome.record)
     if outcome.error is None:
-        record["leaks"] = outcome.findings.get(gating.LEAKS, 0)
+        record["leaks"] = outcome.findings.get(LEAKED, 0)
         record["leaked_views"] = outcome.leaks
         record["findings"] = outcome.findings
     record["warnings"] = outcome.warnings
@@ -113,7 +113,7 @@ def run_batch(
     out_dir: Path,
     *,
     jobs: int | None = None,
-    fail_on: set[str] | None = None,
+    fail_on: str | list[str] | None = None,
     baseline: Path | None = None,
     engine: str = "local",
     scheduler: str | None = None,
@@ -121,6 +121,7 @@ def run_batch(
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     progress: bool = True,
     dashboards: bool = True,
+    names_files: tuple[str, ...] = (),
 ) -> BatchResult:
     """Analyze every artifact the inputs name and write the batch outputs to ``out_dir``.
 
@@ -130,12 +131,14 @@ def run_batch(
         Files, directories (recursive), globs; tar and zip archives count member by member.
     out_dir
         Created if missing. Gets summary.json, views.parquet, roots.parquet, index.html,
-        junit.xml, summary.md and artifacts/ (one dashboard per artifact).
+        junit.xml, summary.md, gl-code-quality-report.json and artifacts/ (one dashboard per
+        artifact).
     jobs
         Worker processes (default: the machine's cores); 1 runs in this process.
     fail_on
-        Checks that fail the batch (``leaks``, ``unreadable``, an anomaly kind, ``anomalies``,
-        ``any``, ``none``); default ``{"leaks", "unreadable"}``.
+        ``--fail-on`` words (``qtrace.findings.FailPolicy``: ``leaked``, an anomaly kind,
+        ``anomalies``, ``unreadable``, ``any``, ``none``); default
+        ``leaked,anomalies,unreadable``, as ``qtrace analyze``.
     baseline
         A previous summary.json: fail only on what got worse than it.
     engine, scheduler
@@ -148,12 +151,17 @@ def run_batch(
         Show a progress bar on stderr when it is a terminal.
     dashboards
         Write one dashboard page per artifact.
+    names_files
+        Names files applied to every artifact; a ``.names`` file beside a trace (as
+        ``qtrace record`` leaves it) is applied to that trace.
 
     Examples
     --------
-    >>> result = run_batch(["ci-artifacts/"], Path("report"))  # doctest: +SKIP
-    >>> result.exit_code  # doctest: +SKIP
-    0
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> result = run_batch(["samples/pc-boot-ts.log"], out, jobs=1, dashboards=False)
+    >>> result.exit_code, result.totals["clean"], (out / "junit.xml").is_file()
+    (0, 1, True)
     """
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r} (choose {', '.join(ENGINES)})")
@@ -161,8 +169,7 @@ def run_batch(
         raise UsageError("--engine dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     if max_input_bytes <= 0:
         raise UsageError("--max-input-bytes must be positive")
-    anomaly_kinds = list(ANOMALY_KINDS)
-    policy = gating.parse_policy(fail_on, anomaly_kinds)
+    policy = FailPolicy.parse(fail_on)
     baseline_records = gating.load_baseline(baseline) if baseline is not None else {}
     jobs = jobs or os.cpu_count() or 1
     if jobs < 1:
@@ -188,9 +195,9 @@ def run_batch(
             progress=progress,
             dashboards=dashboards,
             policy=policy,
-            anomaly_kinds=anomaly_kinds,
             baseline_records=baseline_records,
             has_baseline=baseline is not None,
+            names_files=names_files,
         )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -208,10 +215,10 @@ def _run(
     limit_bytes: int,
     progress: bool,
     dashboards: bool,
-    policy: frozenset[str],
-    anomaly_kinds: list[str],
+    policy: FailPolicy,
     baseline_records: dict[str, dict[str, Any]],
     has_baseline: bool,
+    names_files: tuple[str, ...],
 ) -> BatchResult:
     spill_dir = work_dir / "members"
     spill_dir.mkdir()
@@ -227,6 +234,8 @@ def _run(
         limit_bytes=limit_bytes,
         dashboard_dir=str(dashboard_dir) if dashboards else None,
         scratch_dir=str(work_dir),
+        policy=policy,
+        names_files=names_files,
     )
     work: list[tuple[int, Artifact]] = list(enumerate(found.artifacts))
     outcomes: list[Outcome] = []
@@ -250,26 +259,26 @@ def _run(
     records = [_record(outcome, DASHBOARD_DIR) for outcome in outcomes]
     verdicts = [
         gating.judge(
-            record,
-            policy,
-            anomaly_kinds,
-            baseline_records.get(record["artifact"]) if has_baseline else None,
+            record, policy, baseline_records.get(record["artifact"]) if has_baseline else None
         )
         for record in records
     ]
-    code = gating.exit_code(verdicts)
+    code = gating.batch_exit_code(verdicts)
     totals = totals_of(records)
     document = {"schema": SCHEMA, "artifacts": records, "totals": totals}
     (out_dir / SUMMARY_JSON).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     views = _concat([o.views for o in outcomes if o.views is not None])
-    _concat([o.roots for o in outcomes if o.roots is not None]).write_parquet(
-        out_dir / ROOTS_PARQUET
-    )
+    roots = _concat([o.roots for o in outcomes if o.roots is not None])
+    roots.write_parquet(out_dir / ROOTS_PARQUET)
     views.write_parquet(out_dir / VIEWS_PARQUET)
     rows = [row_of(record) for record in records]
     leaks = {str(r["artifact"]): list(r.get("leaked_views", [])) for r in records}
     write_fleet_page(
-        out_dir / INDEX_HTML, rows, _grace_per_artifact(views), f"{DASHBOARD_DIR}/{PLOTLY_JS}"
+        out_dir / INDEX_HTML,
+        rows,
+        _grace_per_artifact(views),
+        f"{DASHBOARD_DIR}/{PLOTLY_JS}",
+        roots=roots,
     )
     (out_dir / JUNIT_XML).write_bytes(outputs.junit_xml(rows, verdicts, leaks))
     markdown = outputs.summary_markdown(rows, verdicts, code)
@@ -283,4 +292,6 @@ def _run(
         commands = outputs.github_annotations(rows, verdicts, leaks)
         for command in commands:
             print(command, flush=True)
+    in_gitlab = os.environ.get(gitlab.GITLAB_CI) == "true"
+    gitlab.write_gitlab_outputs(out_dir, outcomes, verdicts, in_gitlab_ci=in_gitlab)
     return BatchResult(out_dir, records, totals, verdicts, code, commands)

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from qtrace.batch.gating import counts_of
+from qtrace.findings import LEAKED, READABLE
+
 SCHEMA = "qtrace.batch/1"
 
 STATUS_CLEAN = "clean"
@@ -47,23 +50,32 @@ class Row:
 
 
 def row_of(record: dict[str, Any]) -> Row:
-    """The flat row of one summary record."""
-    anomalies = record.get("anomalies") or {}
-    anomaly_total = sum(int(v) for v in anomalies.values() if isinstance(v, int | float))
-    leaks = int(record.get("leaks") or 0)
-    findings = record.get("findings") or {}
-    if record.get("error") is not None:
+    """The flat row of one summary record.
+
+    Its counts are the record's check counts (``findings``, written once from
+    ``qtrace.findings.Findings``): an artifact without FlatView events is unreadable, one
+    with any finding has findings.
+    """
+    checks = counts_of(record)
+    leaks = checks[LEAKED]
+    anomaly_total = sum(n for name, n in checks.items() if name not in (READABLE, LEAKED))
+    if checks[READABLE]:
         status = STATUS_UNREADABLE
-    elif any(int(v) for v in findings.values()) or leaks or anomaly_total:
+    elif leaks or anomaly_total:
         status = STATUS_FINDINGS
     else:
         status = STATUS_CLEAN
     events = record.get("events") or {}
     duration_ns = record.get("duration_ns")
+    verdict = record.get("verdict")
+    notes = verdict.get("notes") if isinstance(verdict, dict) else None
+    error = record.get("error")
+    if error is None and checks[READABLE] and isinstance(notes, list) and notes:
+        error = str(notes[0])
     return Row(
         artifact=str(record["artifact"]),
         status=status,
-        error=record.get("error"),
+        error=error,
         events=sum(int(v) for v in events.values() if isinstance(v, int)),
         views=_count(record.get("views"), "instances", "total", "count"),
         leaks=leaks,

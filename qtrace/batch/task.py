@@ -18,17 +18,19 @@ from typing import Any
 import polars as pl
 
 from qtrace.batch.archive import is_archive_bytes, read_zip_member
-from qtrace.batch.artifact import Artifact, Part, file_stem
+from qtrace.batch.artifact import ARCHIVE_SEPARATOR, Artifact, Part, file_stem
 from qtrace.batch.limits import LimitExceeded, decompress_limited, head_bytes
 from qtrace.dashboards import write_dashboard
 from qtrace.errors import QtraceError
+from qtrace.findings import DEFAULT_POLICY, FailPolicy, Findings
 from qtrace.ingest import read_trace
 from qtrace.model import analyze
+from qtrace.names import Names, merge_names, names_beside, read_names
 from qtrace.parsers.source import sniff_compression
-from qtrace.report import findings, to_json
+from qtrace.report import to_json
 
 # The analyze-document keys a batch record keeps (``roots`` without its per-root items).
-RECORD_KEYS = ("source", "events", "views", "roots", "anomalies", "durations")
+RECORD_KEYS = ("source", "events", "views", "roots", "anomalies", "durations", "verdict")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class TaskOptions:
     limit_bytes: int
     dashboard_dir: str | None  # write each artifact's dashboard here; None: no dashboards
     scratch_dir: str | None = None  # where decoded copies go (None: the system temp dir)
+    policy: FailPolicy = DEFAULT_POLICY  # the batch's --fail-on, for each record's verdict
+    names_files: tuple[str, ...] = ()  # --names: names files applied to every artifact
 
 
 @dataclass
@@ -49,8 +53,9 @@ class Outcome:
     parts: list[str]
     error: str | None = None
     record: dict[str, Any] = field(default_factory=dict)
-    findings: dict[str, int] = field(default_factory=dict)
+    findings: dict[str, int] = field(default_factory=dict)  # check -> count (qtrace.findings)
     leaks: list[dict[str, Any]] = field(default_factory=list)
+    anomalies: list[dict[str, Any]] = field(default_factory=list)  # the report's anomaly_items
     warnings: list[str] = field(default_factory=list)
     views: pl.DataFrame | None = None
     roots: pl.DataFrame | None = None
@@ -100,11 +105,38 @@ def _rename(text: str, names: dict[str, str]) -> str:
     return text
 
 
+def _shown_source(source: str, names: dict[str, str]) -> str:
+    for local, shown in names.items():
+        if source == local or source.startswith(local + ARCHIVE_SEPARATOR):
+            return shown + source[len(local) :]
+    return source
+
+
 def _record(document: dict[str, Any]) -> dict[str, Any]:
     record = {key: document[key] for key in RECORD_KEYS if key in document}
     if isinstance(record.get("roots"), dict):
         record["roots"] = {k: v for k, v in record["roots"].items() if k != "items"}
     return record
+
+
+def artifact_names(artifact: Artifact, options: TaskOptions, warnings: list[str]) -> Names | None:
+    """The --names files and the names file beside each part of the artifact (``trace.names``
+    beside ``trace.log``, as ``qtrace record`` leaves them); one that does not read is a
+    warning, not a lost artifact."""
+    paths = list(options.names_files)
+    paths += [
+        str(p)
+        for part in artifact.parts
+        if part.zip_index is None
+        if (p := names_beside(part.path)) is not None
+    ]
+    found = []
+    for path in paths:
+        try:
+            found.append(read_names(path))
+        except QtraceError as exc:
+            warnings.append(f"names not used: {exc}")
+    return merge_names(found) if found else None
 
 
 def run_task(index: int, artifact: Artifact, options: TaskOptions) -> Outcome:
@@ -143,26 +175,33 @@ def _analyze_into(
         trace = read_trace(paths)
     except QtraceError as exc:
         raise QtraceError(_rename(str(exc), local_names)) from None
-    # Reports, tables and annotations must name the artifact, never a scratch copy.
-    trace.events = trace.events.with_columns(pl.col("source").replace(local_names))
+    # Reports, tables and annotations must name the artifact, never a scratch copy (nor in
+    # ``copy!member`` sources, as a testlog's tests are named).
+    sources = trace.events["source"].drop_nulls().unique().cast(pl.String).to_list()
+    shown = {source: _shown_source(source, local_names) for source in sources}
+    trace.events = trace.events.with_columns(pl.col("source").replace(shown))
     trace.paths = [local_names.get(p, p) for p in trace.paths]
     outcome.warnings.extend(_rename(w, local_names) for w in trace.warnings)
     trace.warnings = outcome.warnings
-    analysis = analyze(trace)
-    document = to_json(analysis)
+    analysis = analyze(trace, names=artifact_names(artifact, options, outcome.warnings))
+    found = Findings.of(analysis, options.policy)
+    document = to_json(analysis, found)
     outcome.record = _record(document)
     # "leaks" also lists lost instances; the leak check and its annotations are the leaked.
     outcome.leaks = [leak for leak in document.get("leaks", []) if leak.get("status") == "leaked"]
+    outcome.anomalies = list(document.get("anomaly_items", []))
     span = trace.events.select(pl.col("ts_ns").max() - pl.col("ts_ns").min()).item()
     outcome.record["duration_ns"] = None if span is None else int(span)
-    outcome.findings = dict(findings(analysis))
+    outcome.findings = dict(found.checks)
     artifact_col = pl.lit(artifact.name, pl.String).alias("artifact")
     outcome.views = analysis.views.select(artifact_col, pl.all())
     outcome.roots = analysis.roots.select(artifact_col, pl.all())
     if options.dashboard_dir is not None:
         page = f"{file_stem(outcome.index, artifact.name)}.html"
         try:
-            write_dashboard(analysis, Path(options.dashboard_dir) / page, plotlyjs="directory")
+            write_dashboard(
+                analysis, Path(options.dashboard_dir) / page, plotlyjs="directory", findings=found
+            )
         except Exception as exc:
             # The analysis stands without its page: a drawing failure is no unreadable input.
             outcome.warnings.append(f"dashboard not written ({type(exc).__name__}: {exc})")

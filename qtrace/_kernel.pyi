@@ -1,0 +1,19 @@
+"""The lifetime model's sequential core (qtrace/_kernel.c), behind ``qtrace.kernel``."""
+
+from typing import Any
+
+def walk(
+    code: object,
+    view: object,
+    root: object,
+    ts: object,
+    stream: object | None,
+    finalize_rows: bytes,
+    finalize_mr: bytes,
+    *,
+    n_streams: int,
+    null_stream: int,
+    destroy_traced: bool,
+    release_at_rcu: bool,
+    full: bool,
+) -> dict[str, Any]: ...
