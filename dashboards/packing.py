@@ -181,9 +181,12 @@ def pack_instances(placed: pl.DataFrame, axis: TimeAxis) -> Packed | None:
 
     Examples
     --------
-    >>> packed = pack_instances(placed, time_axis(analysis))  # doctest: +SKIP
-    >>> packed.count == analysis.views.height  # doctest: +SKIP
-    True
+    >>> from qtrace.dashboards.inputs import lanes, time_axis
+    >>> analysis = qtrace.analyze(qtrace.read_trace("samples/pc-boot-ts.log"))
+    >>> lane = lanes(analysis).select("run", "root", "lane")
+    >>> packed = pack_instances(analysis.views.join(lane, on=["run", "root"]), time_axis(analysis))
+    >>> packed.count == analysis.views.height, packed.columns["start"]
+    (True, (257, 4))
     """
     if placed.height > MAX_PACKED_INSTANCES:
         return None
