@@ -46,6 +46,7 @@ from qtrace.dashboards.instances import instance_phases
 import qtrace
 from qtrace.events import conform
 from qtrace.model import analyze
+from qtrace.names.join import name_analysis
 
 pytestmark = pytest.mark.slow
 
@@ -638,17 +639,25 @@ def test_the_browser_buckets_the_million_exactly_as_the_page(million: Million) -
 TIMELINE = "qtrace-timeline"
 
 
-@pytest.mark.parametrize("name", ["qemu10", "pc-boot.simpletrace", "bare", "multi-run.log"])
+@pytest.mark.parametrize(
+    "name", ["qemu10", "qemu10-named", "pc-boot.simpletrace", "bare", "multi-run.log"]
+)
 def test_on_real_traces_the_browser_buckets_and_hovers_as_python_does(
     name: str, browser: Chromium, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sources = {
         "qemu10": QEMU10_LOG,
+        "qemu10-named": QEMU10_LOG,
         "pc-boot.simpletrace": BOOT,
         "multi-run.log": SAMPLES / "multi-run.log",
     }
     path = sources.get(name) or make_bare_log(QEMU10_LOG, tmp_path / "bare.log")
-    analysis = analyse(path)
+    trace = qtrace.read_trace(path)
+    analysis = analyze(trace)
+    if name == "qemu10-named":  # the roots' names go under their pointers in every hover
+        names = qtrace.read_names(QEMU10_LOG.with_name("qemu10-pc-bridges-ts.roots.txt"))
+        analysis = name_analysis(analysis, trace.events, names)
+        assert lanes(analysis).get_column("root_label").drop_nulls().len() > 0
     # A real trace is small: aggregate it anyway, so the zoom script runs on real data.
     monkeypatch.setattr(aggregate, "DETAIL_INSTANCES", 50)
     html = write_dashboard(analysis, tmp_path / "forced.html")
@@ -661,7 +670,10 @@ def test_on_real_traces_the_browser_buckets_and_hovers_as_python_does(
     )
     go.Figure(data=traces)  # the script's bars are valid Plotly, as the page's are
     hovers = sorted(h for t in traces if t["meta"]["category"] in LIVE_KEYS for h in t["hovertext"])
-    expected = instance_phases(analysis.views, time_axis(analysis)).get_column("hover")
+    named = analysis.views.join(
+        lanes(analysis).select("run", "root", "root_label"), on=["run", "root"], how="left"
+    )
+    expected = instance_phases(named, time_axis(analysis)).get_column("hover")
     assert hovers == sorted(expected.to_list())
     # A window in the middle holds the instances whose life meets it, drawn one by one when
     # few enough.
