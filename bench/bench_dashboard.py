@@ -8,9 +8,12 @@ Two traces of about N instances, written as simple-backend files:
   (pc-bridges-mixed.simpletrace) repeated back to back with pointers moved apart and the
   clock shifted (``repeated_trace``).
 
-Measured, one command at a time (wall time and the child's peak RSS):
-``qtrace dashboard TRACE -o page.html`` against the baseline ``qtrace analyze --format json
-TRACE`` (the same read and model, the report instead of the page). Then the page is opened
+Measured, one command at a time (wall and CPU time, the child's peak RSS):
+``qtrace dashboard TRACE -o page.html`` against two baselines, ``qtrace analyze --format
+json TRACE`` (the same read and model, the report instead of the page) and ``tables``: read,
+analyze, and build the views and concurrency tables, which any page of every instance reads
+and which the model builds only when first read. The page's own share is the difference
+with ``tables``. Then the page is opened
 in headless Chromium (Debian's /usr/bin/chromium): its render time, and how long zooming
 takes (to 1 ms: single views; to 250 ms: re-bucketed; back out).
 
@@ -19,17 +22,21 @@ takes (to 1 ms: single views; to 250 ms: re-bucketed; back out).
 
 Targets (issue 14): page <= 20 MB, render < 5 s, dashboard command <= 5 s with peak RSS
 <= 1 GB. Measured 2026-12-05 on the shared 2-core box while other jobs ran (load 5-7;
-wall times swing with it, CPU times less), ``--repeat 3`` / ``--repeat 2``:
+wall times swing with it, CPU times less), main's model of that day (views and concurrency
+built when first read), ``--repeat 3`` (storm) and ``--repeat 2`` (repeated):
 
-    shape (1M instances)   page bytes   command  wall         CPU          peak RSS
-    storm                  18,514,306   dashboard 3.8-8.9 s    4.6-4.9 s    1,100-1,130 MiB
-                                        analyze   2.9-5.0 s    3.0-3.1 s      941-964 MiB
-    repeated                5,665,126   dashboard 5.4-6.4 s    3.2-3.3 s      990 MiB
-                                        analyze   3.9-4.7 s    2.2 s          990 MiB
+    shape (1M instances)  page bytes  command    wall        CPU         peak RSS
+    storm                 18,515,098  dashboard  6.4-7.3 s   6.1-6.3 s   1,287-1,341 MiB
+                                      tables     4.4-9.1 s   4.2-4.6 s   1,248-1,314 MiB
+                                      analyze    2.9-4.5 s   2.8-3.0 s   1,061-1,079 MiB
+    repeated               5,665,885  dashboard  2.9-3.5 s   3.2-3.3 s   1,105-1,152 MiB
+                                      tables     1.9-2.3 s   2.1-2.2 s   1,083-1,126 MiB
+                                      analyze    1.2 s       1.1 s       1,059 MiB
 
-Render in Chromium 2.6 s (storm), 2.1 s (repeated); the first zoom (which unpacks the
-instances) about 1.2 s, later ones 0.2-1.1 s. Pages are byte-identical run to run. 4.8 MB
-of each page is plotly.js itself (``--plotlyjs directory`` shares one copy).
+The page's own share over ``tables``: 1.9 s CPU and 40 MiB (storm), 1.1 s and 22 MiB
+(repeated). Render in Chromium 2.4 s (storm); the first zoom (it unpacks the instances)
+1.1 s, later ones 0.5-0.6 s. Pages are byte-identical run to run. 4.8 MB of each page is
+plotly.js itself (``--plotlyjs directory`` shares one copy).
 """
 
 from __future__ import annotations
@@ -281,10 +288,20 @@ def storm_trace(
     )
 
 
-def run_command(args: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds and peak RSS (MiB) of one ``qtrace`` command, as a user
-    runs it. On a shared machine the CPU time is the steadier figure."""
-    command = Path(sys.executable).with_name("qtrace")  # the installed console script
+# The floor under any page that shows every instance: read, analyze, and build the views and
+# concurrency tables (the model builds them when first read; a JSON report never does).
+TABLES = """
+import sys, qtrace
+analysis = qtrace.analyze(qtrace.read_trace(sys.argv[1]))
+assert analysis.views.height and analysis.concurrency.height
+"""
+
+
+def run_command(args: list[str], *, python: bool = False) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak RSS (MiB) of one ``qtrace`` command as a user runs
+    it (or, with ``python``, of ``python ARGS``). On a shared machine the CPU time is the
+    steadier figure."""
+    command = sys.executable if python else Path(sys.executable).with_name("qtrace")
     started = time.perf_counter()
     child = subprocess.Popen(
         [str(command), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -357,12 +374,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures["make_trace_s"] = round(time.perf_counter() - started, 2)
         figures["trace_mib"] = round(trace.stat().st_size / 2**20, 1)
         page = args.out / f"dashboard-{args.shape}.html"
-        runs: dict[str, list[tuple[float, float, float]]] = {"analyze": [], "dashboard": []}
+        runs: dict[str, list[tuple[float, float, float]]] = {
+            "analyze": [],
+            "tables": [],
+            "dashboard": [],
+        }
         digests = set()
         for _ in range(args.repeat):
             runs["analyze"].append(
                 run_command(["analyze", "--format", "json", str(trace), "-o", f"{tmp}/r.json"])
             )
+            runs["tables"].append(run_command(["-c", TABLES, str(trace)], python=True))
             runs["dashboard"].append(run_command(["dashboard", str(trace), "-o", str(page)]))
             digests.add(hashlib.sha256(page.read_bytes()).hexdigest())
     for name, measured in runs.items():
@@ -373,6 +395,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpu = {name: min(c for _, c, _ in measured) for name, measured in runs.items()}
     figures["dashboard_over_analyze"] = round(best["dashboard"] / best["analyze"], 2)
     figures["dashboard_over_analyze_cpu"] = round(cpu["dashboard"] / cpu["analyze"], 2)
+    # The page's own share: over the tables it must read.
+    figures["page_share_cpu_s"] = round(cpu["dashboard"] - cpu["tables"], 2)
+    figures["page_share_peak_mib"] = round(
+        min(m for _, _, m in runs["dashboard"]) - min(m for _, _, m in runs["tables"])
+    )
     figures["load_average"] = round(os.getloadavg()[0], 1)
     figures["html_bytes"] = page.stat().st_size
     figures["byte_identical_runs"] = len(digests) == 1
