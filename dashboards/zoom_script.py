@@ -638,12 +638,6 @@ function qtraceZoom(cfg, byId) {
     request: function (range) {
       if (Z.packed) { wanted = {range: range}; settle(); }
     },
-    unpack: unpack,
-    query: function (range) {
-      return unpack().then(function (d) {
-        return query(d, range[0] * Z.perUnit, range[1] * Z.perUnit).length;
-      });
-    },
     // For tests and the curious: the bars a window would get, however many.
     singles: function (range) {
       return unpack().then(function (d) {
