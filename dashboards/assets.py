@@ -60,7 +60,14 @@ SCRIPT = r"""
   var cfg = JSON.parse(document.getElementById("qtrace-data").textContent);
   function byId(id) { return document.getElementById(id); }
 
-  function linkTimeAxes() {
+  // The x range both time figures show: null for the whole trace.
+  function wholeOrRange(range) {
+    var full = cfg.fullXRange, slack = (full[1] - full[0]) * 1e-9;
+    if (range[0] <= full[0] + slack && range[1] >= full[1] - slack) { return null; }
+    return [Number(range[0]), Number(range[1])];
+  }
+
+  function linkTimeAxes(onRange) {
     var linked = cfg.timeAxes.map(byId);
     var syncing = false;
     linked.forEach(function (src) {
@@ -80,6 +87,7 @@ SCRIPT = r"""
           break;
         }
         if (!("xaxis.range" in update)) { return; }
+        onRange(wholeOrRange(update["xaxis.range"]));
         syncing = true;
         var others = linked.filter(function (gd) { return gd !== src; });
         Promise.all(others.map(function (gd) { return Plotly.relayout(gd, update); }))
@@ -111,12 +119,17 @@ SCRIPT = r"""
     });
   }
 
+  // An aggregated timeline redraws for the visible window (zoom_script.py); it first fits
+  // the whole-trace buckets to the plot's width.
+  var zoom = cfg.zoom ? qtraceZoom(cfg, byId) : null;
+  window.qtraceZoom = zoom;
   Promise.all(cfg.figures.map(function (f) {
     return Plotly.newPlot(f.id, f.data, f.layout, cfg.plotlyConfig);
   })).then(function () {
-    linkTimeAxes();
+    linkTimeAxes(function (range) { if (zoom !== null) { zoom.request(range); } });
     var select = byId("qtrace-root");
     select.addEventListener("change", function () { focusRoot(select.value); });
+    if (zoom !== null) { zoom.drawn(); }
     window.qtraceRenderedMs = performance.now();
     document.body.setAttribute("data-rendered", "true");
   }, function (err) {

@@ -1,7 +1,9 @@
 """The dashboard's Plotly figures: timeline, concurrency and duration histograms.
 
-Every figure is built from polars tables; values reach Plotly as plain lists in a fixed
-order, so the same analysis always gives the same figure JSON.
+Every figure is built from polars tables as a plain Plotly JSON dict (``data``, ``layout``);
+values reach Plotly as lists in a fixed order, so the same analysis always gives the same
+figure JSON. Plain dicts, not ``plotly.graph_objects``: validating a million-instance page's
+lists through graph objects took longer than building them.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import plotly.graph_objects as go
 import polars as pl
-from qtrace.dashboards import aggregate
+from qtrace.dashboards.aggregate import Grid
 from qtrace.dashboards.inputs import TimeAxis, as_float, as_int
 from qtrace.dashboards.instances import (
     LIVE_BAR_WIDTH,
@@ -43,29 +44,28 @@ LANE_COLOURS = (
 MARKER_COLOURS = ("#6a3d9a", "#1f78b4", "#33a02c", "#b15928", "#e31a1c", "#525252")
 LANE_GAP = 0.6  # empty slot units between lanes
 SLOT_PX = 15  # pixels per slot row of the timeline
+MIN_LANE_PX = 8  # the least a lane gets when there are too many for 1,400 px
 MAX_MARKERS = 2_000  # vertical marker lines drawn (the rest are counted in the legend)
 MAX_ANOMALY_POINTS = 5_000
 MAX_LANE_TRACES = 30  # roots with lines (and histograms) of their own
 MAX_TICK_LANES = 60  # beyond this many lanes, only the lanes that matter get a tick label
 
 
-def tick_lanes(views: pl.DataFrame, lanes: pl.DataFrame) -> list[int] | None:
+def tick_lanes(placed: pl.DataFrame, lanes: pl.DataFrame) -> list[int] | None:
     """Lanes labelled on the timeline's y axis: all, or past ``MAX_TICK_LANES`` an even
-    spread of them plus every lane with a leaked or lost view."""
+    spread of them plus every lane with a leaked or lost view (``placed``: views with lane)."""
     if lanes.height <= MAX_TICK_LANES:
         return None
     step = -(-lanes.height // (MAX_TICK_LANES // 2))
     spread = lanes.get_column("lane").gather_every(step)
-    flagged = views.filter(pl.col("status").is_in(["leaked", "lost"])).join(
-        lanes.select("run", "root", "lane"), on=["run", "root"], how="inner"
-    )
-    return pl.concat([spread, flagged.get_column("lane")]).unique().sort().to_list()
+    flagged = placed.filter(pl.col("status").is_in(["leaked", "lost"])).get_column("lane")
+    return pl.concat([spread, flagged.drop_nulls()]).unique().sort().to_list()
 
 
-def own_lanes(views: pl.DataFrame, lanes: pl.DataFrame) -> list[int]:
+def own_lanes(placed: pl.DataFrame) -> list[int]:
     """The lanes that get traces of their own: those with leaks first, then the busiest."""
     ranked = (
-        views.join(lanes.select("run", "root", "lane"), on=["run", "root"], how="inner")
+        placed.filter(pl.col("lane").is_not_null())
         .group_by("lane")
         .agg(
             pl.col("status").is_in(["leaked", "lost"]).sum().alias("flagged"),
@@ -157,29 +157,35 @@ def _phase_bars(
     colour: str,
     pattern: str,
     category: str,
-) -> go.Bar:
+) -> dict[str, Any]:
     drawn = rows.select(
         axis.to_x(pl.col(start)).alias("base"),
         axis.span_to_x(pl.col(end) - pl.col(start)).alias("length"),
         (pl.col("y0") + pl.col("slot") + 0.5).alias("y"),
         "hover",
     )
+    return {
+        "type": "bar",
+        "orientation": "h",
+        "base": drawn.get_column("base").to_list(),
+        "x": drawn.get_column("length").to_list(),
+        "y": drawn.get_column("y").to_list(),
+        "width": width,
+        "name": f"{name} · {rows.height:,}",
+        "legendgroup": category,
+        "marker": bar_marker(colour, pattern),
+        "hovertext": drawn.get_column("hover").to_list(),
+        "hovertemplate": "%{hovertext}<extra></extra>",
+        "meta": {"role": "instances", "category": category},
+    }
+
+
+def bar_marker(colour: str, pattern: str) -> dict[str, Any]:
+    """How a phase category's bars are filled (the page's script draws zoomed bars alike)."""
     marker: dict[str, Any] = {"color": colour, "line": {"color": colour, "width": 0.6}}
     if pattern:
         marker["pattern"] = {"shape": pattern, "fgcolor": "#ffffff", "size": 6, "solidity": 0.3}
-    return go.Bar(
-        orientation="h",
-        base=drawn.get_column("base").to_list(),
-        x=drawn.get_column("length").to_list(),
-        y=drawn.get_column("y").to_list(),
-        width=width,
-        name=f"{name} · {rows.height:,}",
-        legendgroup=category,
-        marker=marker,
-        hovertext=drawn.get_column("hover").to_list(),
-        hovertemplate="%{hovertext}<extra></extra>",
-        meta={"role": "instances", "category": category},
-    )
+    return marker
 
 
 def _lane_shading(geometry: LaneGeometry) -> list[dict[str, Any]]:
@@ -204,60 +210,159 @@ def _lane_shading(geometry: LaneGeometry) -> list[dict[str, Any]]:
     return shapes
 
 
-def _heatmap(means: pl.DataFrame, geometry: LaneGeometry, axis: TimeAxis) -> go.Heatmap | None:
-    """Aggregated timeline: per lane and bucket, the time-weighted mean of live views."""
-    if means.height == 0:
-        return None
-    # Rows alternate lane, gap, lane, ...: Plotly takes y as row edges when it has one more
-    # value than z has rows, and a gap row of nulls stays transparent.
-    per_lane = (
-        means.sort("lane", "bucket")
-        .group_by("lane", maintain_order=True)
-        .agg(pl.col("live_mean").sort_by("bucket"))
-        .sort("lane")
-    )
-    z: list[list[float | None]] = []
+# The aggregated timeline, per lane and bucket, drawn like the bars it stands for: a thick
+# upper row for the live phase (coloured by views born in the bucket, log scale; a pale
+# tone where views stay live but none is born) over a thin lower row for the RCU-pending
+# phase (coloured by the peak backlog). Fractions of the lane's first slot, top-down.
+AGGREGATE_ROWS = {"born": (0.06, 0.6), "pending": (0.64, 0.94)}
+BORN_SCALE = [
+    [0.0, "#bfd3ea"],  # live, none born: pale, still plainly not white
+    [0.199, "#bfd3ea"],
+    [0.2, "#6baed6"],  # one view born: a clear mid blue, so a lone birth is seen
+    [0.6, "#2171b5"],
+    [1.0, "#08306b"],
+]
+PENDING_SCALE = [[0.0, "#fdae6b"], [1.0, "#a63603"]]
+LIVE_ONLY_BAND = 0.2  # the share of the born scale the "live, none born" tone takes
+
+
+def born_range(max_born: int) -> tuple[float, float]:
+    """(zmin, zmax) of the born scale: z is log10(views born); zmin is the live-only tone.
+
+    zmin sits so that z = 0 (one view born) falls at ``LIVE_ONLY_BAND`` of the scale.
+    """
+    top = max(1.0, math.log10(max(max_born, 1)))
+    return -top * LIVE_ONLY_BAND / (1 - LIVE_ONLY_BAND), top
+
+
+DECADE_LABELS = ("1", "10", "100", "1k", "10k", "100k", "1M", "10M", "100M", "1G")
+
+
+def born_colour_bar(zmin: float, zmax: float) -> dict[str, Any]:
+    decades = list(range(0, min(math.floor(zmax), len(DECADE_LABELS) - 1) + 1))
+    labels = [DECADE_LABELS[d] for d in decades]
+    return {
+        "title": {"text": "views born<br>per bucket", "font": {"size": 11}},
+        "thickness": 12,
+        "x": 1.01,
+        "xanchor": "left",
+        "y": 1,
+        "yanchor": "top",
+        "len": 0.55,
+        "tickmode": "array",
+        "tickvals": [round(zmin / 2, 4), *decades],
+        "ticktext": ["live, none born", *labels],
+    }
+
+
+def pending_colour_bar(zmax: int) -> dict[str, Any]:
+    return {
+        "title": {"text": "RCU pending<br>(peak)", "font": {"size": 11}},
+        "thickness": 12,
+        "x": 1.01,
+        "xanchor": "left",
+        "y": 0,
+        "yanchor": "bottom",
+        "len": 0.38,
+        **({"dtick": 1} if zmax <= 6 else {"tickformat": ",d"}),
+    }
+
+
+def _rows_with_gaps(
+    geometry: LaneGeometry, per_lane: list[list[Any]], fractions: tuple[float, float]
+) -> tuple[list[float], list[list[Any]]]:
+    """Heatmap rows for a row kind of every lane, a transparent gap row between lanes.
+
+    The rows fill a lane's first slot (the bars drawn one by one sit in the slots below).
+    Plotly takes y as row edges when it has one more value than z has rows, and a gap row
+    of nulls stays transparent.
+    """
+    top, bottom = fractions
     edges: list[float] = []
-    for index, ((y0, height), row) in enumerate(
-        zip(
-            geometry.table.select("y0", "height").rows(),
-            per_lane.get_column("live_mean").to_list(),
-            strict=True,
-        )
+    z: list[list[Any]] = []
+    for index, (y0, row) in enumerate(
+        zip(geometry.table.get_column("y0").to_list(), per_lane, strict=True)
     ):
         if index:
-            z.append([None] * len(row))  # the gap above this lane
-        edges.append(y0)
-        z.append([round(value, 3) if value else None for value in row])
-        edges.append(y0 + height)
-    zmax = max(as_float(means.get_column("live_mean").max()), 2.0)
-    # White at 0, calm blue at 1 (normal), red from 2 (a view kept live) upwards.
-    colorscale = [
-        [0.0, "#ffffff"],
-        [1 / zmax, "#a6c8e4"],
-        [1.5 / zmax, "#fdae61"],
-        [2 / zmax, "#d7301f"],
-    ]
-    if zmax > 2:
-        colorscale.append([1.0, "#67000d"])
-    return go.Heatmap(
-        x=aggregate.bucket_edges(axis, len(z[0])),
-        y=edges,
-        z=z,
-        zmin=0,
-        zmax=zmax,
-        colorscale=colorscale,
-        colorbar={
-            "title": {"text": "live views<br>(mean per<br>bucket)", "font": {"size": 11}},
-            "thickness": 12,
-            "x": 1.01,
-            "xanchor": "left",
-        },
-        hovertemplate="mean %{z} live views<extra>aggregated</extra>",
-        name="live views (aggregated)",
-        showlegend=False,
-        meta={"role": "aggregate"},
+            z.append([None] * len(row))
+        edges.extend([round(y0 + top, 4), round(y0 + bottom, 4)])
+        z.append(row)
+    return edges, z
+
+
+def aggregate_traces(
+    activity: pl.DataFrame, geometry: LaneGeometry, buckets: Grid, bucket_label: str
+) -> list[dict[str, Any]]:
+    """The aggregated timeline: a born/live heatmap and an RCU-pending heatmap.
+
+    ``activity`` is ``aggregate.bucket_activity`` (every bucket of every lane). A bucket in
+    which anything happened is coloured; only buckets where nothing at all was live,
+    pending or born stay white.
+    """
+    if activity.height == 0:
+        return []
+    max_born = as_int(activity.get_column("births").max())
+    max_pending = as_int(activity.get_column("pending").max())
+    zmin, zmax = born_range(max_born)
+    births, live, pending = pl.col("births"), pl.col("live"), pl.col("pending")
+    cells = activity.sort("lane", "bucket").select(
+        "lane",
+        pl.when(births > 0)
+        .then(births.cast(pl.Float64).log10().round(3))
+        .when(live > 0)
+        .then(pl.lit(round(zmin, 4)))
+        .alias("born"),
+        pl.when(births + live + pending > 0)
+        .then(pl.concat_list(births, live, pending, pl.col("pinning")))
+        .alias("custom"),
+        pl.when(pending > 0).then(pending).alias("pending"),
     )
+    per_lane = cells.group_by("lane", maintain_order=True).agg(pl.all())
+    x = buckets.edges()
+    born_y, born_z = _rows_with_gaps(geometry, per_lane["born"].to_list(), AGGREGATE_ROWS["born"])
+    _, custom = _rows_with_gaps(geometry, per_lane["custom"].to_list(), AGGREGATE_ROWS["born"])
+    pending_y, pending_z = _rows_with_gaps(
+        geometry, per_lane["pending"].to_list(), AGGREGATE_ROWS["pending"]
+    )
+    born_trace = {
+        "type": "heatmap",
+        "x": x,
+        "y": born_y,
+        "z": born_z,
+        "customdata": custom,
+        "zmin": round(zmin, 4),
+        "zmax": round(zmax, 4),
+        "colorscale": BORN_SCALE,
+        "colorbar": born_colour_bar(zmin, zmax),
+        "hoverongaps": False,
+        "hovertemplate": (
+            "<b>%{customdata[0]:,} views born</b><br>peak live %{customdata[1]:,} · "
+            "RCU pending %{customdata[2]:,} · pinning %{customdata[3]:,}"
+            f"<extra>bucket of {bucket_label}</extra>"
+        ),
+        "name": "views born, live (aggregated)",
+        "showlegend": False,
+        "meta": {"role": "aggregate", "row": "born"},
+    }
+    top_pending = max(max_pending, 2)
+    pending_trace = {
+        "type": "heatmap",
+        "x": x,
+        "y": pending_y,
+        "z": pending_z,
+        "zmin": 1,
+        "zmax": top_pending,
+        "colorscale": PENDING_SCALE,
+        "colorbar": pending_colour_bar(top_pending),
+        "hoverongaps": False,
+        "hovertemplate": (
+            f"<b>%{{z:,}} RCU-pending views</b> at most<extra>bucket of {bucket_label}</extra>"
+        ),
+        "name": "RCU pending (aggregated)",
+        "showlegend": False,
+        "meta": {"role": "aggregate", "row": "pending"},
+    }
+    return [born_trace, pending_trace]
 
 
 def timeline_figure(
@@ -268,16 +373,16 @@ def timeline_figure(
     anomalies: pl.DataFrame,
     lanes: pl.DataFrame,
     markers: pl.DataFrame | None,
-    means: pl.DataFrame | None,
+    aggregates: list[dict[str, Any]],
     labelled: list[int] | None = None,
-) -> go.Figure:
-    """One lane per root, each instance a thick live bar with a thin RCU-pending tail."""
+) -> dict[str, Any]:
+    """One lane per root, each instance a thick live bar with a thin RCU-pending tail.
+
+    With ``aggregates`` (an aggregated timeline), the bars are the detail instances drawn on
+    top of them.
+    """
     rows = detail.join(geometry.table.select("lane", "y0"), on="lane", how="left")
-    traces: list[Any] = []
-    if means is not None:
-        heat = _heatmap(means, geometry, axis)
-        if heat is not None:
-            traces.append(heat)
+    traces: list[dict[str, Any]] = list(aggregates)
     # Pending tails first, so the live bars are drawn over them.
     phases = (
         ("pending_cat", PENDING_CATEGORIES, "live_end_raw", "pending_end_raw", PENDING_BAR_WIDTH),
@@ -298,7 +403,10 @@ def timeline_figure(
         # the lanes that matter; hover and the root dropdown name every lane.
         ticked = ticked.filter(pl.col("lane").is_in(labelled))
     tick_rows = ticked.select("center", "label").rows()
-    height = int(min(max(geometry.total * SLOT_PX + 130, 300), 1400))
+    # Tall enough for every slot, up to 1,400 px; past that, still 8 px a lane: a qtest log of
+    # hundreds of QEMU runs keeps every lane visible (the page scrolls).
+    lanes_high = geometry.table.height * MIN_LANE_PX + 130
+    height = int(min(max(geometry.total * SLOT_PX + 130, 300), max(1400, lanes_high)))
     layout = base_layout(
         height,
         barmode="overlay",
@@ -315,12 +423,12 @@ def timeline_figure(
             "tickfont": {"family": "ui-monospace, 'DejaVu Sans Mono', monospace", "size": 11},
         },
     )
-    return go.Figure(data=traces, layout=layout)
+    return {"data": traces, "layout": layout}
 
 
 def _anomaly_points(
     anomalies: pl.DataFrame, lanes: pl.DataFrame, geometry: LaneGeometry, axis: TimeAxis
-) -> list[go.Scatter]:
+) -> list[dict[str, Any]]:
     raw = pl.col("ts_ns") if axis.has_clock else pl.col("seq")
     placed = (
         anomalies.join(
@@ -362,21 +470,22 @@ def _anomaly_points(
         hover.alias("hover"),
     )
     return [
-        go.Scatter(
-            x=drawn.get_column("x").to_list(),
-            y=drawn.get_column("y").to_list(),
-            mode="markers",
-            name=f"anomaly · {anomalies.height:,}",
-            marker={
+        {
+            "type": "scatter",
+            "x": drawn.get_column("x").to_list(),
+            "y": drawn.get_column("y").to_list(),
+            "mode": "markers",
+            "name": f"anomaly · {anomalies.height:,}",
+            "marker": {
                 "symbol": "x-thin",
                 "size": 11,
                 "color": "#111",
                 "line": {"width": 2, "color": "#111"},
             },
-            hovertext=drawn.get_column("hover").to_list(),
-            hovertemplate="%{hovertext}<extra></extra>",
-            meta={"role": "anomalies"},
-        )
+            "hovertext": drawn.get_column("hover").to_list(),
+            "hovertemplate": "%{hovertext}<extra></extra>",
+            "meta": {"role": "anomalies"},
+        }
     ]
 
 
@@ -400,7 +509,7 @@ def marker_note(markers: pl.DataFrame | None) -> str | None:
 
 def _marker_lines(
     markers: pl.DataFrame | None, geometry: LaneGeometry, axis: TimeAxis
-) -> list[go.Scatter]:
+) -> list[dict[str, Any]]:
     """Other trace events as vertical lines across all lanes, one trace per event name."""
     if markers is None or markers.height == 0:
         return []
@@ -437,141 +546,162 @@ def _marker_lines(
             ).alias("y"),
             pl.concat_list(hover, hover, pl.lit(None, pl.String)).alias("hover"),
         ).explode("x", "y", "hover")
-        xs = drawn.get_column("x").to_list()
-        ys = drawn.get_column("y").to_list()
-        texts = drawn.get_column("hover").to_list()
         count = (
             f"{rows.height:,}"
             if shown.height == rows.height
             else f"{shown.height:,} of {rows.height:,}"
         )
         traces.append(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                name=f"{escape_name(name)} · {count}",
-                line={
+            {
+                "type": "scatter",
+                "x": drawn.get_column("x").to_list(),
+                "y": drawn.get_column("y").to_list(),
+                "mode": "lines",
+                "name": f"{escape_name(name)} · {count}",
+                "line": {
                     "color": MARKER_COLOURS[index % len(MARKER_COLOURS)],
                     "width": 1,
                     "dash": "dot",
                 },
-                opacity=0.7,
-                hovertext=texts,
-                hovertemplate="%{hovertext}<extra></extra>",
-                meta={"role": "markers"},
-            )
+                "opacity": 0.7,
+                "hovertext": drawn.get_column("hover").to_list(),
+                "hovertemplate": "%{hovertext}<extra></extra>",
+                "meta": {"role": "markers"},
+            }
         )
     return traces
 
 
-def short_ns(value: int) -> str:
+def short_ns(value: int | float) -> str:
     """A duration in ns as short text: ``3.55 ms``."""
     for div, unit in ((1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "µs")):
         if abs(value) >= div:
             return f"{value / div:.3g} {unit}"
-    return f"{value} ns"
+    return f"{value:.3g} ns" if isinstance(value, float) else f"{value} ns"
 
 
 def escape_name(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# Rows of the concurrency figure, top-down: (key, axis title, what the hover says).
+CONCURRENCY_ROWS = {
+    "pinning": ("pinning", "views pin the root"),
+    "live": ("live", "live views"),
+    "pending": ("RCU pending", "RCU-pending views"),
+}
+
+
 def _step_trace(
-    xs: list[float],
-    ys: list[int],
+    xs: list[float | None],
+    ys: list[int | None],
     *,
     row: int,
+    row_key: str,
     name: str,
     lane: int,
     colour: str,
     dash: str,
     showlegend: bool,
-    what: str,
-) -> go.Scatter:
+    hover: str,
+    legendgroup: str,
+    merged: list[int] | None = None,
+) -> dict[str, Any]:
+    """One step line; ``merged``: the lanes a shared "other roots" line (lane -2) holds."""
     axis_suffix = "" if row == 1 else str(row)
-    return go.Scatter(
-        x=xs,
-        y=ys,
-        xaxis=f"x{axis_suffix}",
-        yaxis=f"y{axis_suffix}",
-        mode="lines",
-        line={"shape": "hv", "color": colour, "dash": dash, "width": 1.6},
-        name=name,
-        legendgroup=f"lane{lane}",
-        showlegend=showlegend,
-        hovertemplate=f"%{{y}} {what}<br>%{{fullData.name}}<extra></extra>",
-        meta={"role": "concurrency", "lane": lane},
-    )
+    meta: dict[str, Any] = {"role": "concurrency", "lane": lane, "row": row_key}
+    meta["replay"] = dash != "solid"
+    if merged is not None:
+        meta["lanes"] = merged
+    return {
+        "type": "scatter",
+        "x": xs,
+        "y": ys,
+        "xaxis": f"x{axis_suffix}",
+        "yaxis": f"y{axis_suffix}",
+        "mode": "lines",
+        "line": {"shape": "hv", "color": colour, "dash": dash, "width": 1.6 if lane >= 0 else 1},
+        "name": name,
+        "legendgroup": legendgroup,
+        "showlegend": showlegend,
+        "hovertemplate": hover,
+        "meta": meta,
+    }
+
+
+Series = dict[int, tuple[list[float], dict[str, list[int]]]]
 
 
 def _lane_series(
-    steps: pl.DataFrame, lanes: pl.DataFrame, axis: TimeAxis, buckets: int | None
-) -> dict[int, tuple[list[float], list[int], list[int]]]:
-    """Per lane: x, live and pending, each step series closed at the end of the trace."""
-    if buckets is not None:
-        maxima = aggregate.bucket_maxima(steps, lanes, axis, buckets).filter(
-            pl.col("lane").is_in(steps.get_column("lane").unique().implode())
-        )
-        edges = aggregate.bucket_edges(axis, buckets)
-        series = {}
-        for (lane,), part in maxima.partition_by("lane", as_dict=True, maintain_order=True).items():
-            live = part.get_column("live").to_list()
-            pending = part.get_column("pending").to_list()
-            series[int(lane)] = (edges, [*live, live[-1]], [*pending, pending[-1]])
+    steps: pl.DataFrame | None,
+    axis: TimeAxis,
+    levels: pl.DataFrame | None,
+    buckets: Grid | None,
+) -> Series:
+    """Per lane: x and the live, pending and pinning levels, closed at the end of the trace.
+
+    With ``levels`` (``aggregate.bucket_levels``), the peak of each bucket; else every step.
+    """
+    series: Series = {}
+    if levels is not None and buckets is not None:
+        edges = buckets.edges()
+        parts = levels.partition_by("lane", as_dict=True, maintain_order=True)
+        for (lane,), part in parts.items():
+            rows = {k: part.get_column(k).to_list() for k in ("live", "pending", "pinning")}
+            series[int(lane)] = (edges, {k: [*v, v[-1]] for k, v in rows.items()})
         return series
-    series = {}
+    if steps is None:
+        return series
     end_x = (axis.end - axis.origin) / axis.per_unit
     for (lane,), part in steps.partition_by("lane", as_dict=True, maintain_order=True).items():
         xs = part.select(axis.to_x(pl.col("raw"))).to_series().to_list()
-        live = part.get_column("live").to_list()
-        pending = part.get_column("pending").to_list()
-        series[int(lane)] = ([*xs, end_x], [*live, live[-1]], [*pending, pending[-1]])
+        rows = {
+            "live": part.get_column("live").to_list(),
+            "pending": part.get_column("pending").to_list(),
+            "pinning": (part.get_column("live") + part.get_column("pending")).to_list(),
+        }
+        series[int(lane)] = ([*xs, end_x], {k: [*v, v[-1]] for k, v in rows.items()})
     return series
 
 
 def concurrency_figure(
-    steps: pl.DataFrame,
+    steps: pl.DataFrame | None,
     lanes: pl.DataFrame,
     axis: TimeAxis,
     *,
-    buckets: int | None,
-    replay_steps: pl.DataFrame | None,
+    levels: pl.DataFrame | None = None,
+    buckets: Grid | None = None,
+    replay: bool = False,
+    replay_steps: pl.DataFrame | None = None,
+    replay_levels: pl.DataFrame | None = None,
     ranking: list[int] | None = None,
-) -> go.Figure:
+) -> dict[str, Any]:
     """Views of each root over time as step lines, in rows that share the time axis.
 
     Live and RCU-pending views get a row each: a pile of pending views (normal after a
     topology change) would otherwise flatten the live counts, where leaks show. With a
     replay, a first row compares what pins the root when it is released at destroy (solid)
-    and at destroy_rcu (dashed). With ``buckets``, each line is the maximum per time bucket.
-    Past ``MAX_LANE_TRACES`` roots, the first ones of ``ranking`` get lines of their own and
-    the rest share one grey "other roots" line per row (a browser slows down with thousands
-    of traces).
+    and at destroy_rcu (dashed). With ``levels`` (and ``buckets``), each line is the peak
+    per time bucket. Past ``MAX_LANE_TRACES`` roots, the first ones of ``ranking`` get lines
+    of their own and the rest share one grey "other roots" line per row (a browser slows
+    down with thousands of traces).
     """
     labels = dict(lanes.select("lane", "label").rows())
-    main = _lane_series(steps, lanes, axis, buckets)
-    replay = _lane_series(replay_steps, lanes, axis, buckets) if replay_steps is not None else {}
-    rows = (
-        ["pinning", "live", "RCU pending"] if replay_steps is not None else ["live", "RCU pending"]
-    )
-    row_of = {title: index + 1 for index, title in enumerate(rows)}
-    # (lane, row, dash, what, name suffix) -> (x, y): every line the figure could draw.
-    lines: dict[tuple[int, str, str, str, str], tuple[list[float], list[int]]] = {}
-    for lane, (xs, live, pending) in main.items():
-        if "pinning" in row_of:
-            pinned = [a + b for a, b in zip(live, pending, strict=True)]
-            lines[(lane, "pinning", "solid", "views pin the root (release at destroy)", "")] = (
-                xs,
-                pinned,
-            )
-        lines[(lane, "live", "solid", "live views", "")] = (xs, live)
-        lines[(lane, "RCU pending", "solid", "RCU-pending views", "")] = (xs, pending)
-    for lane, (xs, live, pending) in replay.items():
-        pinned = [a + b for a, b in zip(live, pending, strict=True)]
-        what = "views pin the root (replay: release at destroy_rcu)"
-        lines[(lane, "pinning", "dash", what, " (replay)")] = (xs, pinned)
-    drawn = sorted(set(main) | set(replay))
+    main = _lane_series(steps, axis, levels, buckets)
+    replayed = _lane_series(replay_steps, axis, replay_levels, buckets) if replay else {}
+    rows = ["pinning", "live", "pending"] if replay else ["live", "pending"]
+    row_of = {key: index + 1 for index, key in enumerate(rows)}
+    # (lane, row, replay) -> (x, y): every line the figure could draw, in drawing order.
+    lines: dict[tuple[int, str, bool], tuple[list[float], list[int]]] = {}
+    for lane in sorted(set(main) | set(replayed)):
+        for row in rows:
+            if lane in main:
+                xs, levels_of = main[lane]
+                lines[(lane, row, False)] = (xs, levels_of[row])
+            if row == "pinning" and lane in replayed:
+                xs, levels_of = replayed[lane]
+                lines[(lane, row, True)] = (xs, levels_of["pinning"])
+    drawn = sorted(set(main) | set(replayed))
     order = [lane for lane in (ranking or drawn) if lane in set(drawn)]
     own = set(order[:MAX_LANE_TRACES]) if len(drawn) > MAX_LANE_TRACES else set(drawn)
     # Colours go to the lanes that have lines (the nil root has none), in lane order.
@@ -580,60 +710,68 @@ def concurrency_figure(
     }
     traces = []
     legend_done: set[int] = set()
-    others: dict[tuple[str, str, str], tuple[list[float | None], list[int | None]]] = {}
-    for (lane, row, dash, what, suffix), (xs, ys) in sorted(lines.items(), key=_line_order):
+    others: dict[tuple[str, bool], tuple[list[float | None], list[int | None]]] = {}
+    for (lane, row, is_replay), (xs, ys) in lines.items():
         if lane not in own:
-            merged_x, merged_y = others.setdefault((row, dash, what), ([], []))
+            merged_x, merged_y = others.setdefault((row, is_replay), ([], []))
             merged_x.extend([*xs, None])
             merged_y.extend([*ys, None])
             continue
+        what = CONCURRENCY_ROWS[row][1]
+        if row == "pinning":
+            what += " (replay: release at destroy_rcu)" if is_replay else " (release at destroy)"
         traces.append(
             _step_trace(
-                xs,
-                ys,
+                list(xs),
+                list(ys),
                 row=row_of[row],
-                name=escape_name(str(labels[lane])) + suffix,
+                row_key=row,
+                name=escape_name(str(labels[lane])) + (" (replay)" if is_replay else ""),
                 lane=lane,
                 colour=colours[lane],
-                dash=dash,
-                showlegend=lane not in legend_done and not suffix,
-                what=what,
+                dash="dash" if is_replay else "solid",
+                showlegend=lane not in legend_done and not is_replay,
+                hover=f"%{{y}} {what}<br>%{{fullData.name}}<extra></extra>",
+                legendgroup=f"lane{lane}",
             )
         )
         legend_done.add(lane)
-    for (row, dash, what), (xs_other, ys_other) in others.items():
+    for (row, is_replay), (xs_other, ys_other) in sorted(
+        others.items(), key=lambda item: (rows.index(item[0][0]), item[0][1])
+    ):
         traces.append(
-            go.Scatter(
-                x=xs_other,
-                y=ys_other,
-                xaxis="x" if row_of[row] == 1 else f"x{row_of[row]}",
-                yaxis="y" if row_of[row] == 1 else f"y{row_of[row]}",
-                mode="lines",
-                line={"shape": "hv", "color": "#9a9a9a", "dash": dash, "width": 1},
+            _step_trace(
+                xs_other,
+                ys_other,
+                row=row_of[row],
+                row_key=row,
                 name=f"other roots ({len(drawn) - len(own):,})",
+                lane=-2,
+                colour="#9a9a9a",
+                dash="dash" if is_replay else "solid",
+                showlegend=row == rows[0] and not is_replay,
+                hover=f"%{{y}} {CONCURRENCY_ROWS[row][1]}<br>one of the other roots<extra></extra>",
                 legendgroup="other",
-                showlegend=row == rows[0] and dash == "solid",
-                hovertemplate=f"%{{y}} {what}<br>one of the other roots<extra></extra>",
-                meta={"role": "concurrency", "lane": -2},
+                merged=[lane for lane in drawn if lane not in own],
             )
         )
-    highest = {title: 0 for title in rows}
-    for (_, row, _, _, _), (_, ys) in lines.items():
-        highest[row] = max(highest[row], *ys)
+    highest = dict.fromkeys(rows, 0)
+    for (_, row, _), (_, ys) in lines.items():
+        highest[row] = max(highest[row], *(y for y in ys if y is not None))
     gap = 0.08
     band = (1 - gap * (len(rows) - 1)) / len(rows)
     axes: dict[str, Any] = {}
-    for index, title in enumerate(rows):
+    for index, row in enumerate(rows):
         suffix = "" if index == 0 else str(index + 1)
         top = 1 - index * (band + gap)
         last = index == len(rows) - 1
         axes[f"yaxis{suffix}"] = {
             "domain": [round(max(top - band, 0.0), 6), round(min(top, 1.0), 6)],
-            "title": {"text": title, "font": {"size": 11}},
+            "title": {"text": CONCURRENCY_ROWS[row][0], "font": {"size": 11}},
             "rangemode": "tozero",
             "anchor": f"x{suffix}",
             # Counts are whole numbers: no 0.5 ticks on rows with small counts.
-            **({"dtick": 1} if highest[title] <= 6 else {"tickformat": ",d"}),
+            **({"dtick": 1} if highest[row] <= 6 else {"tickformat": ",d"}),
         }
         axes[f"xaxis{suffix}"] = {
             "anchor": f"y{suffix}",
@@ -644,13 +782,7 @@ def concurrency_figure(
             **({"matches": "x"} if index else {}),
         }
     layout = base_layout(130 * len(rows) + 110, **axes)
-    return go.Figure(data=traces, layout=layout)
-
-
-def _line_order(item: tuple[tuple[int, str, str, str, str], Any]) -> tuple[int, int, bool]:
-    """Lanes in order; within a lane, rows top-down, the replay after the traced line."""
-    (lane, row, dash, _, _), _ = item
-    return (lane, ("pinning", "live", "RCU pending").index(row), dash != "solid")
+    return {"data": traces, "layout": layout}
 
 
 def _decade_label(exponent: int, in_events: bool = False) -> str:
@@ -664,7 +796,7 @@ def _decade_label(exponent: int, in_events: bool = False) -> str:
 
 
 def histogram_figure(
-    views: pl.DataFrame,
+    placed: pl.DataFrame,
     lanes: pl.DataFrame,
     column: str,
     *,
@@ -672,28 +804,25 @@ def histogram_figure(
     colour: str,
     in_events: bool = False,
     own_lanes: set[int] | None = None,
-) -> go.Figure:
+) -> dict[str, Any]:
     """Counts of ``column`` (ns) in log-spaced bins, for all roots and for each root.
 
     Bins are computed here, not in the browser, so a million instances cost a few hundred
     numbers. The x axis is log10 of the duration, labelled in time units. Only lanes in
-    ``own_lanes`` (default: all) get a histogram of their own.
+    ``own_lanes`` (default: all) get a histogram of their own. ``placed``: views with lane.
     """
-    binned = (
-        views.filter(pl.col(column).is_not_null())
-        .join(lanes.select("run", "root", "lane"), on=["run", "root"], how="left")
-        .with_columns(
-            (pl.col(column).clip(1).cast(pl.Float64).log10() * HIST_BINS_PER_DECADE)
-            .floor()
-            .cast(pl.Int64)
-            .alias("bin")
-        )
+    binned = placed.filter(pl.col(column).is_not_null()).select(
+        "lane",
+        (pl.col(column).clip(1).cast(pl.Float64).log10() * HIST_BINS_PER_DECADE)
+        .floor()
+        .cast(pl.Int64)
+        .alias("bin"),
     )
     all_counts = binned.group_by("bin").agg(pl.len().alias("count")).sort("bin")
     per_lane = binned.group_by("lane", "bin").agg(pl.len().alias("count")).sort("lane", "bin")
     width = 1 / HIST_BINS_PER_DECADE
 
-    def bars(counts: pl.DataFrame, name: str, lane: int | None, visible: bool) -> go.Bar:
+    def bars(counts: pl.DataFrame, name: str, lane: int | None, visible: bool) -> dict[str, Any]:
         lo = counts.select((pl.col("bin") / HIST_BINS_PER_DECADE).alias("lo"))
         low = (10 ** (pl.col("bin") / HIST_BINS_PER_DECADE)).round(0).cast(pl.Int64)
         high = (10 ** ((pl.col("bin") + 1) / HIST_BINS_PER_DECADE)).round(0).cast(pl.Int64)
@@ -704,18 +833,19 @@ def histogram_figure(
         hover = counts.select(
             pl.format("{} to {}: {} instances", *bounds, pl.col("count"))
         ).to_series()
-        return go.Bar(
-            x=[v + width / 2 for v in lo.to_series().to_list()],
-            y=counts.get_column("count").to_list(),
-            width=width * 0.92,
-            name=name,
-            marker={"color": colour},
-            visible=visible,
-            hovertext=hover.to_list(),
-            hovertemplate="%{hovertext}<extra>" + name + "</extra>",
-            meta={"role": "histogram", "lane": -1 if lane is None else lane},
-            showlegend=False,
-        )
+        return {
+            "type": "bar",
+            "x": [v + width / 2 for v in lo.to_series().to_list()],
+            "y": counts.get_column("count").to_list(),
+            "width": width * 0.92,
+            "name": name,
+            "marker": {"color": colour},
+            "visible": visible,
+            "hovertext": hover.to_list(),
+            "hovertemplate": "%{hovertext}<extra>" + name + "</extra>",
+            "meta": {"role": "histogram", "lane": -1 if lane is None else lane},
+            "showlegend": False,
+        }
 
     traces = [bars(all_counts, "all roots", None, True)]
     labels = dict(lanes.select("lane", "label").rows())
@@ -740,4 +870,4 @@ def histogram_figure(
         },
         yaxis={"title": {"text": "view instances"}, "rangemode": "tozero"},
     )
-    return go.Figure(data=traces, layout=layout)
+    return {"data": traces, "layout": layout}

@@ -7,23 +7,34 @@ fixed, data is sorted, and no time or random id is written.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import plotly.graph_objects as go
 import polars as pl
 from plotly.offline import get_plotlyjs
-from qtrace.dashboards import aggregate, figures, tables
+from qtrace.dashboards import aggregate, figures, packing, tables
 from qtrace.dashboards.assets import SCRIPT
 from qtrace.dashboards.html import document
 from qtrace.dashboards.inputs import TimeAxis, as_int, lanes, time_axis
-from qtrace.dashboards.instances import assign_slots, instance_phases
+from qtrace.dashboards.instances import (
+    CATEGORY_ORDER,
+    LIVE_BAR_WIDTH,
+    LIVE_CATEGORIES,
+    PENDING_BAR_WIDTH,
+    PENDING_CATEGORIES,
+    assign_slots,
+    escape_text,
+    instance_phases,
+)
+from qtrace.dashboards.zoom_script import ZOOM_SCRIPT
 
 from qtrace.findings import Findings
-from qtrace.formatting import escape_html
+from qtrace.formatting import escape_html, hex_pointer
 from qtrace.model import Analysis
 from qtrace.report import to_json
 
+PAGE_LIMIT_BYTES = 20_000_000  # what a page of a million instances may weigh (issue 14)
 TIMELINE_ID = "qtrace-timeline"
 CONCURRENCY_ID = "qtrace-concurrency"
 LIVE_HIST_ID = "qtrace-live-hist"
@@ -49,9 +60,8 @@ def script_json(value: Any) -> str:
     return text.replace("</", "<\\/").replace("<!--", "\\u003c!--")
 
 
-def _figure_entry(div_id: str, figure: go.Figure) -> dict[str, Any]:
-    spec = figure.to_plotly_json()
-    return {"id": div_id, "data": spec["data"], "layout": spec["layout"]}
+def _figure_entry(div_id: str, figure: dict[str, Any]) -> dict[str, Any]:
+    return {"id": div_id, "data": figure["data"], "layout": figure["layout"]}
 
 
 def _plural(count: int, one: str, many: str | None = None) -> str:
@@ -155,8 +165,8 @@ def _facts(report: dict[str, Any], axis: TimeAxis) -> str:
 
 
 def _align_time_axes(
-    timeline: go.Figure,
-    concurrency: go.Figure,
+    timeline: dict[str, Any],
+    concurrency: dict[str, Any],
     lane_table: pl.DataFrame,
     full_x: list[float],
     *,
@@ -167,24 +177,24 @@ def _align_time_axes(
     The left margin fits the longest lane label; the heatmap's colour bar takes room on the
     right.
     """
-    timeline.update_xaxes(range=full_x, autorange=False)
-    concurrency.update_layout(xaxis={"range": full_x, "autorange": False})
+    for fig in (timeline, concurrency):
+        fig["layout"]["xaxis"].update(range=full_x, autorange=False)
     longest = as_int(lane_table.get_column("label").str.len_chars().max())
     margin = {"l": max(figures.LEFT_MARGIN_PX, min(24 + 7 * longest, 280))}
     if colour_bar:
         margin["r"] = figures.COLORBAR_MARGIN_PX
     for fig in (timeline, concurrency):
-        fig.update_layout(margin=margin)
+        fig["layout"]["margin"].update(margin)
 
 
 def _duration_figures(
-    views: pl.DataFrame, lane_table: pl.DataFrame, axis: TimeAxis, own: set[int]
-) -> tuple[go.Figure, go.Figure]:
+    placed: pl.DataFrame, lane_table: pl.DataFrame, axis: TimeAxis, own: set[int]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Histograms of live and RCU grace durations (in events when the trace has no clock)."""
     if axis.has_clock:
-        measured, unit = views, ""
+        measured, unit = placed, ""
     else:
-        measured = views.with_columns(
+        measured = placed.with_columns(
             (pl.col("rcu_seq") - pl.col("new_seq")).alias("live_ns"),
             (pl.col("destroy_seq") - pl.col("rcu_seq")).alias("grace_ns"),
         )
@@ -210,6 +220,190 @@ def _duration_figures(
     return live, grace
 
 
+def _bucket_label(axis: TimeAxis, raw_width: float) -> str:
+    if axis.has_clock:
+        return figures.short_ns(raw_width)
+    return f"{raw_width:.3g} events"
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """The page's time figures and what the text around them says about them."""
+
+    timeline: dict[str, Any]
+    concurrency: dict[str, Any]
+    geometry: figures.LaneGeometry
+    notes: list[str]
+    zoom: dict[str, Any] | None
+    zoom_state: str
+    packed_data: str | None
+
+
+def _zoom_config(
+    analysis: Analysis,
+    lane_table: pl.DataFrame,
+    geometry: figures.LaneGeometry,
+    axis: TimeAxis,
+    buckets: aggregate.Grid,
+    packed: packing.Packed | None,
+    home_text: str,
+) -> dict[str, Any]:
+    """What the zoom script needs: the axis, the lanes, the drawing styles, the instances."""
+    placed = lane_table.join(geometry.table.select("lane", "y0", "height"), on="lane").sort("lane")
+    categories = {
+        key: {
+            "name": name,
+            "marker": figures.bar_marker(colour, pattern),
+            "width": LIVE_BAR_WIDTH if key in LIVE_CATEGORIES else PENDING_BAR_WIDTH,
+        }
+        for key, (name, colour, pattern) in {**PENDING_CATEGORIES, **LIVE_CATEGORIES}.items()
+    }
+    return {
+        "clock": axis.has_clock,
+        "perUnit": axis.per_unit,
+        # Seq numbers fit a browser's doubles; epoch nanoseconds would not (and are not needed).
+        "originRaw": 0 if axis.has_clock else axis.origin,
+        "spanRaw": buckets.span,
+        "endRaw": axis.end - axis.origin,
+        "buckets": buckets.count,
+        "maxDetail": aggregate.DETAIL_INSTANCES,
+        "instances": analysis.views.height,
+        "lanes": {
+            "y0": placed.get_column("y0").to_list(),
+            "height": placed.get_column("height").to_list(),
+            "root": placed.select(hex_pointer("root")).to_series().to_list(),
+            "run": placed.get_column("run").to_list(),
+            # The root's name under its pointer in a hover (escaped for Plotly), or null.
+            "rootLabel": placed.select(escape_text(pl.col("root_label"))).to_series().to_list(),
+            "nil": (placed.get_column("root") == 0).to_list(),
+        },
+        "rows": figures.AGGREGATE_ROWS,
+        "liveOnlyBand": figures.LIVE_ONLY_BAND,
+        "decadeLabels": list(figures.DECADE_LABELS),
+        "categories": categories,
+        "categoryOrder": list(CATEGORY_ORDER),
+        "packed": packed.to_json() if packed is not None else None,
+        "homeText": home_text,
+    }
+
+
+def _time_figures(
+    analysis: Analysis,
+    replay: Analysis | None,
+    markers: pl.DataFrame | None,
+    lane_table: pl.DataFrame,
+    placed: pl.DataFrame,
+    axis: TimeAxis,
+    own: list[int],
+    *,
+    carry_instances: bool = True,
+) -> Drawn:
+    """The timeline and concurrency figures, aggregated (and zoomable) when the trace is big.
+
+    ``placed``: the views with their ``lane``.
+    """
+    views = analysis.views
+    detail, aggregated = aggregate.detail_views(placed, analysis.anomalies)
+    slotted = assign_slots(instance_phases(detail, axis))
+    if aggregated:
+        # Slot 0 of every lane holds its aggregate rows; the bars drawn one by one go below,
+        # where they hide none of it.
+        slotted = slotted.with_columns(pl.col("slot") + 1)
+    geometry = figures.lane_geometry(lane_table, slotted)
+    step_count = analysis.concurrency.height
+    plan = aggregate.plan(views, detail, aggregated, step_count, lane_table.height)
+    buckets = aggregate.grid(axis, lane_table.height)
+    label = _bucket_label(axis, buckets.width)
+    # Millions of steps are reduced per bucket, never joined or sorted whole.
+    steps = levels = replay_steps = replay_levels = None
+    if plan.steps_aggregated:
+        levels = aggregate.bucket_levels(analysis.concurrency, lane_table, axis, buckets)
+        if replay is not None:
+            replay_levels = aggregate.bucket_levels(replay.concurrency, lane_table, axis, buckets)
+    else:
+        steps = aggregate.lane_steps(analysis.concurrency, lane_table, axis)
+        if replay is not None:
+            replay_steps = aggregate.lane_steps(replay.concurrency, lane_table, axis)
+    heat: list[dict[str, Any]] = []
+    notes: list[str] = []
+    zoom: dict[str, Any] | None = None
+    zoom_state = ""
+    packed = None
+    if aggregated and levels is not None:
+        activity = aggregate.bucket_activity(placed, levels, lane_table, axis, buckets)
+        heat = figures.aggregate_traces(activity, geometry, buckets, label)
+        packed = packing.pack_instances(placed, axis) if carry_instances else None
+        notes.append(
+            f"The trace has {views.height:,} view instances, too many to draw one by one: per "
+            "root and time bucket, the thick upper row is coloured by the views born in the "
+            "bucket (log scale, light to dark blue; pale grey-blue where views stay live but "
+            "none is born), the thin lower row by the peak number of RCU-pending views "
+            "(orange). Counts and peaks, never means: a view that lives 3 µs in a 9 ms bucket "
+            "still colours it, and only a bucket where nothing was live, pending or born stays "
+            f"white. {_plural(detail.height, 'instance')} (leaked, lost, anomalous, the empty "
+            "view) drawn one by one on top."
+        )
+        if packed is not None:
+            notes.append(
+                "Zoom in (drag across the timeline or the concurrency figure): the page "
+                "recomputes the buckets for the window, one per pixel column at most, and once "
+                f"the window holds {aggregate.DETAIL_INSTANCES:,} instances or fewer it draws "
+                "each one with its exact times in the hover, and exact concurrency steps. The "
+                "page carries every instance, so this holds at any zoom level and anywhere in "
+                "the trace. Double-click to zoom back out."
+            )
+        else:
+            notes.append(
+                f"The page cannot carry all {views.height:,} instances within its size budget: "
+                "zooming stretches the whole-trace buckets and adds no detail, and only the "
+                "instances drawn on top are exact at any zoom level. A dashboard of a window "
+                "(--begin/--end) draws up to "
+                f"{aggregate.DETAIL_INSTANCES:,} instances one by one."
+            )
+        home_text = (
+            f"Whole trace: {views.height:,} view instances in {{buckets}} buckets of {{width}} "
+            "per root."
+        )
+        zoom_state = home_text.replace("{buckets}", f"{buckets.count:,}").replace("{width}", label)
+        zoom = _zoom_config(analysis, lane_table, geometry, axis, buckets, packed, home_text)
+    if plan.steps_aggregated:
+        notes.append(
+            f"Concurrency has {step_count:,} change points: each line shows the peak per time "
+            f"bucket ({buckets.count:,} buckets of {label}) instead"
+            + (
+                f", and exact steps once zoomed to {aggregate.DETAIL_INSTANCES:,} instances "
+                "or fewer."
+                if zoom is not None and zoom["packed"] is not None
+                else "."
+            )
+        )
+    timeline = figures.timeline_figure(
+        slotted,
+        geometry,
+        axis,
+        anomalies=analysis.anomalies,
+        lanes=lane_table,
+        markers=markers,
+        aggregates=heat,
+        labelled=figures.tick_lanes(placed, lane_table),
+    )
+    concurrency = figures.concurrency_figure(
+        steps,
+        lane_table,
+        axis,
+        levels=levels,
+        buckets=buckets if plan.steps_aggregated else None,
+        ranking=own,
+        replay=replay is not None,
+        replay_steps=replay_steps,
+        replay_levels=replay_levels,
+    )
+    full_x = [0.0, (axis.end - axis.origin) / axis.per_unit]
+    _align_time_axes(timeline, concurrency, lane_table, full_x, colour_bar=bool(heat))
+    data = packed.data if packed is not None else None
+    return Drawn(timeline, concurrency, geometry, notes, zoom, zoom_state, data)
+
+
 def render_page(
     analysis: Analysis,
     *,
@@ -221,49 +415,51 @@ def render_page(
 ) -> str:
     """The dashboard's HTML; plotly.js inline, or loaded from ``plotlyjs_src`` (relative).
 
-    ``findings``: the verdict to show (default: ``Findings.of(analysis)``).
+    ``findings``: the verdict to show (default: ``Findings.of(analysis)``). A page that
+    would pass ``PAGE_LIMIT_BYTES`` with every instance packed in it is made again without
+    them (it says so).
     """
+    args = (analysis, replay, markers, title, plotlyjs_src, findings)
+    page = _render(*args, carry_instances=True)
+    if len(page.encode("utf-8")) > PAGE_LIMIT_BYTES and 'id="qtrace-instances"' in page:
+        page = _render(*args, carry_instances=False)
+    return page
+
+
+def _render(
+    analysis: Analysis,
+    replay: Analysis | None,
+    markers: pl.DataFrame | None,
+    title: str | None,
+    plotlyjs_src: str | None,
+    findings: Findings | None,
+    *,
+    carry_instances: bool,
+) -> str:
     axis = time_axis(analysis)
     report = to_json(analysis, findings)
     lane_table = lanes(analysis)
     views = analysis.views
-    detail, aggregated = aggregate.detail_views(views, analysis.anomalies, lane_table)
-    slotted = assign_slots(instance_phases(detail, axis))
-    geometry = figures.lane_geometry(lane_table, slotted)
-    steps = aggregate.lane_steps(analysis.concurrency, lane_table, axis)
-    plan = aggregate.plan(views, detail, aggregated, steps.height, lane_table.height)
-    means = (
-        aggregate.bucket_live_means(steps, lane_table, axis, plan.buckets) if aggregated else None
+    # Every instance's lane, found by joining only the keys: the views' own columns are shared,
+    # not copied (a million rows).
+    lane_of = views.select("run", "root").join(
+        lane_table.select("run", "root", "lane", "root_label"),
+        on=["run", "root"],
+        how="left",
+        maintain_order="left",
     )
-    replay_steps = (
-        aggregate.lane_steps(replay.concurrency, lane_table, axis) if replay is not None else None
+    placed = views.with_columns(lane_of.get_column("lane"), lane_of.get_column("root_label"))
+    own = figures.own_lanes(placed)
+    drawn = _time_figures(
+        analysis, replay, markers, lane_table, placed, axis, own, carry_instances=carry_instances
     )
+    geometry = drawn.geometry
     full_x = [0.0, (axis.end - axis.origin) / axis.per_unit]
-    own = figures.own_lanes(views, lane_table)
-    timeline = figures.timeline_figure(
-        slotted,
-        geometry,
-        axis,
-        anomalies=analysis.anomalies,
-        lanes=lane_table,
-        markers=markers,
-        means=means,
-        labelled=figures.tick_lanes(views, lane_table),
-    )
-    concurrency = figures.concurrency_figure(
-        steps,
-        lane_table,
-        axis,
-        buckets=plan.buckets if plan.steps_aggregated else None,
-        ranking=own,
-        replay_steps=replay_steps,
-    )
-    _align_time_axes(timeline, concurrency, lane_table, full_x, colour_bar=means is not None)
-    live_hist, grace_hist = _duration_figures(views, lane_table, axis, set(own))
+    live_hist, grace_hist = _duration_figures(placed, lane_table, axis, set(own))
     data = {
         "figures": [
-            _figure_entry(TIMELINE_ID, timeline),
-            _figure_entry(CONCURRENCY_ID, concurrency),
+            _figure_entry(TIMELINE_ID, drawn.timeline),
+            _figure_entry(CONCURRENCY_ID, drawn.concurrency),
             _figure_entry(LIVE_HIST_ID, live_hist),
             _figure_entry(GRACE_HIST_ID, grace_hist),
         ],
@@ -278,6 +474,7 @@ def render_page(
         "ownLanes": [str(lane) for lane in own],
         # The header's verdict, machine-readable: the same block as the JSON report's.
         "verdict": report["verdict"],
+        "zoom": drawn.zoom,
     }
     inputs = [str(p) for p in report["source"]["paths"]]
     page_title = title or ("qtrace · " + ", ".join(inputs) if inputs else "qtrace dashboard")
@@ -286,7 +483,7 @@ def render_page(
         for lane, label in lane_table.select("lane", "label").rows()
     )
     marker_note = figures.marker_note(markers)
-    all_notes = [*plan.notes, *([marker_note] if marker_note else [])]
+    all_notes = [*drawn.notes, *([marker_note] if marker_note else [])]
     notes = "".join(f'<p class="note aggregated">{escape_html(n)}</p>' for n in all_notes)
     durations_note = (
         "This trace has no clock: durations are counted in trace events between the phases."
@@ -299,6 +496,22 @@ def render_page(
         if replay is not None
         else ""
     )
+    zoom_state = (
+        f'<p class="note" id="qtrace-zoom-state" data-mode="home">'
+        f"{escape_html(drawn.zoom_state)}</p>"
+        if drawn.zoom is not None
+        else ""
+    )
+    # The packed instances (base64: nothing in it can end the element).
+    instances = (
+        f'\n<script type="application/octet-stream" id="qtrace-instances">{drawn.packed_data}'
+        "</script>"
+        if drawn.packed_data is not None
+        else ""
+    )
+    # The roots table reads each root's first view: only those, not a million rows.
+    first_seqs = analysis.roots.get_column("first_seq").implode()
+    first_views = views.filter(pl.col("new_seq").is_in(first_seqs))
     plotly_tag = (
         f'<script src="{escape_html(plotlyjs_src)}"></script>'
         if plotlyjs_src is not None
@@ -317,7 +530,7 @@ def render_page(
 <section id="timeline"><h2>View instances per root</h2>
 <p class="note">One lane per root. Thick bar: live (flatview_new → flatview_destroy_rcu);
 thin tail: RCU pending (→ flatview_destroy). Hover a bar for exact times.
-Zoom here or below: both follow.</p>{notes}
+Zoom here or below: both follow.</p>{notes}{zoom_state}
 <div id="{TIMELINE_ID}" class="plot"></div></section>
 <section id="concurrency"><h2>Views pinning each root</h2>
 <p class="note">Live and RCU-pending views of each root, one colour per root.{replay_note}</p>
@@ -326,12 +539,13 @@ Zoom here or below: both follow.</p>{notes}
 <div class="pair"><div><h2>Live</h2><div id="{LIVE_HIST_ID}" class="plot"></div></div>
 <div><h2>RCU grace</h2><div id="{GRACE_HIST_ID}" class="plot"></div></div></div></section>
 <section id="leaks"><h2>Leaked and lost views</h2>
-{tables.leaks_table(views, lane_table, axis)}</section>
+{tables.leaks_table(analysis.flagged_views, lane_table, axis)}</section>
 <section id="anomalies"><h2>Anomalies</h2>
 {tables.anomalies_table(analysis.anomalies, lane_table, axis)}</section>
 <section id="roots"><h2>Roots</h2>
-{tables.roots_table(analysis.roots, views, lane_table)}</section>
+{tables.roots_table(analysis.roots, first_views, lane_table)}</section>
 <footer>Made by qtrace. Offline page: plotly.js is {"beside it" if plotlyjs_src else "inside"}.
 </footer>"""
     body += f'\n<script type="application/json" id="qtrace-data">{script_json(data)}</script>'
-    return document(page_title, body, head=plotly_tag, scripts=(SCRIPT,))
+    body += instances
+    return document(page_title, body, head=plotly_tag, scripts=(ZOOM_SCRIPT + SCRIPT,))

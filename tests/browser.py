@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import websocket
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -126,10 +128,21 @@ class Page:
                 self._record(json.loads(self.ws.recv()))
         self.ws.settimeout(60)
 
-    def screenshot(self, path: Path, *, full_page: bool = False) -> Path:
+    def screenshot(
+        self, path: Path, *, full_page: bool = False, element: str | None = None
+    ) -> Path:
+        """A PNG of the viewport, the whole page, or the element of id ``element``."""
         params: dict[str, Any] = {"format": "png"}
-        if full_page:
+        if full_page or element is not None:
             params["captureBeyondViewport"] = True
+        if element is not None:
+            box = self.evaluate(
+                f"(() => {{ const r = document.getElementById({json.dumps(element)})"
+                ".getBoundingClientRect(); return [r.left + window.scrollX, "
+                "r.top + window.scrollY, r.width, r.height]; })()"
+            )
+            left, top, width, height = box
+            params["clip"] = {"x": left, "y": top, "width": width, "height": height, "scale": 1}
         data = self.send("Page.captureScreenshot", params)["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
@@ -210,6 +223,37 @@ def chromium() -> Iterator[Chromium]:
 
 
 RENDERED = "document.body !== null && document.body.getAttribute('data-rendered') === 'true'"
+
+
+def png_pixels(browser: Chromium, png: bytes) -> npt.NDArray[np.uint8]:
+    """The RGBA pixels (height, width, 4) of a PNG, decoded by Chromium itself."""
+    page = browser.new_page()
+    try:
+        encoded = base64.b64encode(png).decode("ascii")
+        result: list[Any] = page.evaluate(
+            f"""new Promise((resolve, reject) => {{
+              const image = new Image();
+              image.onload = () => {{
+                const canvas = document.createElement('canvas');
+                canvas.width = image.width; canvas.height = image.height;
+                const context = canvas.getContext('2d');
+                context.drawImage(image, 0, 0);
+                const data = context.getImageData(0, 0, image.width, image.height).data;
+                let text = '';
+                for (let i = 0; i < data.length; i += 0x8000) {{
+                  text += String.fromCharCode.apply(null, data.subarray(i, i + 0x8000));
+                }}
+                resolve([image.width, image.height, btoa(text)]);
+              }};
+              image.onerror = () => reject(new Error('not a PNG'));
+              image.src = 'data:image/png;base64,{encoded}';
+            }})"""
+        )
+    finally:
+        page.close()
+    width, height, data = result
+    pixels = np.frombuffer(base64.b64decode(data), dtype=np.uint8)
+    return pixels.reshape(int(height), int(width), 4)
 
 
 def open_dashboard(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ MIXED = SHARED / "pc-bridges-mixed.simpletrace"
 QEMU10_LOG = SHARED / "qemu10-pc-bridges-ts.log"
 TRACE_EVENTS = SHARED / "trace-events-all"
 DATA_RE = re.compile(r'<script type="application/json" id="qtrace-data">(.*?)</script>', re.S)
+INSTANCES_RE = re.compile(
+    r'<script type="application/octet-stream" id="qtrace-instances">(.*?)</script>', re.S
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,13 @@ def page_data(page: str) -> dict[str, Any]:
     return data
 
 
+def page_instances(page: str) -> str:
+    """The page's packed instances (base64), which its zoom script unpacks."""
+    found = INSTANCES_RE.search(page)
+    assert found is not None, "the page carries no packed instances"
+    return found.group(1)
+
+
 def figure(page: str, div_id: str) -> dict[str, Any]:
     (found,) = [f for f in page_data(page)["figures"] if f["id"] == div_id]
     return found
@@ -91,6 +102,7 @@ def load_bench() -> Any:
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being made
     spec.loader.exec_module(module)
     return module
 

@@ -3,19 +3,29 @@
 Checks what only a browser can: the page renders with no console error and no network,
 every figure holds its traces, hover shows a known instance, the leak table lists the leak,
 zooming the timeline zooms the concurrency figure, the root dropdown focuses every view,
-and a file name with markup stays text. Saves build/screenshots/dashboard.png (CI artifact).
+and a file name with markup stays text. On a million-instance storm: every lane with
+activity has marks in a screenshot, a 1 ms zoom draws single views with exact hovers, a
+wider one is re-bucketed, and zooming out restores the page; on real traces with the
+aggregate forced, the browser's buckets and hovers are exactly the Python side's. Saves
+screenshots in build/screenshots/ (CI artifacts).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+import plotly.graph_objects as go
 import polars as pl
 import pytest
-from browser import Chromium, Page, chromium, open_dashboard
+from browser import Chromium, Page, chromium, open_dashboard, png_pixels
 from dashboard_samples import (
     BOOT,
     MIXED,
@@ -24,20 +34,26 @@ from dashboard_samples import (
     LeakSample,
     analyse,
     load_bench,
+    make_bare_log,
     make_leak_log,
     page_data,
 )
 from model_traces import trace as model_trace
-from qtrace.dashboards import marker_events, write_dashboard
+from qtrace.dashboards import aggregate, marker_events, write_dashboard
+from qtrace.dashboards.inputs import lanes, time_axis
+from qtrace.dashboards.instances import instance_phases
 
 import qtrace
 from qtrace.events import conform
 from qtrace.model import analyze
+from qtrace.names.join import name_analysis
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOT = ROOT / "build" / "screenshots" / "dashboard.png"
+SHOTS = ROOT / "build" / "screenshots"
+SCREENSHOT = SHOTS / "dashboard.png"
+SAMPLES = ROOT / "samples"
 PLOT_IDS = ("qtrace-timeline", "qtrace-concurrency", "qtrace-live-hist", "qtrace-grace-hist")
 
 
@@ -280,8 +296,8 @@ def test_aggregated_big_trace_renders(browser: Chromium, tmp_path: Path) -> None
     types: list[str] = page.evaluate(
         "document.getElementById('qtrace-timeline').data.map(t => t.type)"
     )
-    assert "heatmap" in types
-    assert page.evaluate("document.querySelectorAll('#qtrace-timeline .hm image').length") == 1
+    assert types.count("heatmap") == 2  # views born / live, and RCU pending
+    assert page.evaluate("document.querySelectorAll('#qtrace-timeline .hm image').length") == 2
 
 
 def test_screenshot_of_the_leak_sample(browser: Chromium, leak_page: tuple[Page, Path]) -> None:
@@ -328,3 +344,349 @@ def test_focusing_a_root_without_lines_of_its_own_shows_the_other_roots(
     assert state["conc"] and set(state["conc"]) == {-2}
     assert state["hist"] == [-1]
     assert page.console_errors == []
+
+
+# ---- a million instances: the issue's storm (bench_dashboard.storm_trace) ----
+
+
+@dataclass(frozen=True)
+class Million:
+    """The storm's page open in Chromium, and what the tests check it against."""
+
+    page: Page
+    html: Path
+    roots: list[int]
+    views: pl.DataFrame  # lane, times relative to the origin, seqs, pointers, durations
+    home: str  # the timeline's data as first drawn (JSON)
+    end_ns: int  # where open phases stop (relative)
+    lane_of: dict[int, int]  # root pointer -> lane
+
+
+@pytest.fixture(scope="module")
+def million(browser: Chromium, tmp_path_factory: pytest.TempPathFactory) -> Million:
+    folder = tmp_path_factory.mktemp("million")
+    storm = load_bench().storm_trace(folder / "storm.trace", 1_000_000)
+    analysis = analyze(qtrace.read_trace(storm.path))
+    html = write_dashboard(analysis, folder / "storm.html")
+    storm.path.unlink()
+    axis, lane_table = time_axis(analysis), lanes(analysis)
+    views = analysis.views.join(lane_table.select("run", "root", "lane"), on=["run", "root"])
+    views = views.select(
+        "lane",
+        "view",
+        "status",
+        "new_seq",
+        "live_ns",
+        "grace_ns",
+        *[
+            (pl.col(f"{stem}_ts_ns") - axis.origin).alias(stem)
+            for stem in ("new", "rcu", "destroy", "life_end")
+        ],
+    )
+    del analysis
+    page, _ = open_dashboard(browser, html, width=1280, height=1800)
+    home: str = page.evaluate("JSON.stringify(document.getElementById('qtrace-timeline').data)")
+    lane_of = dict(lane_table.select("root", "lane").rows())
+    return Million(page, html, storm.roots, views, home, axis.end - axis.origin, lane_of)
+
+
+def zoom_state(page: Page) -> dict[str, str]:
+    state: dict[str, str] = page.evaluate(
+        "Object.fromEntries(Array.from(document.getElementById('qtrace-zoom-state').attributes)"
+        ".map(a => [a.name, a.value]))"
+    )
+    return state
+
+
+def zoom_to(page: Page, x_range: list[float] | None) -> dict[str, str]:
+    """Relayout the timeline to ``x_range`` (seconds; None: autorange) and wait for the redraw."""
+    before = int(zoom_state(page).get("data-serial", "0"))
+    update = {"xaxis.autorange": True} if x_range is None else {"xaxis.range": x_range}
+    page.evaluate(
+        "Plotly.relayout(document.getElementById('qtrace-timeline'), "
+        f"{json.dumps(update)}).then(() => true)"
+    )
+    started = time.monotonic()
+    while int(zoom_state(page).get("data-serial", "0")) <= before:
+        assert time.monotonic() - started < 60, page.console_errors
+        time.sleep(0.05)
+    assert page.console_errors == []
+    return zoom_state(page)
+
+
+def marks(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Pixels that are a mark: coloured, or dark; never white, the lane shading or grid greys."""
+    rgb = pixels[..., :3].astype(np.int16)
+    chroma = rgb.max(axis=-1) - rgb.min(axis=-1)
+    luma = rgb.mean(axis=-1)
+    marked: npt.NDArray[np.bool_] = (chroma > 25) | (luma < 190)
+    return marked
+
+
+def test_million_page_is_small_and_has_a_mark_in_every_active_bucket_of_every_lane(
+    million: Million, browser: Chromium
+) -> None:
+    page = million.page
+    assert_clean(page)
+    assert million.html.stat().st_size <= 20_000_000
+    assert zoom_state(page)["data-mode"] == "home"
+    shot = page.screenshot(SHOTS / "dashboard-1m.png", element="qtrace-timeline")
+    pixels = marks(png_pixels(browser, shot.read_bytes()))
+    # Where Plotly drew each lane's two rows and each bucket, in the screenshot's pixels.
+    drawn: dict[str, Any] = page.evaluate(
+        """(() => {
+          const gd = document.getElementById('qtrace-timeline'), L = gd._fullLayout;
+          const row = k => gd.data.find(t => t.meta && t.meta.row === k);
+          const born = row('born'), pending = row('pending');
+          return {left: L._size.l, top: L._size.t, width: L._size.w,
+            born: born.y.map(y => L.yaxis.l2p(y)), pending: pending.y.map(y => L.yaxis.l2p(y)),
+            edges: born.x.map(x => L.xaxis.l2p(x)),
+            active: born.customdata.filter((_, i) => i % 2 === 0).map(
+              (r, lane) => r.map((c, b) => c !== null ||
+                pending.z[2 * lane][b] !== null).map(Number))};
+        })()"""
+    )
+    top, left, lanes_drawn = drawn["top"], drawn["left"], len(drawn["active"])
+    assert lanes_drawn == 41  # 40 roots and the empty view's
+    assert drawn["width"] >= len(drawn["edges"]) - 1  # no bucket narrower than a pixel
+    blank = []
+    for lane, active in enumerate(drawn["active"]):
+        y0 = round(top + min(drawn["born"][2 * lane : 2 * lane + 2]))
+        y1 = round(top + max(drawn["pending"][2 * lane : 2 * lane + 2]))
+        band = pixels[y0:y1]
+        assert active.count(1) > 0 and band.any(), f"lane {lane} is empty"
+        for bucket, on in enumerate(active):
+            x0 = int(left + drawn["edges"][bucket])
+            x1 = max(int(left + drawn["edges"][bucket + 1] + 0.999), x0 + 1)
+            if on and not band[:, x0:x1].any():
+                blank.append((lane, bucket))
+    assert blank == []
+    # The quiet root with one instance in 11 s: one active bucket, and it shows.
+    quiet = million.lane_of[million.roots[-4]]
+    assert million.views.filter(pl.col("lane") == quiet).height == 1
+    assert drawn["active"][quiet].count(1) == 1
+
+
+def test_a_one_millisecond_window_draws_single_views_with_exact_hovers(
+    million: Million,
+) -> None:
+    page = million.page
+    views = million.views
+    busiest = million.lane_of[million.roots[0]]
+    picked = views.filter(
+        (pl.col("lane") == busiest)
+        & (pl.col("status") == "freed")
+        & (pl.col("new") > 5_000_000_000)
+    ).row(0, named=True)
+    window = [(picked["new"] - 400_000) / 1e9, (picked["new"] + 600_000) / 1e9]
+    state = zoom_to(page, window)
+    lo, hi = window[0] * 1e9, window[1] * 1e9
+    finish = pl.coalesce("life_end", pl.lit(million.end_ns))
+    expected = views.filter((pl.col("new") <= hi) & (finish >= lo)).height
+    assert state["data-mode"] == "singles"
+    assert int(state["data-instances"]) == expected and 0 < expected <= 5_000
+    traces: list[dict[str, Any]] = page.evaluate(
+        "document.getElementById('qtrace-timeline').data.map(t => ({type: t.type, "
+        "role: t.meta && t.meta.role, n: (t.x || []).length, visible: t.visible, "
+        "name: t.name}))"
+    )
+    assert "heatmap" not in {t["type"] for t in traces}
+    assert all(t["visible"] is False for t in traces if t["role"] == "instances")
+    live_bars = sum(
+        t["n"]
+        for t in traces
+        if t["role"] == "zoom-instances" and "pending" not in t["name"] and "RCU" not in t["name"]
+    )
+    assert live_bars == expected
+    where: dict[str, Any] = page.evaluate(
+        f"""(() => {{
+          const gd = document.getElementById('qtrace-timeline');
+          for (let c = 0; c < gd.data.length; c++) {{
+            const t = gd.data[c];
+            if (!t.meta || t.meta.role !== 'zoom-instances' || t.meta.category !== 'live') continue;
+            const p = t.hovertext.findIndex(h => h.includes('view 0x{picked["view"]:x}<'));
+            if (p >= 0) return {{curve: c, point: p}};
+          }}
+          return null;
+        }})()"""
+    )
+    assert where is not None
+    shown: str = page.evaluate(
+        f"""(() => {{
+          const gd = document.getElementById('qtrace-timeline');
+          Plotly.Fx.hover(gd, [{{curveNumber: {where["curve"]}, pointNumber: {where["point"]}}}]);
+          return document.querySelector('#qtrace-timeline .hoverlayer').textContent;
+        }})()"""
+    )
+    assert f"new +{picked['new']} ns (seq {picked['new_seq']})" in shown
+    assert f"destroy_rcu +{picked['rcu']} ns" in shown
+    assert f"live {picked['live_ns']} ns" in shown and f"RCU grace {picked['grace_ns']} ns" in shown
+    page.screenshot(SHOTS / "dashboard-1m-1ms.png", element="qtrace-timeline")
+    page.evaluate("Plotly.Fx.unhover(document.getElementById('qtrace-timeline')) || true")
+    # The concurrency lines are exact steps: the view's birth is a step of its root's line.
+    line: dict[str, Any] = page.evaluate(
+        "(() => { const t = document.getElementById('qtrace-concurrency').data.find("
+        f"t => t.meta.lane === {busiest} && t.meta.row === 'live');"
+        " return {x: t.x, y: t.y}; })()"
+    )
+    at = line["x"].index(picked["new"] / 1e9)
+    assert line["y"][at] >= 1 and line["x"][0] == window[0] and line["x"][-1] == window[1]
+
+
+def test_a_wider_window_is_re_bucketed_for_the_window(million: Million) -> None:
+    page = million.page
+    window = [2.0, 2.25]
+    state = zoom_to(page, window)
+    assert state["data-mode"] == "aggregate"
+    width = page.evaluate("document.getElementById('qtrace-timeline')._fullLayout._size.w")
+    buckets = int(state["data-buckets"])
+    assert buckets == min(aggregate.BUCKETS, int(width))
+    born: dict[str, Any] = page.evaluate(
+        "(() => { const t = document.getElementById('qtrace-timeline').data.find("
+        "t => t.meta && t.meta.row === 'born'); return {x: t.x, custom: t.customdata}; })()"
+    )
+    assert born["x"][0] == window[0] and len(born["x"]) == buckets + 1
+    counted = sum(c[0] for row in born["custom"][::2] for c in row if c)
+    lo, hi = window[0] * 1e9, window[1] * 1e9
+    assert counted == million.views.filter((pl.col("new") >= lo) & (pl.col("new") < hi)).height
+    lines = page.evaluate(
+        "document.getElementById('qtrace-concurrency').data.filter(t => t.meta.lane >= 0)"
+        ".map(t => t.x.length)"
+    )
+    assert set(lines) == {buckets + 1}
+    # Hovering a bucket tells what happened in it.
+    shown: list[Any] = page.evaluate(
+        """(() => {
+          const gd = document.getElementById('qtrace-timeline');
+          const c = gd.data.findIndex(t => t.meta && t.meta.row === 'born'), t = gd.data[c];
+          const row = 2, col = t.customdata[row].findIndex(x => x && x[0] > 1);
+          Plotly.Fx.hover(gd, {xval: (t.x[col] + t.x[col + 1]) / 2,
+                               yval: (t.y[row] + t.y[row + 1]) / 2}, 'xy');
+          const text = document.querySelector('#qtrace-timeline .hoverlayer').textContent;
+          Plotly.Fx.unhover(gd);
+          return [text, t.customdata[row][col]];
+        })()"""
+    )
+    text, (born_count, live, pending, pinning) = shown
+    assert f"{born_count} views born" in text and "bucket of" in text
+    assert f"peak live {live} · RCU pending {pending} · pinning {pinning}" in text
+    page.screenshot(SHOTS / "dashboard-1m-250ms.png", element="qtrace-timeline")
+
+
+def test_zooming_back_out_restores_the_whole_trace(million: Million) -> None:
+    page = million.page
+    zoom_to(page, [3.0, 3.001])
+    state = zoom_to(page, None)
+    assert state["data-mode"] == "home"
+    now: str = page.evaluate("JSON.stringify(document.getElementById('qtrace-timeline').data)")
+    assert json.loads(now) == json.loads(million.home)
+    assert f"Whole trace: {million.views.height:,} view instances" in page.evaluate(
+        "document.getElementById('qtrace-zoom-state').textContent"
+    )
+
+
+def test_a_narrower_window_merges_the_buckets_to_stay_one_per_pixel(million: Million) -> None:
+    page = million.page
+    try:
+        page.set_viewport(700, 1800)
+        # A screenshot beyond the viewport can leave Chromium without a resize event of its
+        # own: send one, as a window manager would.
+        assert page.evaluate("document.documentElement.clientWidth") == 700
+        page.evaluate("window.dispatchEvent(new Event('resize')) || true")
+        started = time.monotonic()
+        while True:
+            state = zoom_state(page)
+            width = page.evaluate("document.getElementById('qtrace-timeline')._fullLayout._size.w")
+            if width < 600 and int(state["data-buckets"]) <= width:
+                break
+            assert time.monotonic() - started < 30, (state, width)
+            time.sleep(0.1)
+        assert state["data-mode"] == "home" and int(state["data-buckets"]) < 600
+        born: dict[str, Any] = page.evaluate(
+            "(() => { const t = document.getElementById('qtrace-timeline').data.find("
+            "t => t.meta && t.meta.row === 'born'); return {x: t.x.length, "
+            "births: t.customdata.flat().reduce((n, c) => n + (c ? c[0] : 0), 0)}; })()"
+        )
+        assert born["x"] == int(state["data-buckets"]) + 1
+        assert born["births"] == million.views.height  # merged, nothing lost
+    finally:
+        page.set_viewport(1280, 1800)
+
+
+def whole_cells(page: Page) -> dict[str, list[int]]:
+    cells: dict[str, list[int]] = page.evaluate(
+        "window.qtraceZoom.wholeCells().then(c => Object.fromEntries(["
+        "'births', 'live', 'pending', 'pinning'].map(k => [k, Array.from(c[k])])))"
+    )
+    return cells
+
+
+def page_cells(html: Path) -> dict[str, list[int]]:
+    """The page's own whole-trace buckets, from its heatmap as Python wrote it."""
+    (timeline,) = [f for f in page_data(html.read_text())["figures"] if f["id"] == TIMELINE]
+    (born,) = [t for t in timeline["data"] if t["meta"].get("row") == "born"]
+    rows = born["customdata"][::2]
+    return {
+        key: [(c[index] if c else 0) for row in rows for c in row]
+        for index, key in enumerate(("births", "live", "pending", "pinning"))
+    }
+
+
+def test_the_browser_buckets_the_million_exactly_as_the_page(million: Million) -> None:
+    assert whole_cells(million.page) == page_cells(million.html)
+
+
+TIMELINE = "qtrace-timeline"
+
+
+@pytest.mark.parametrize(
+    "name", ["qemu10", "qemu10-named", "pc-boot.simpletrace", "bare", "multi-run.log"]
+)
+def test_on_real_traces_the_browser_buckets_and_hovers_as_python_does(
+    name: str, browser: Chromium, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sources = {
+        "qemu10": QEMU10_LOG,
+        "qemu10-named": QEMU10_LOG,
+        "pc-boot.simpletrace": BOOT,
+        "multi-run.log": SAMPLES / "multi-run.log",
+    }
+    path = sources.get(name) or make_bare_log(QEMU10_LOG, tmp_path / "bare.log")
+    trace = qtrace.read_trace(path)
+    analysis = analyze(trace)
+    if name == "qemu10-named":  # the roots' names go under their pointers in every hover
+        names = qtrace.read_names(QEMU10_LOG.with_name("qemu10-pc-bridges-ts.roots.txt"))
+        analysis = name_analysis(analysis, trace.events, names)
+        assert lanes(analysis).get_column("root_label").drop_nulls().len() > 0
+    # A real trace is small: aggregate it anyway, so the zoom script runs on real data.
+    monkeypatch.setattr(aggregate, "DETAIL_INSTANCES", 50)
+    html = write_dashboard(analysis, tmp_path / "forced.html")
+    page, _ = open_dashboard(browser, html)
+    assert_clean(page)
+    assert whole_cells(page) == page_cells(html)
+    full = page_data(html.read_text())["fullXRange"]
+    traces: list[dict[str, Any]] = page.evaluate(
+        f"window.qtraceZoom.singles([{full[0] - 1}, {full[1] + 1}])"
+    )
+    go.Figure(data=traces)  # the script's bars are valid Plotly, as the page's are
+    hovers = sorted(h for t in traces if t["meta"]["category"] in LIVE_KEYS for h in t["hovertext"])
+    named = analysis.views.join(
+        lanes(analysis).select("run", "root", "root_label"), on=["run", "root"], how="left"
+    )
+    expected = instance_phases(named, time_axis(analysis)).get_column("hover")
+    assert hovers == sorted(expected.to_list())
+    # A window in the middle holds the instances whose life meets it, drawn one by one when
+    # few enough.
+    axis = time_axis(analysis)
+    window = [(full[0] + full[1]) / 2, (full[0] + full[1]) / 2 + (full[1] - full[0]) / 100]
+    state = zoom_to(page, window)
+    lo, hi = (w * axis.per_unit for w in window)
+    meets = analysis.views.filter(
+        (axis.point("new") - axis.origin <= hi)
+        & (pl.coalesce(axis.point("life_end"), pl.lit(axis.end)) - axis.origin >= lo)
+    ).height
+    assert int(state["data-instances"]) == meets
+    assert state["data-mode"] == ("singles" if meets <= 50 else "aggregate")
+
+
+LIVE_KEYS = ("live", "current", "immortal", "lost", "leaked")

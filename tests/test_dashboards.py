@@ -23,16 +23,19 @@ from dashboard_samples import (
     make_bare_log,
     make_leak_log,
     page_data,
+    page_instances,
 )
 from model_traces import trace as model_trace
 from plotly.offline import get_plotlyjs
-from qtrace.dashboards import aggregate, build_dashboard, marker_events, write_dashboard
-from qtrace.dashboards.inputs import TimeAxis, as_int
+from qtrace.dashboards import aggregate, build_dashboard, marker_events, packing, write_dashboard
+from qtrace.dashboards import page as page_module
+from qtrace.dashboards.inputs import TimeAxis, as_int, lanes, time_axis
+from qtrace.dashboards.packing import unpack
 
 import qtrace
 from qtrace.errors import InputError, UsageError
 from qtrace.events import conform
-from qtrace.model import analyze
+from qtrace.model import Analysis, analyze
 
 TIMELINE = "qtrace-timeline"
 CONCURRENCY = "qtrace-concurrency"
@@ -352,53 +355,204 @@ def test_root_dropdown_lists_every_lane_with_its_y_range(boot_page: str) -> None
     assert low > high  # the timeline's y axis runs top-down
 
 
-def test_bucket_live_means_weigh_each_level_by_its_duration() -> None:
-    axis = TimeAxis(has_clock=False, origin=0, end=99)
-    lanes = pl.DataFrame({"lane": [0]})
-    steps = pl.DataFrame(
-        {"lane": [0, 0, 0], "seq": [0, 25, 75], "raw": [0, 25, 75], "live": [1, 2, 1]},
-    ).with_columns(pending=pl.lit(0))
-    means = aggregate.bucket_live_means(steps, lanes, axis, buckets=2)
-    # [0,50): 1 for 25, 2 for 25 -> 1.5; [50,100): 2 carried for 25, then 1 for 25 -> 1.5
-    assert means.get_column("live_mean").to_list() == [1.5, 1.5]
-    maxima = aggregate.bucket_maxima(steps, lanes, axis, buckets=4)
-    # buckets of 25: [0,25) 1; [25,50) 2; [50,75) carried 2; [75,100) 1 (max with carried 2)
-    assert maxima.get_column("live").to_list() == [1, 2, 2, 2]
+@pytest.fixture(scope="module")
+def storm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Analysis, str]:
+    """A 20,000-instance storm (bench_dashboard.storm_trace): aggregated, zoomable."""
+    made = load_bench().storm_trace(tmp_path_factory.mktemp("storm") / "storm.trace", 20_000)
+    analysis = analyze(qtrace.read_trace(made.path))
+    return made, analysis, build_dashboard(analysis)
 
 
-def test_big_trace_is_aggregated_with_leaks_kept_in_detail(tmp_path: Path) -> None:
-    bench = load_bench()
-    events = bench.repeated_trace(MIXED, 12_000)
-    victim = events.filter((pl.col("event") == "flatview_new") & (pl.col("root") != 0)).row(
-        5000, named=True
-    )
-    events = events.filter(
-        ~((pl.col("view") == victim["view"]) & (pl.col("event") != "flatview_new"))
-    )
-    analysis = analyze(conform(events))
-    assert analysis.views.height > aggregate.DETAIL_INSTANCES
-    assert analysis.views.filter(pl.col("status") == "leaked").height == 1
-    page = build_dashboard(analysis)
+def heatmaps(page: str) -> dict[str, dict[str, Any]]:
     timeline = figure(page, TIMELINE)
-    (heat,) = [t for t in timeline["data"] if t["type"] == "heatmap"]
-    assert len(heat["x"]) == aggregate.BUCKETS + 1
-    # The leaked view keeps its root at two live views from the leak to the end; the
-    # other roots stay near one (rows alternate lane, gap).
-    ticks = timeline["layout"]["yaxis"]["ticktext"]
-    leak_row = heat["z"][2 * ticks.index(f"0x{victim['root']:x}")]
-    assert min(leak_row[-100:]) >= 1.9
-    others = [heat["z"][2 * i] for i, t in enumerate(ticks) if t != f"0x{victim['root']:x}"]
-    assert all(max(v or 0 for v in row[-100:]) < 1.9 for row in others)
-    drawn = sum(len(t["x"]) for t in bars(timeline) if t["width"] == 0.8)
-    lanes = analysis.roots.height + 1
-    assert drawn <= 1 + 2 * lanes  # the leak, and the first and last instance of each lane
-    (leaked,) = [t for t in bars(timeline) if t["name"].startswith("leaked")]
-    assert f"view 0x{victim['view']:x}" in leaked["hovertext"][0]
-    assert f"The trace has {analysis.views.height:,} view instances" in page
-    assert "Concurrency has" in page  # what was aggregated is said on the page
-    conc = figure(page, CONCURRENCY)
-    assert all(len(t["x"]) == aggregate.BUCKETS + 1 for t in conc["data"])
+    return {t["meta"]["row"]: t for t in timeline["data"] if t["meta"]["role"] == "aggregate"}
+
+
+def lane_rows(trace: dict[str, Any], key: str) -> list[list[Any]]:
+    """Per lane, the heatmap's row (rows alternate lane, gap)."""
+    rows: list[list[Any]] = trace[key][::2]
+    return rows
+
+
+def levels_oracle(
+    analysis: Analysis, lanes: pl.DataFrame, axis: TimeAxis, grid: aggregate.Grid
+) -> dict[tuple[int, int], tuple[int, int, int]]:
+    """Peak live, pending and pinning per (lane, bucket), one concurrency row at a time."""
+    lane_of = {(run, root): lane for run, root, lane in lanes.select("run", "root", "lane").rows()}
+    raw_column = "ts_ns" if axis.has_clock else "seq"
+    per_lane: dict[int, list[tuple[int, int, int, int]]] = {}
+    for row in analysis.concurrency.sort("run", "root", "seq").iter_rows(named=True):
+        bucket = int((row[raw_column] - grid.origin) * grid.count / grid.span)
+        per_lane.setdefault(lane_of[(row["run"], row["root"])], []).append(
+            (min(max(bucket, 0), grid.count - 1), row["seq"], row["live"], row["pending"])
+        )
+    peaks = {}
+    for lane, steps in per_lane.items():
+        in_bucket: dict[int, list[tuple[int, int, int]]] = {}
+        for bucket, seq, live, pending in steps:
+            in_bucket.setdefault(bucket, []).append((seq, live, pending))
+        carried = (0, 0)
+        for bucket in range(grid.count):
+            found = sorted(in_bucket.get(bucket, []))
+            live = max([carried[0], *(f[1] for f in found)])
+            pending = max([carried[1], *(f[2] for f in found)])
+            pinning = max([sum(carried), *(f[1] + f[2] for f in found)])
+            peaks[(lane, bucket)] = (live, pending, pinning)
+            if found:
+                carried = (found[-1][1], found[-1][2])
+    return peaks
+
+
+@pytest.mark.parametrize("source", [QEMU10_LOG, BOOT, "storm"])
+def test_bucket_levels_are_the_peaks_of_the_concurrency_steps(
+    source: Path | str, storm: tuple[Any, Analysis, str]
+) -> None:
+    analysis = storm[1] if source == "storm" else analyse(Path(source))
+    lane_table = lanes(analysis)
+    axis = time_axis(analysis)
+    grid = aggregate.grid(axis, lane_table.height)
+    levels = aggregate.bucket_levels(analysis.concurrency, lane_table, axis, grid)
+    expected = levels_oracle(analysis, lane_table, axis, grid)
+    got = {(r[0], r[1]): (r[2], r[3], r[4]) for r in levels.iter_rows()}
+    assert got == expected
+    assert any(pinning >= 2 for _, _, pinning in got.values())  # overlaps were seen
+
+
+def test_bucket_levels_carry_a_level_across_buckets_without_steps() -> None:
+    axis = TimeAxis(has_clock=False, origin=0, end=99)
+    concurrency = pl.DataFrame(
+        {
+            "run": [0, 0, 0],
+            "root": [16, 16, 16],
+            "seq": [0, 25, 75],
+            "ts_ns": [None, None, None],
+            "live": [1, 2, 1],
+            "pending": [0, 0, 1],
+        },
+        schema_overrides={"root": pl.UInt64, "ts_ns": pl.Int64},
+    )
+    lane_table = pl.DataFrame({"run": [0], "root": [16], "lane": [0]}).cast({"root": pl.UInt64})
+    grid = aggregate.Grid(0, 100, 4, 1)
+    levels = aggregate.bucket_levels(concurrency, lane_table, axis, grid)
+    # buckets of 25: [0,25) 1; [25,50) 2; [50,75) carried 2; [75,100) 1, but 2 carried in
+    assert levels.get_column("live").to_list() == [1, 2, 2, 2]
+    assert levels.get_column("pending").to_list() == [0, 0, 0, 1]
+    assert levels.get_column("pinning").to_list() == [1, 2, 2, 2]
+
+
+def test_a_storm_page_aggregates_and_every_active_bucket_is_coloured(
+    storm: tuple[Any, Analysis, str],
+) -> None:
+    made, analysis, page = storm
+    data = page_data(page)
     assert len(page.encode()) < 20_000_000
+    assert f"The trace has {analysis.views.height:,} view instances" in page
+    assert "The page carries every instance" in page
+    hot = heatmaps(page)
+    born, pending = hot["born"], hot["pending"]
+    grid = aggregate.grid(time_axis(analysis), len(data["zoom"]["lanes"]["y0"]))
+    assert len(born["x"]) == grid.count + 1 == aggregate.BUCKETS + 1
+    lane_table = lanes(analysis)
+    axis = time_axis(analysis)
+    placed = analysis.views.join(lane_table.select("run", "root", "lane"), on=["run", "root"])
+    customs = lane_rows(born, "customdata")
+    # Births: each lane's cells add up to its instances, and a cell with a birth is coloured.
+    per_lane = dict(placed.group_by("lane").len().rows())
+    for lane, row in enumerate(customs):
+        assert sum(c[0] for c in row if c) == per_lane.get(lane, 0)
+        assert all(
+            z is not None
+            for z, c in zip(lane_rows(born, "z")[lane], row, strict=True)
+            if c and c[0]
+        )
+    # Every bucket an instance lives or waits for RCU in is coloured in one of the two rows.
+    finish = pl.coalesce(axis.point("life_end"), pl.lit(axis.end))
+    lived = (
+        placed.filter(pl.col("root") != 0)
+        .select(
+            "lane",
+            pl.int_ranges(grid.of(axis.point("new")), grid.of(finish) + 1).alias("bucket"),
+        )
+        .explode("bucket")
+        .unique()
+    )
+    born_z, pending_z = lane_rows(born, "z"), lane_rows(pending, "z")
+    blank = [
+        (lane, bucket)
+        for lane, bucket in lived.iter_rows()
+        if born_z[lane][bucket] is None and pending_z[lane][bucket] is None
+    ]
+    assert lived.height > 10_000 and blank == []
+    # The root with one instance in 11 s: one coloured bucket, one view born in it.
+    quiet = lane_table.filter(pl.col("root") == made.roots[-4]).get_column("lane").item()
+    assert [c[0] for c in customs[quiet] if c] == [1]
+
+
+def test_a_storm_page_draws_its_leak_and_lost_view_on_top(storm: tuple[Any, Analysis, str]) -> None:
+    made, _, page = storm
+    drawn = {t["meta"]["category"]: t for t in bars(figure(page, TIMELINE))}
+    assert f"view 0x{made.leaked[0]:x}" in drawn["leaked"]["hovertext"][0]
+    assert f"view 0x{made.lost[0]:x}" in drawn["lost"]["hovertext"][0]
+    assert set(drawn) == {"leaked", "lost", "immortal"}
+    assert '<span class="badge bad">1 leaked view</span>' in page
+    # One line per busy root (the 30 busiest), the other roots merged in a grey line.
+    lines = figure(page, CONCURRENCY)["data"]
+    own = [t for t in lines if t["meta"]["lane"] >= 0]
+    assert own and all(len(t["x"]) == aggregate.BUCKETS + 1 for t in own)
+    (other_live, other_pending) = [t for t in lines if t["meta"]["lane"] == -2]
+    merged = other_live["meta"]["lanes"]
+    assert len(other_live["x"]) == len(merged) * (aggregate.BUCKETS + 2) == len(other_pending["x"])
+    assert len({t["meta"]["lane"] for t in own}) + len(merged) == 40
+    assert "Concurrency has" in page and "exact steps once zoomed" in page
+
+
+def test_a_storm_page_carries_every_instance_packed(storm: tuple[Any, Analysis, str]) -> None:
+    _, analysis, page = storm
+    data = page_data(page)
+    packed = unpack(data["zoom"]["packed"], page_instances(page))
+    axis = time_axis(analysis)
+    views = analysis.views.sort("new_ts_ns", "new_seq")
+    assert packed.height == views.height == data["zoom"]["packed"]["count"]
+    assert packed.get_column("start").to_list() == (views["new_ts_ns"] - axis.origin).to_list()
+    assert packed.get_column("seq").to_list() == views["new_seq"].to_list()
+    assert packed.get_column("rcuSeq").to_list() == views["rcu_seq"].to_list()
+    assert (
+        packed.get_column("destroy").to_list() == (views["destroy_ts_ns"] - axis.origin).to_list()
+    )
+    assert packed.get_column("lostSeq").to_list() == views["lost_seq"].to_list()
+    assert packed.get_column("view").to_list() == views["view"].to_list()
+    assert packed.get_column("generation").to_list() == views["generation"].to_list()
+
+
+def test_a_storm_page_s_figures_are_valid_plotly(storm: tuple[Any, Analysis, str]) -> None:
+    for entry in page_data(storm[2])["figures"]:
+        go.Figure(data=entry["data"], layout=entry["layout"])  # raises on a bad attribute
+
+
+def test_the_same_storm_gives_the_same_page_bytes(storm: tuple[Any, Analysis, str]) -> None:
+    made, _, page = storm
+    assert build_dashboard(analyze(qtrace.read_trace(made.path))) == page
+
+
+def test_a_page_that_would_pass_its_size_limit_is_made_without_the_instances(
+    storm: tuple[Any, Analysis, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = len(storm[2].encode())
+    monkeypatch.setattr(page_module, "PAGE_LIMIT_BYTES", size - 1)
+    page = build_dashboard(storm[1])
+    assert len(page.encode()) < size and 'id="qtrace-instances"' not in page
+    assert "cannot carry all 20,000 instances" in page
+
+
+def test_a_trace_too_big_to_carry_says_zooming_adds_no_detail(
+    storm: tuple[Any, Analysis, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packing, "MAX_PACKED_INSTANCES", 10_000)
+    page = build_dashboard(storm[1])
+    assert "cannot carry all 20,000 instances" in page
+    assert page_data(page)["zoom"]["packed"] is None
+    assert 'id="qtrace-instances"' not in page
+    assert heatmaps(page)["born"]["z"]  # the whole-trace buckets are still there
 
 
 def test_figures_are_valid_plotly(boot_page: str) -> None:
@@ -505,6 +659,7 @@ def test_hundreds_of_lanes_keep_the_page_light() -> None:
     timeline = figure(page, TIMELINE)
     ticks = timeline["layout"]["yaxis"]["ticktext"]
     assert len(ticks) <= 31 and "run 99 · 0x20" in ticks  # a spread, plus the leak's lane
+    assert timeline["layout"]["height"] >= 300 * 8  # every lane keeps a few pixels
     assert ticks[0] == "run 0 · (nil) empty view"
     conc = figure(page, CONCURRENCY)
     own = [t for t in conc["data"] if t["meta"]["lane"] >= 0]
