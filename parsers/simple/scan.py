@@ -1,0 +1,181 @@
+"""Sound event records back to back in a window, with their fixed fields.
+
+``scan`` walks event records from an offset for as long as each is sound (type word 1, a
+length in range, wholly inside the window) and returns their header fields and their first
+two argument words (a FlatView event's view and root). The C kernel does it in one pass; the
+numpy path (the reference it must match) walks irregular stretches in Python, checks runs of
+equal-sized records in bulk, then gathers the fields.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from qtrace.parsers.simple import kernel
+from qtrace.parsers.simple.file import Window
+from qtrace.parsers.simple.gather import Fields, Offsets
+from qtrace.parsers.simple.layout import (
+    EVENT_HEADER_BYTES,
+    MAX_EVENT_LENGTH,
+    MIN_EVENT_LENGTH,
+    RECORD_EVENT,
+)
+
+RUN_TRIGGER = 8  # equal-sized records in a row before a bulk run check pays for itself
+RUN_FIRST_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class Records:
+    """Event records in file order: entry ``i`` of every array belongs to record ``i``.
+
+    ``a0`` and ``a1`` are the first two u64 argument words (0 where the record is too short
+    for them); ``offset`` is the record's file offset.
+    """
+
+    offset: npt.NDArray[np.int64]
+    eid: npt.NDArray[np.uint64]
+    ts: npt.NDArray[np.uint64]
+    length: npt.NDArray[np.uint32]
+    pid: npt.NDArray[np.uint32]
+    a0: npt.NDArray[np.uint64]
+    a1: npt.NDArray[np.uint64]
+
+    def __len__(self) -> int:
+        return int(self.offset.size)
+
+    def take(self, rows: npt.NDArray[np.int64] | npt.NDArray[np.bool_] | slice) -> Records:
+        return Records(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    @property
+    def end(self) -> int:
+        """The offset just past the last record."""
+        return int(self.offset[-1]) + 8 + int(self.length[-1])
+
+
+def scan(window: Window, start: int, stop: int, order: str, max_records: int) -> Records:
+    """The sound event records back to back from ``start``, ending at or before ``stop``.
+
+    Parameters
+    ----------
+    window
+        Holds the bytes ``[start, stop)``.
+    start, stop
+        File offsets.
+    order
+        The records' byte order ('<' or '>').
+    max_records
+        At most this many records.
+    """
+    base = window.base
+    kernel_module = kernel.get()
+    if kernel_module is not None:
+        capacity = max(0, min(max_records, (stop - start) // EVENT_HEADER_BYTES))
+        arrays = _empty(capacity)
+        count = kernel_module.scan(
+            window.buffer(), base, start - base, stop - base, order == ">", capacity, *arrays
+        )
+        offset, eid, ts, length, pid, a0, a1 = (a[:count] for a in arrays)
+        return Records(offset, eid, ts, length, pid, a0, a1)
+    offsets = _walk(window.view, start - base, stop - base, order, max_records)
+    return _gather(Fields(window.data, order), offsets, base)
+
+
+def _empty(count: int) -> tuple[npt.NDArray[Any], ...]:
+    return (
+        np.empty(count, np.int64),
+        np.empty(count, np.uint64),
+        np.empty(count, np.uint64),
+        np.empty(count, np.uint32),
+        np.empty(count, np.uint32),
+        np.empty(count, np.uint64),
+        np.empty(count, np.uint64),
+    )
+
+
+def _walk(data: memoryview, start: int, stop: int, order: str, max_records: int) -> Offsets:
+    """Offsets (relative to ``data``) of the sound event records back to back from ``start``."""
+    header = struct.Struct(order + "Q16xI").unpack_from
+    singles: list[int] = []
+    parts: list[Offsets] = []
+    pos = start
+    count = 0
+    prev_bytes = -1
+    same = 0
+    while count < max_records and stop - pos >= EVENT_HEADER_BYTES:
+        rtype, length = header(data, pos)
+        record_bytes = 8 + length
+        if (
+            rtype != RECORD_EVENT
+            or not MIN_EVENT_LENGTH <= length <= MAX_EVENT_LENGTH
+            or pos + record_bytes > stop
+        ):
+            break
+        singles.append(pos)
+        pos += record_bytes
+        count += 1
+        if record_bytes != prev_bytes:
+            prev_bytes, same = record_bytes, 0
+            continue
+        same += 1
+        if same >= RUN_TRIGGER:
+            same = 0
+            rows = _run_length(data, pos, stop, order, record_bytes, max_records - count)
+            if rows:
+                parts.append(np.array(singles, np.int64))
+                singles.clear()
+                end = pos + rows * record_bytes
+                parts.append(np.arange(pos, end, record_bytes, dtype=np.int64))
+                pos += rows * record_bytes
+                count += rows
+    parts.append(np.array(singles, np.int64))
+    return np.concatenate(parts)
+
+
+def _run_length(
+    data: memoryview, start: int, stop: int, order: str, stride: int, limit: int
+) -> int:
+    """How many sound event records of ``stride`` bytes follow back to back from ``start``.
+
+    Checks grow 16-fold (galloping), so a short run costs one small check and a long one a
+    handful of large ones.
+    """
+    rows_left = min((stop - start) // stride, limit)
+    total = 0
+    chunk = RUN_FIRST_CHUNK
+    while rows_left > 0:
+        rows = min(chunk, rows_left)
+        base = start + total * stride
+        types = np.ndarray((rows,), order + "u8", buffer=data, offset=base, strides=(stride,))
+        lengths = np.ndarray(
+            (rows,), order + "u4", buffer=data, offset=base + 24, strides=(stride,)
+        )
+        good = (types == RECORD_EVENT) & (lengths == stride - 8)
+        if not good.all():
+            return total + int(good.argmin())
+        total += rows
+        rows_left -= rows
+        chunk *= 16
+    return total
+
+
+def _gather(fields_of: Fields, offsets: Offsets, base: int) -> Records:
+    """The fixed fields of the records at ``offsets`` (relative to the window)."""
+    length = fields_of.u32(offsets + 24)
+    a0 = fields_of.u64(offsets + 32)
+    a1 = fields_of.u64(offsets + 40)
+    a0[length < MIN_EVENT_LENGTH + 8] = 0
+    a1[length < MIN_EVENT_LENGTH + 16] = 0
+    return Records(
+        offsets + base,
+        fields_of.u64(offsets + 8),
+        fields_of.u64(offsets + 16),
+        length,
+        fields_of.u32(offsets + 28),
+        a0,
+        a1,
+    )

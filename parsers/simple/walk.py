@@ -1,0 +1,409 @@
+"""Record walk and resynchronisation: where the records are, and what was damaged on the way.
+
+The walk goes from the header to the end of the file. Runs of sound event records are taken
+by ``scan`` (in bulk) and handed on, a window at a time, to be decoded while their bytes are
+in memory; mapping records are read one by one. Damage (a record type that is neither, a
+length out of range, a mapping whose name is no event name, a length running past the end
+while sound records follow) is skipped up to the next offset where a chain of sound records
+starts, event or mapping records alike, so that a damaged record costs that record and not
+the rest of the file. A wrong but plausible length in the record before the damage makes
+that record the damaged one: its length ran into the records after it (an event record) or
+cut its own name short (a mapping record).
+
+A record is handed on only once the record after it has been seen sound: the last record of
+each run is held back until then, so a record whose length turns out wrong is never decoded.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from qtrace.parsers.simple.file import TraceFile, Window
+from qtrace.parsers.simple.gather import Fields
+from qtrace.parsers.simple.layout import (
+    DROPPED_EVENT_ID,
+    EVENT_HEADER_BYTES,
+    MAPPING_HEADER_BYTES,
+    MAX_EVENT_LENGTH,
+    MAX_NAME_BYTES,
+    MAX_RECORD_BYTES,
+    MIN_EVENT_LENGTH,
+    RECORD_EVENT,
+    RECORD_MAPPING,
+    is_event_name,
+)
+from qtrace.parsers.simple.mappings import Mapping
+from qtrace.parsers.simple.scan import Records, scan
+
+RESYNC_CHAIN = 3  # sound records that must follow a resync candidate for it to be believed
+SEARCH_FIRST_BYTES = 512  # the first stretch searched for a resync point; later ones grow
+SEARCH_MAX_BYTES = 1 << 20  # bounds the search's temporaries (several arrays of this length)
+_NAME_START = np.zeros(256, bool)
+_NAME_START[[*range(ord("A"), ord("Z") + 1), *range(ord("a"), ord("z") + 1), ord("_")]] = True
+_NAME_BYTES = _NAME_START.copy()
+_NAME_BYTES[ord("0") : ord("9") + 1] = True
+
+
+@dataclass
+class Segment:
+    """Event records back to back over ``[start, end)``, all of them sound."""
+
+    start: int
+    end: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Damage:
+    """Bytes skipped over damage: where, how many, and what was wrong there."""
+
+    offset: int
+    size: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The file ends inside a record: ``have`` of its ``needed`` bytes are there."""
+
+    offset: int
+    have: int
+    needed: int
+
+
+@dataclass
+class Walk:
+    """What the walk found: the event records, the mappings, and the damage."""
+
+    segments: list[Segment] = field(default_factory=list)
+    mappings: list[Mapping] = field(default_factory=list)
+    damage: list[Damage] = field(default_factory=list)
+    cut: Cut | None = None
+    records: int = 0  # event records handed on
+    # Mapping records after event records (the format allows them; QEMU writes none): the
+    # records before them may need those names, so they are decoded after the walk instead.
+    late_mappings: bool = False
+
+
+# Called with sound event records, the window holding their bytes and the mappings so far.
+Emit = Callable[[Records, Window, list[Mapping]], None]
+
+
+class Walker:
+    """Walk the records of one file from the first record after the header to its end."""
+
+    def __init__(
+        self, file: TraceFile, window: Window, order: str, emit: Emit | None, max_records: int
+    ) -> None:
+        self.file = file
+        self.window = window
+        self.order = order
+        self.emit = emit
+        self.max_records = max(2, max_records)  # the held-back record must not be all of a run
+        self.walk = Walk()
+        self.search = Window(file, SEARCH_MAX_BYTES)
+        self._u64 = struct.Struct(order + "Q").unpack_from
+        self._u32 = struct.Struct(order + "I").unpack_from
+        self._event_header = struct.Struct(order + "QQQII").unpack_from
+        self._mapping_header = struct.Struct(order + "QQI").unpack_from
+        self._block = 0
+        self._records_at_mapping = 0  # records handed on when the last mapping was read
+
+    def run(self, start: int) -> Walk:
+        window, file = self.window, self.file
+        pos = start
+        last_mapping: Mapping | None = None  # the record just before pos, if a mapping
+        while pos < file.size:
+            if not window.ensure(pos, MAX_RECORD_BYTES):
+                break  # the file shrank below pos
+            held: Records | None = None
+            event_next = self._sound_event_at(pos)  # else a mapping, damage or the end
+            run = (
+                scan(window, pos, window.end, self.order, self.max_records) if event_next else None
+            )
+            if run is not None and len(run):
+                last_mapping = None
+                end = run.end
+                if end >= file.size:
+                    self._hand_on(run)
+                    pos = end
+                    continue
+                self._hand_on(run.take(slice(0, -1)))
+                held = run.take(slice(-1, None))
+                last = int(held.offset[0])
+                window.ensure(end, MAX_RECORD_BYTES, keep_from=last)
+                if self._sound_event_at(end):  # the run stopped at the window's end
+                    pos = last
+                    continue
+                pos = end
+            resume = self._after_run(pos, held, last_mapping)
+            if resume is None:
+                break
+            pos, last_mapping = resume
+        return self.walk
+
+    def _after_run(
+        self, pos: int, held: Records | None, last_mapping: Mapping | None
+    ) -> tuple[int, Mapping | None] | None:
+        """Read what stopped a run at ``pos``: a mapping record, damage or the file's end.
+
+        Returns where to go on (and the mapping just read), or None at the end of the file.
+        """
+        left = self.file.size - pos
+        rel = pos - self.window.base
+        data = self.window.view
+        if left <= 0:
+            self._hand_on(held)
+            return None
+        needed = 8 if left < 8 else 0
+        if not needed:
+            (rtype,) = self._u64(data, rel)
+            if rtype == RECORD_EVENT:
+                needed = EVENT_HEADER_BYTES if left < EVENT_HEADER_BYTES else 0
+            elif rtype == RECORD_MAPPING:
+                needed = MAPPING_HEADER_BYTES if left < MAPPING_HEADER_BYTES else 0
+        if needed:
+            self._hand_on(held)
+            self._cut(pos, needed)
+            return None
+        reason: str
+        too_long = 0  # a record that would run past the end of the file: its size
+        if rtype == RECORD_EVENT:
+            _t, _eid, _ts, length, _pid = self._event_header(data, rel)
+            if not MIN_EVENT_LENGTH <= length <= MAX_EVENT_LENGTH:
+                reason = f"event length {length} out of range"
+            elif 8 + length > left:
+                too_long = 8 + length
+                reason = f"record of {too_long} bytes runs past the end"
+            else:  # sound after all (the window moved under the run): read on from here
+                self._hand_on(held)
+                return pos, None
+        elif rtype == RECORD_MAPPING:
+            _t, eid, name_len = self._mapping_header(data, rel)
+            size = MAPPING_HEADER_BYTES + name_len
+            if not 0 < name_len <= MAX_NAME_BYTES:
+                reason = f"event name length {name_len} out of range"
+            elif size > left:
+                too_long = size
+                reason = f"record of {too_long} bytes runs past the end"
+            else:
+                raw = bytes(data[rel + MAPPING_HEADER_BYTES : rel + size])
+                if is_event_name(raw):
+                    self._hand_on(held)
+                    return pos + size, self._add_mapping(pos, eid, raw.decode("ascii"), size)
+                reason = "the mapping's name is not an event name"
+        else:
+            reason = f"unknown record type {rtype:#x}"
+        return self._damaged(pos, reason, too_long, held, last_mapping)
+
+    def _damaged(
+        self,
+        pos: int,
+        reason: str,
+        too_long: int,
+        held: Records | None,
+        last_mapping: Mapping | None,
+    ) -> tuple[int, Mapping | None] | None:
+        """Skip damage at ``pos``; return where sound records start again (None: file end)."""
+        if held is not None:
+            # Searched from the record before: no sound start lies between it and the damage
+            # (which is none), so the answer is also the first after the damage.
+            previous = int(held.offset[0])
+            resume = self._next_sound(previous)
+            if resume < pos:  # sound records start inside the record before: it is the damaged one
+                self._skip(previous, resume, "its length runs into the records after it")
+                return resume, None
+            self._hand_on(held)
+        else:
+            resume = self._next_sound(pos)
+        if too_long and resume >= self.file.size:
+            self._cut(pos, too_long)  # the last record, cut short by the end of the file
+            return None
+        if (
+            last_mapping is not None
+            and last_mapping.end == pos
+            and resume - pos <= MAX_NAME_BYTES
+            and _NAME_BYTES[self._bytes_at(pos, resume - pos)].all()
+        ):
+            # The mapping's name goes on past its length: that length is the damaged field.
+            self.walk.mappings.remove(last_mapping)
+            self._skip(last_mapping.offset, resume, "its name length cuts its name short")
+            return resume, None
+        self._skip(pos, resume, reason)
+        return resume, None
+
+    def _hand_on(self, records: Records | None) -> None:
+        """Pass sound records on to be decoded, and remember where they are."""
+        if records is None or not len(records):
+            return
+        walk = self.walk
+        first, end = int(records.offset[0]), records.end
+        if walk.segments and walk.segments[-1].end == first:
+            walk.segments[-1].end = end
+            walk.segments[-1].count += len(records)
+        else:
+            walk.segments.append(Segment(first, end, len(records)))
+        walk.records += len(records)
+        if self.emit is not None and not walk.late_mappings:
+            self.emit(records, self.window, walk.mappings)
+
+    def _add_mapping(self, pos: int, eid: int, name: str, size: int) -> Mapping:
+        walk = self.walk
+        if walk.records != self._records_at_mapping:  # event records since the last mapping
+            self._block += 1
+            self._records_at_mapping = walk.records
+        if walk.records:
+            walk.late_mappings = True
+        mapping = Mapping(pos, eid, name, self._block, size)
+        walk.mappings.append(mapping)
+        return mapping
+
+    def _skip(self, start: int, resume: int, reason: str) -> None:
+        self.walk.damage.append(Damage(start, resume - start, reason))
+
+    def _cut(self, pos: int, needed: int) -> None:
+        self.walk.cut = Cut(pos, self.file.size - pos, needed)
+
+    def _sound_event_at(self, pos: int) -> bool:
+        """Whether a sound event record, wholly inside the file, starts at ``pos``."""
+        if self.file.size - pos < EVENT_HEADER_BYTES or not self.window.holds(pos, 32):
+            return False
+        at = pos - self.window.base
+        rtype, _eid, _ts, length, _pid = self._event_header(self.window.view, at)
+        return bool(
+            rtype == RECORD_EVENT
+            and MIN_EVENT_LENGTH <= length <= MAX_EVENT_LENGTH
+            and pos + 8 + length <= self.file.size
+        )
+
+    # --- resynchronisation ----------------------------------------------------------------
+
+    def _next_sound(self, off: int) -> int:
+        """The first offset after ``off`` where a chain of sound records starts (or the end).
+
+        Candidates (a type word of 0 or 1 followed by a plausible length, and a known event
+        id or the start of an event name) are found in bulk; each is then followed for
+        ``RESYNC_CHAIN`` records.
+        """
+        known = {m.eid for m in self.walk.mappings} | {DROPPED_EVENT_ID}
+        known_array = np.fromiter(known, np.uint64, len(known))
+        start = off + 1
+        span = SEARCH_FIRST_BYTES
+        search = self.search
+        while start < self.file.size:
+            search.load(start, start + span, limit=span)
+            final = search.at_file_end
+            # Candidates whose filter fields lie in the stretch; the rest start the next one.
+            limit = search.length if final else search.length - EVENT_HEADER_BYTES
+            for candidate in self._candidates(search.data, limit, known_array).tolist():
+                if self._plausible_from(start + candidate, known):
+                    return int(start + candidate)
+            if final:
+                break
+            start += max(limit, 1)
+            span = min(span * 8, SEARCH_MAX_BYTES)
+        return self.file.size
+
+    def _candidates(
+        self, data: npt.NDArray[np.uint8], limit: int, known: npt.NDArray[np.uint64]
+    ) -> npt.NDArray[np.int64]:
+        """Offsets below ``limit`` in ``data`` where a sound record may start, ascending."""
+        count = min(limit, data.size - 7)
+        if count <= 0:
+            return np.zeros(0, np.int64)
+        nonzero = np.zeros(data.size + 1, np.int64)
+        np.cumsum(data != 0, out=nonzero[1:])
+        if self.order == "<":  # the type word's low byte first, then seven zero bytes
+            kind = data[:count]
+            zeros = nonzero[8 : count + 8] == nonzero[1 : count + 1]
+        else:
+            kind = data[7 : count + 7]
+            zeros = nonzero[7 : count + 7] == nonzero[:count]
+        candidates = np.flatnonzero(zeros & (kind <= RECORD_EVENT))
+        fields = Fields(data, self.order)
+        events = candidates[(kind[candidates] == RECORD_EVENT)]
+        events = events[events + EVENT_HEADER_BYTES <= data.size]
+        lengths = fields.u32(events + 24)
+        events = events[(lengths >= MIN_EVENT_LENGTH) & (lengths <= MAX_EVENT_LENGTH)]
+        events = events[np.isin(fields.u64(events + 8), known)]
+        mappings = candidates[(kind[candidates] == RECORD_MAPPING)]
+        mappings = mappings[mappings + MAPPING_HEADER_BYTES < data.size]
+        name_lengths = fields.u32(mappings + 16)
+        mappings = mappings[
+            (name_lengths > 0)
+            & (name_lengths <= MAX_NAME_BYTES)
+            & _NAME_START[data[mappings + MAPPING_HEADER_BYTES]]
+        ]
+        return np.sort(np.concatenate((events, mappings)))
+
+    def _plausible_from(self, pos: int, known: set[int]) -> bool:
+        """Whether ``RESYNC_CHAIN`` sound records (or fewer, then the file's end) follow ``pos``."""
+        size = self.file.size
+        chained: set[int] = set()  # ids mapped inside the chain
+        for index in range(RESYNC_CHAIN):
+            left = size - pos
+            if left == 0:
+                return index > 0
+            head = self._bytes_at(pos, min(left, EVENT_HEADER_BYTES)).tobytes()
+            if len(head) < 8:
+                return False
+            (rtype,) = self._u64(head)
+            if rtype == RECORD_EVENT and len(head) == EVENT_HEADER_BYTES:
+                _t, eid, _ts, length, _pid = self._event_header(head)
+                if not MIN_EVENT_LENGTH <= length <= MAX_EVENT_LENGTH:
+                    return False
+                if eid not in known and eid not in chained:
+                    return False
+                pos += 8 + length
+            elif rtype == RECORD_MAPPING and len(head) >= MAPPING_HEADER_BYTES:
+                _t, eid, name_len = self._mapping_header(head)
+                if not 0 < name_len <= MAX_NAME_BYTES:
+                    return False
+                name = self._bytes_at(pos + MAPPING_HEADER_BYTES, name_len).tobytes()
+                if len(name) < name_len or not is_event_name(name):
+                    return False
+                chained.add(eid)
+                pos += MAPPING_HEADER_BYTES + name_len
+            else:
+                return False
+            if pos > size:
+                return False
+        return True
+
+    def _bytes_at(self, pos: int, count: int) -> npt.NDArray[np.uint8]:
+        """``count`` bytes of the file from ``pos`` (fewer at its end)."""
+        search = self.search
+        if search.holds(pos, count):
+            return search.data[pos - search.base : pos - search.base + count]
+        buffer = bytearray(max(count, 0))
+        got = self.file.read_into(memoryview(buffer), pos)
+        return np.frombuffer(buffer, np.uint8, count=got)
+
+
+def replay(
+    file: TraceFile, window: Window, walk: Walk, order: str, emit: Emit, max_records: int
+) -> list[Damage]:
+    """Hand on the records of ``walk`` again, now that every mapping is known.
+
+    Returns the stretches that no longer hold the sound records the walk found there (the
+    file changed, or shrank, since).
+    """
+    changed: list[Damage] = []
+    for segment in walk.segments:
+        pos = segment.start
+        while pos < segment.end:
+            window.ensure(pos, min(segment.end - pos, MAX_RECORD_BYTES))
+            if pos >= file.size:
+                return changed  # the file shrank: the caller marks where
+            stop = min(window.end, segment.end)
+            run = scan(window, pos, stop, order, max_records) if pos < stop else None
+            if run is None or not len(run):
+                changed.append(Damage(pos, segment.end - pos, "changed while being read"))
+                break
+            emit(run, window, walk.mappings)
+            pos = run.end
+    return changed
