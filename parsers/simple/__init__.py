@@ -92,7 +92,7 @@ def parse(opened: OpenedInput, selection: EventSelection, trace_events: Path | N
         for stretch in changed:
             text = _changed(stretch.size)
             losses.add(Loss(CHANGED, stretch.offset, 1, stretch.size, reasons=[text]))
-        shrunk = (file.opened_size, file.size) if file.shrunk else None
+        shrunk = (file.opened_size, file.shrunk_to, file.size) if file.shrunk else None
     warnings = [*header.warnings, *_damage_warnings(walk, name), *decoder.warnings()]
     if walk.cut is not None:
         warnings.append(f"{name}: {_cut_text(walk)}; ignored")
@@ -104,7 +104,7 @@ def parse(opened: OpenedInput, selection: EventSelection, trace_events: Path | N
     if shrunk is not None:
         warnings.append(
             f"{name}: the file shrank from {shrunk[0]} to {shrunk[1]} bytes while it was read; "
-            "read what was there"
+            f"read up to offset {shrunk[2]}"
         )
     if not (walk.records or walk.mappings or walk.cut or walk.damage or shrunk):
         warnings.append(f"{name}: no trace records after the header")
@@ -132,8 +132,8 @@ def _walk_losses(walk: Walk, file: TraceFile, losses: Losses) -> Losses:
         losses.add(Loss(CUT, walk.cut.offset, 1, walk.cut.have, reasons=[_cut_text(walk)]))
     if file.shrunk:
         text = (
-            f"the file shrank from {file.opened_size} to {file.size} bytes while it was read: "
-            f"what came after offset {file.size} was not read"
+            f"the file shrank from {file.opened_size} to {file.shrunk_to} bytes while it was "
+            f"read: what came after offset {file.size} was not read"
         )
         losses.add(Loss(SHRUNK, file.size, 1, 0, reasons=[text]))
     return losses

@@ -23,15 +23,16 @@ Bytes = npt.NDArray[np.uint8]
 class TraceFile:
     """An open trace file: its size, and reads into caller-owned buffers.
 
-    ``size`` starts as the size at open; it only ever moves down, to where a read found the
-    file ending (the file shrank while it was read). Bytes appended later are not read.
+    ``size`` is where the reader takes the file to end: the size at open, or where a read
+    found it ending when it shrank while it was read (``shrunk_to`` is then the size it
+    had). Bytes appended later are not read.
     """
 
     def __init__(self, path: Path, name: str) -> None:
         self.name = name
         try:
             self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            self.size = self.opened_size = os.fstat(self._fd).st_size
+            self.size = self.opened_size = self.shrunk_to = os.fstat(self._fd).st_size
         except OSError as exc:
             raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
 
@@ -70,6 +71,7 @@ class TraceFile:
             ) from None
         if got < want:
             self.size = start + got
+            self.shrunk_to = min(self.size, os.fstat(self._fd).st_size)
         return got
 
 
