@@ -194,11 +194,31 @@ class Walker:
                 raw = bytes(data[rel + MAPPING_HEADER_BYTES : rel + size])
                 if is_event_name(raw):
                     self._hand_on(held)
-                    return pos + size, self._add_mapping(pos, eid, raw.decode("ascii"), size)
+                    mapping = self._add_mapping(pos, eid, raw.decode("ascii"), size)
+                    return self._more_mappings(mapping)
                 reason = "the mapping's name is not an event name"
         else:
             reason = f"unknown record type {rtype:#x}"
         return self._damaged(pos, reason, too_long, held, last_mapping)
+
+    def _more_mappings(self, mapping: Mapping) -> tuple[int, Mapping]:
+        """Read the sound mapping records that follow ``mapping`` in the window (QEMU writes
+        thousands back to back); return where they end and the last one."""
+        view, base, end = self.window.view, self.window.base, self.window.end
+        header = self._mapping_header
+        pos = mapping.end
+        while end - pos >= MAPPING_HEADER_BYTES:
+            rel = pos - base
+            rtype, eid, name_len = header(view, rel)
+            size = MAPPING_HEADER_BYTES + name_len
+            if rtype != RECORD_MAPPING or not 0 < name_len <= MAX_NAME_BYTES or pos + size > end:
+                break
+            raw = bytes(view[rel + MAPPING_HEADER_BYTES : rel + size])
+            if not is_event_name(raw):
+                break
+            mapping = self._add_mapping(pos, eid, raw.decode("ascii"), size)
+            pos += size
+        return pos, mapping
 
     def _damaged(
         self,
