@@ -152,9 +152,11 @@ class Decoder:
             if i in by_id
             and any(n == DROPPED_EVENT or self.selection.matches(n) for _, n in by_id[i])
         ]
-        kept = records
+        # Copied either way: the scan's arrays are reused, and polars shares numpy's memory.
         if len(wanted) != len(present):
             kept = records.take(np.flatnonzero(ids.is_in(wanted).to_numpy()))
+        else:
+            kept = records.copy()
         frame = self._frame(kept, wanted, window)
         if unknown:
             rows = np.flatnonzero(ids.is_in(unknown).to_numpy())

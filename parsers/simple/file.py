@@ -134,4 +134,4 @@ def _memory(size: int) -> mmap.mmap:
     """``size`` bytes of fresh anonymous memory (a map of no file: it cannot shrink under the
     reader). Unlike a bytearray it is not written to before use, so pages the reads never
     reach cost nothing."""
-    return mmap.mmap(-1, max(size, 1))
+    return mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)

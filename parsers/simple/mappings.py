@@ -63,11 +63,19 @@ def near_model_name(name: str) -> str | None:
     >>> near_model_name("flatview_destrny"), near_model_name("flatview_new")
     ('flatview_destroy', None)
     """
-    for model_name in MODEL_EVENTS:
-        same_length = len(name) == len(model_name)
-        if same_length and sum(a != b for a, b in zip(name, model_name, strict=True)) == 1:
+    for model_name in _MODEL_NAMES_BY_LENGTH.get(len(name), ()):
+        # One differing byte cannot be in both the first four and the last four (a quick
+        # no for the thousands of names a file maps).
+        if name[:4] != model_name[:4] and name[-4:] != model_name[-4:]:
+            continue
+        if sum(a != b for a, b in zip(name, model_name, strict=True)) == 1:
             return model_name
     return None
+
+
+_MODEL_NAMES_BY_LENGTH: dict[int, list[str]] = {}
+for _name in MODEL_EVENTS:
+    _MODEL_NAMES_BY_LENGTH.setdefault(len(_name), []).append(_name)
 
 
 def build_table(mappings: list[Mapping], source: str) -> MappingTable:

@@ -49,7 +49,12 @@ class Records:
         return int(self.offset.size)
 
     def take(self, rows: npt.NDArray[np.int64] | npt.NDArray[np.bool_] | slice) -> Records:
+        """Some of the records (a slice shares the arrays; an index array copies them)."""
         return Records(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    def copy(self) -> Records:
+        """The records in arrays of their own (a scan's may be reused by the next)."""
+        return Records(*(getattr(self, f.name).copy() for f in fields(self)))
 
     @property
     def end(self) -> int:
@@ -57,7 +62,27 @@ class Records:
         return int(self.offset[-1]) + 8 + int(self.length[-1])
 
 
-def scan(window: Window, start: int, stop: int, order: str, max_records: int) -> Records:
+class Scratch:
+    """Arrays the kernel's scans write into, reused from one scan to the next: what a caller
+    keeps of a scan's records must be copied out (``Records.copy``, ``Records.take``)."""
+
+    def __init__(self) -> None:
+        self.arrays = _empty(0)
+
+    def get(self, count: int) -> tuple[npt.NDArray[Any], ...]:
+        if self.arrays[0].size < count:
+            self.arrays = _empty(count)
+        return self.arrays
+
+
+def scan(
+    window: Window,
+    start: int,
+    stop: int,
+    order: str,
+    max_records: int,
+    scratch: Scratch | None = None,
+) -> Records:
     """The sound event records back to back from ``start``, ending at or before ``stop``.
 
     Parameters
@@ -70,12 +95,14 @@ def scan(window: Window, start: int, stop: int, order: str, max_records: int) ->
         The records' byte order ('<' or '>').
     max_records
         At most this many records.
+    scratch
+        Arrays to write the records into, instead of new ones (the kernel only).
     """
     base = window.base
     kernel_module = kernel.get()
     if kernel_module is not None:
         capacity = max(0, min(max_records, (stop - start) // EVENT_HEADER_BYTES))
-        arrays = _empty(capacity)
+        arrays = _empty(capacity) if scratch is None else scratch.get(capacity)
         count = kernel_module.scan(
             window.buffer(), base, start - base, stop - base, order == ">", capacity, *arrays
         )

@@ -37,7 +37,7 @@ from qtrace.parsers.simple.layout import (
     is_event_name,
 )
 from qtrace.parsers.simple.mappings import Mapping
-from qtrace.parsers.simple.scan import Records, scan
+from qtrace.parsers.simple.scan import Records, Scratch, scan
 
 RESYNC_CHAIN = 3  # sound records that must follow a resync candidate for it to be believed
 SEARCH_FIRST_BYTES = 512  # the first stretch searched for a resync point; later ones grow
@@ -89,7 +89,8 @@ class Walk:
     late_mappings: bool = False
 
 
-# Called with sound event records, the window holding their bytes and the mappings so far.
+# Called with sound event records, the window holding their bytes and the mappings so far;
+# the records' arrays are reused once it returns: what it keeps it copies.
 Emit = Callable[[Records, Window, list[Mapping]], None]
 
 
@@ -112,6 +113,7 @@ class Walker:
         self._mapping_header = struct.Struct(order + "QQI").unpack_from
         self._block = 0
         self._records_at_mapping = 0  # records handed on when the last mapping was read
+        self._scratch = Scratch()
 
     def run(self, start: int) -> Walk:
         window, file = self.window, self.file
@@ -122,9 +124,9 @@ class Walker:
                 break  # the file shrank below pos
             held: Records | None = None
             event_next = self._sound_event_at(pos)  # else a mapping, damage or the end
-            run = (
-                scan(window, pos, window.end, self.order, self.max_records) if event_next else None
-            )
+            run = None
+            if event_next:
+                run = scan(window, pos, window.end, self.order, self.max_records, self._scratch)
             if run is not None and len(run):
                 last_mapping = None
                 end = run.end
@@ -133,7 +135,7 @@ class Walker:
                     pos = end
                     continue
                 self._hand_on(run.take(slice(0, -1)))
-                held = run.take(slice(-1, None))
+                held = run.take(slice(-1, None)).copy()  # the next scan reuses the arrays
                 last = int(held.offset[0])
                 window.ensure(end, MAX_RECORD_BYTES, keep_from=last)
                 if self._sound_event_at(end):  # the run stopped at the window's end
@@ -413,6 +415,7 @@ def replay(
     file changed, or shrank, since).
     """
     changed: list[Damage] = []
+    scratch = Scratch()
     for segment in walk.segments:
         pos = segment.start
         while pos < segment.end:
@@ -420,7 +423,7 @@ def replay(
             if pos >= file.size:
                 return changed  # the file shrank: the caller marks where
             stop = min(window.end, segment.end)
-            run = scan(window, pos, stop, order, max_records) if pos < stop else None
+            run = scan(window, pos, stop, order, max_records, scratch) if pos < stop else None
             if run is None or not len(run):
                 changed.append(Damage(pos, segment.end - pos, "changed while being read"))
                 break
