@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from qtrace.parsers import parse_file
+from qtrace.parsers.simple import losses
 from simple_traces import (
     FLATVIEW_IDS,
     SHARED,
@@ -258,3 +259,19 @@ def test_a_flatview_record_that_does_not_decode_is_a_marker_in_place(tmp_path: P
 
 def test_mapping_ids_known_to_the_tests() -> None:
     assert FLATVIEW_IDS == {"flatview_new": 10, "flatview_destroy_rcu": 11, "flatview_destroy": 12}
+
+
+@pytest.mark.parametrize("selection", [EventSelection(), ALL_EVENTS], ids=["flatview", "all"])
+def test_markers_spliced_in_or_sorted_in_give_one_table(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, selection: EventSelection
+) -> None:
+    """Few markers are spliced in between slices of the table, many sorted in with it."""
+    path = flipped(tmp_path, BOOT, DESTROY_MAPPING[0], 0)
+    monkeypatch.setattr(losses, "SPLICED_MARKERS", 10**6)
+    spliced = parse_file(str(path), selection=selection).events
+    monkeypatch.setattr(losses, "SPLICED_MARKERS", 0)
+    sorted_in = parse_file(str(path), selection=selection).events
+    assert spliced.equals(sorted_in)
+    assert spliced["seq"].to_list() == list(range(spliced.height))
+    assert spliced["offset"].is_sorted()
+    assert spliced.filter(pl.col("event") == UNREADABLE).height > 1

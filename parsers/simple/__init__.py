@@ -40,7 +40,7 @@ from qtrace.parsers.simple import blocks
 from qtrace.parsers.simple.blocks import Decoder
 from qtrace.parsers.simple.file import TraceFile, Window
 from qtrace.parsers.simple.layout import HEAD_BYTES, HEADER_BYTES, MAX_RECORD_BYTES, read_header
-from qtrace.parsers.simple.losses import CHANGED, CUT, DAMAGE, SHRUNK, Loss, Losses
+from qtrace.parsers.simple.losses import CHANGED, CUT, DAMAGE, SHRUNK, Loss, Losses, with_markers
 from qtrace.parsers.simple.walk import Walk, Walker, replay
 from qtrace.parsers.source import OpenedInput
 
@@ -168,17 +168,7 @@ def _finish(parts: list[pl.DataFrame], losses: Losses, name: str) -> pl.DataFram
         return empty_events()
     frame = pl.concat(parts, rechunk=False) if parts else pl.DataFrame(schema=blocks.FRAME_SCHEMA)
     if losses:
-        markers = losses.frame(frame.get_column("offset").to_numpy())
-        frame = (
-            pl.concat([frame.drop("seq", strict=False), markers], how="diagonal")
-            .sort("offset", maintain_order=True)
-            .with_columns(
-                # A marker has no clock of its own: it takes the time of the row before it, so
-                # that a merge of files by time keeps it in place.
-                ts_ns=pl.col("ts_ns").forward_fill().backward_fill(),
-                seq=pl.int_range(pl.len(), dtype=pl.Int64),
-            )
-        )
+        frame = with_markers(frame, losses.frame(frame.get_column("offset").to_numpy()))
     return conform(
         frame.with_columns(source=pl.lit(name, pl.Categorical), tid=pl.lit(None, pl.Int32))
     )

@@ -304,6 +304,7 @@ FRAME_SCHEMA = {
     "view": pl.UInt64,
     "root": pl.UInt64,
     "args": pl.String,
+    "seq": pl.Int64,
 }
 
 

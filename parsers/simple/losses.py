@@ -23,6 +23,9 @@ CUT = "cut"
 SHRUNK = "shrunk"
 CHANGED = "changed"
 SHOWN_IDS = 4
+# Up to this many markers are spliced in between slices of the table (no copy of it); more,
+# and the whole table is sorted by offset instead.
+SPLICED_MARKERS = 64
 
 
 @dataclass
@@ -119,3 +122,40 @@ class Losses:
             },
             schema={"offset": pl.Int64, "event": pl.Categorical, "args": pl.String},
         )
+
+
+def with_markers(frame: pl.DataFrame, markers: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (rows in file order, numbered by ``seq``) with ``markers`` among its rows by
+    offset, all numbered again.
+
+    A marker has no clock of its own: it takes the time of the row before it (or after it,
+    at the start), so that a merge of files by time keeps it in place.
+    """
+    places = np.searchsorted(
+        frame.get_column("offset").to_numpy(), markers.get_column("offset").to_numpy()
+    )
+    if frame.height:
+        neighbour = pl.Series(np.maximum(places - 1, 0), dtype=pl.get_index_type())
+        markers = markers.with_columns(ts_ns=frame.get_column("ts_ns").gather(neighbour))
+    markers = markers.select(
+        (pl.col(name) if name in markers.columns else pl.lit(None)).cast(dtype).alias(name)
+        for name, dtype in frame.schema.items()
+    )
+    if markers.height > SPLICED_MARKERS:
+        return (
+            pl.concat([frame, markers])
+            .sort("offset", maintain_order=True)
+            .with_columns(seq=pl.int_range(pl.len(), dtype=pl.Int64))
+        )
+    pieces = []
+    start = 0
+    for index, place in enumerate(places.tolist()):
+        if place > start:
+            # Shifted by the markers before it, not numbered anew: the piece keeps the
+            # table's chunks in every column (its seq is its row number).
+            pieces.append(frame.slice(start, place - start).with_columns(pl.col("seq") + index))
+            start = place
+        pieces.append(markers.slice(index, 1).with_columns(seq=pl.lit(place + index, pl.Int64)))
+    if start < frame.height:
+        pieces.append(frame.slice(start).with_columns(pl.col("seq") + len(places)))
+    return pl.concat(pieces, rechunk=False)
