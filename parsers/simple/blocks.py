@@ -20,7 +20,7 @@ import polars as pl
 from qtrace.parsers.simple.arguments import Layout, Rendered, args_text, decode_values
 from qtrace.parsers.simple.file import Window
 from qtrace.parsers.simple.gather import Fields
-from qtrace.parsers.simple.layout import FLATVIEW_LENGTH, MIN_EVENT_LENGTH
+from qtrace.parsers.simple.layout import DROPPED_EVENT_ID, FLATVIEW_LENGTH, MIN_EVENT_LENGTH
 from qtrace.parsers.simple.losses import Losses
 from qtrace.parsers.simple.mappings import Mapping, MappingTable, build_table, event_names
 from qtrace.parsers.simple.scan import Records
@@ -36,6 +36,7 @@ from qtrace.events import DROPPED_EVENT, FLATVIEW_EVENTS, FLATVIEW_NEW, UNREADAB
 DROPPED_DECL = EventDecl(DROPPED_EVENT, (("uint64_t", "num_events_dropped"),))
 FLATVIEW_LAYOUT = BUILTIN_DECLS[FLATVIEW_NEW].layout
 DROPPED_LENGTH = MIN_EVENT_LENGTH + 8
+DENSE_IDS = 1 << 20  # ids below this are looked up in a table
 # Small frames (records between damaged places) are merged once this many are pending, so a
 # file damaged in many places does not make a table of countless chunks.
 SMALL_FRAME_ROWS = 4096
@@ -88,7 +89,6 @@ class Decoder:
     trace_events: Path | None
     frames: list[pl.DataFrame] = field(default_factory=list)
     rows: int = 0  # rows of the table so far
-    given: int = 0  # records handed over
     dropped_events: int = 0
     bytes_skipped: int = 0
     unknown: Tally = field(default_factory=Tally)  # records of ids no trusted mapping names
@@ -100,13 +100,28 @@ class Decoder:
     table: MappingTable | None = None
     rendered: Rendered = field(default_factory=dict)  # argument texts, for the next blocks
     _decls: dict[str, EventDecl] = field(default_factory=dict)
+    _unwanted: npt.NDArray[np.uint64] = field(default_factory=lambda: np.zeros(0, np.uint64))
+    _keep_by_id: npt.NDArray[np.bool_] | None = None
     _pending: list[pl.DataFrame] = field(default_factory=list)
 
-    def __call__(self, records: Records, window: Window, mappings: list[Mapping]) -> None:
-        """Decode ``records`` (their bytes are in ``window``); ``mappings``: those read so far."""
+    def keep(self, records: Records, mappings: list[Mapping]) -> Records:
+        """The records of selected events or of unknown ids, in arrays of their own."""
         if self.table is None:
             self._start(mappings)
-        self.given += len(records)
+        unwanted = self._unwanted
+        if not unwanted.size:
+            return records.copy()
+        if self._keep_by_id is not None:  # ids are small numbers: one lookup per record
+            table = self._keep_by_id
+            keep = table[np.minimum(records.eid, table.size - 1).astype(np.intp)]
+            return records.take(np.flatnonzero(keep))
+        at = np.minimum(np.searchsorted(unwanted, records.eid), unwanted.size - 1)
+        return records.take(np.flatnonzero(unwanted[at] != records.eid))
+
+    def decode(self, records: Records, window: Window, mappings: list[Mapping]) -> None:
+        """Decode kept ``records``, whose bytes are in ``window``."""
+        if self.table is None:
+            self._start(mappings)
         frame = self._decode(records, window)
         if frame.height:
             seq = np.arange(self.rows, self.rows + frame.height, dtype=np.int64)
@@ -120,6 +135,23 @@ class Decoder:
         selected = {n for entries in self.table.by_id.values() for _, n in entries}
         names = sorted({n for n in selected if self.selection.matches(n)} | {DROPPED_EVENT})
         self._decls, self.trace_events_read = declarations(names, self.trace_events)
+        # Ids whose every name is one nobody asked for: their records need no decoding.
+        self._unwanted = unwanted = np.sort(
+            np.array(
+                [
+                    eid
+                    for eid, entries in self.table.by_id.items()
+                    if not any(n == DROPPED_EVENT or self.selection.matches(n) for _, n in entries)
+                ],
+                np.uint64,
+            )
+        )
+        # QEMU numbers its events 0, 1, 2, ...: then a table indexed by id says which to keep
+        # (the last entry stands for every larger id, all of them unmapped).
+        mapped = [eid for eid in self.table.by_id if eid != DROPPED_EVENT_ID]
+        if unwanted.size and max(mapped, default=0) < DENSE_IDS:
+            self._keep_by_id = np.ones(max(mapped, default=0) + 2, bool)
+            self._keep_by_id[unwanted.astype(np.intp)] = False
 
     def _keep(self, frame: pl.DataFrame) -> None:
         if frame.height >= SMALL_FRAME_ROWS:
@@ -152,11 +184,9 @@ class Decoder:
             if i in by_id
             and any(n == DROPPED_EVENT or self.selection.matches(n) for _, n in by_id[i])
         ]
-        # Copied either way: the scan's arrays are reused, and polars shares numpy's memory.
+        kept = records
         if len(wanted) != len(present):
             kept = records.take(np.flatnonzero(ids.is_in(wanted).to_numpy()))
-        else:
-            kept = records.copy()
         frame = self._frame(kept, wanted, window)
         if unknown:
             rows = np.flatnonzero(ids.is_in(unknown).to_numpy())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -89,6 +90,8 @@ class Window:
         self.length = 0
         self.data: Bytes = np.frombuffer(self._buffer, np.uint8, count=0)
         self.view = memoryview(self._buffer)[:0]  # the same bytes, for struct
+        # Called before the window reads other bytes (whoever still needs these goes first).
+        self.before_load: Callable[[], None] | None = None
         self.reads = 0
 
     @property
@@ -115,6 +118,8 @@ class Window:
     def load(self, start: int, at_least_to: int = 0, limit: int | None = None) -> None:
         """Read the file from ``start``: up to ``limit`` bytes (default: the capacity), and at
         least up to offset ``at_least_to`` (the capacity grows for that)."""
+        if self.before_load is not None:
+            self.before_load()
         need = at_least_to - start
         if need > len(self._buffer):
             self._buffer = _memory(need)

@@ -50,16 +50,24 @@ class Records:
 
     def take(self, rows: npt.NDArray[np.int64] | npt.NDArray[np.bool_] | slice) -> Records:
         """Some of the records (a slice shares the arrays; an index array copies them)."""
-        return Records(*(getattr(self, f.name)[rows] for f in fields(self)))
+        return Records(*(getattr(self, name)[rows] for name in FIELDS))
+
+    @staticmethod
+    def concat(parts: list[Records]) -> Records:
+        """Several sets of records, one after the other."""
+        return Records(*(np.concatenate([getattr(p, name) for p in parts]) for name in FIELDS))
 
     def copy(self) -> Records:
         """The records in arrays of their own (a scan's may be reused by the next)."""
-        return Records(*(getattr(self, f.name).copy() for f in fields(self)))
+        return Records(*(getattr(self, name).copy() for name in FIELDS))
 
     @property
     def end(self) -> int:
         """The offset just past the last record."""
         return int(self.offset[-1]) + 8 + int(self.length[-1])
+
+
+FIELDS = tuple(f.name for f in fields(Records))
 
 
 class Scratch:

@@ -17,8 +17,9 @@ each run is held back until then, so a record whose length turns out wrong is ne
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +43,7 @@ from qtrace.parsers.simple.scan import Records, Scratch, scan
 RESYNC_CHAIN = 3  # sound records that must follow a resync candidate for it to be believed
 SEARCH_FIRST_BYTES = 512  # the first stretch searched for a resync point; later ones grow
 SEARCH_MAX_BYTES = 1 << 20  # bounds the search's temporaries (several arrays of this length)
+FEW_CANDIDATES = 32  # up to this many are tested one by one
 _NAME_START = np.zeros(256, bool)
 _NAME_START[[*range(ord("A"), ord("Z") + 1), *range(ord("a"), ord("z") + 1), ord("_")]] = True
 _NAME_BYTES = _NAME_START.copy()
@@ -89,21 +91,29 @@ class Walk:
     late_mappings: bool = False
 
 
-# Called with sound event records, the window holding their bytes and the mappings so far;
-# the records' arrays are reused once it returns: what it keeps it copies.
-Emit = Callable[[Records, Window, list[Mapping]], None]
+class Sink(Protocol):
+    """Where the walk hands sound event records on to, to be decoded."""
+
+    def keep(self, records: Records, mappings: list[Mapping]) -> Records:
+        """The records worth decoding (selected, or of unknown ids), in arrays of their own
+        (the scan's are reused); ``mappings``: those read so far."""
+        ...
+
+    def decode(self, records: Records, window: Window, mappings: list[Mapping]) -> None:
+        """Decode ``records`` (kept ones) while ``window`` holds their bytes."""
+        ...
 
 
 class Walker:
     """Walk the records of one file from the first record after the header to its end."""
 
     def __init__(
-        self, file: TraceFile, window: Window, order: str, emit: Emit | None, max_records: int
+        self, file: TraceFile, window: Window, order: str, sink: Sink | None, max_records: int
     ) -> None:
         self.file = file
         self.window = window
         self.order = order
-        self.emit = emit
+        self.sink = sink
         self.max_records = max(2, max_records)  # the held-back record must not be all of a run
         self.walk = Walk()
         self.search = Window(file, SEARCH_MAX_BYTES)
@@ -114,6 +124,13 @@ class Walker:
         self._block = 0
         self._records_at_mapping = 0  # records handed on when the last mapping was read
         self._scratch = Scratch()
+        self._known: set[int] = set()
+        self._known_sorted = np.zeros(0, np.uint64)
+        self._known_count = -1
+        # Records handed on but not yet decoded: they go together, before the window moves.
+        self._pending: list[Records] = []
+        self._pending_count = 0
+        window.before_load = self._flush
 
     def run(self, start: int) -> Walk:
         window, file = self.window, self.file
@@ -146,6 +163,8 @@ class Walker:
             if resume is None:
                 break
             pos, last_mapping = resume
+        self._flush()
+        self.window.before_load = None
         return self.walk
 
     def _after_run(
@@ -270,8 +289,21 @@ class Walker:
         else:
             walk.segments.append(Segment(first, end, len(records)))
         walk.records += len(records)
-        if self.emit is not None and not walk.late_mappings:
-            self.emit(records, self.window, walk.mappings)
+        if self.sink is not None and not walk.late_mappings:
+            kept = self.sink.keep(records, walk.mappings)
+            if len(kept):
+                self._pending.append(kept)
+                self._pending_count += len(kept)
+            if self._pending_count >= self.max_records:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Decode the records pending, while their bytes are in the window."""
+        if self._pending and self.sink is not None and not self.walk.late_mappings:
+            records = self._pending[0] if len(self._pending) == 1 else Records.concat(self._pending)
+            self.sink.decode(records, self.window, self.walk.mappings)
+        self._pending = []
+        self._pending_count = 0
 
     def _add_mapping(self, pos: int, eid: int, name: str, size: int) -> Mapping:
         walk = self.walk
@@ -304,6 +336,14 @@ class Walker:
 
     # --- resynchronisation ----------------------------------------------------------------
 
+    def _known_ids(self) -> set[int]:
+        """The ids mapped so far (and the dropped-events id), as a set and sorted."""
+        if self._known_count != len(self.walk.mappings):
+            self._known = {m.eid for m in self.walk.mappings} | {DROPPED_EVENT_ID}
+            self._known_sorted = np.sort(np.fromiter(self._known, np.uint64, len(self._known)))
+            self._known_count = len(self.walk.mappings)
+        return self._known
+
     def _next_sound(self, off: int) -> int:
         """The first offset after ``off`` where a chain of sound records starts (or the end).
 
@@ -311,8 +351,7 @@ class Walker:
         id or the start of an event name) are found in bulk; each is then followed for
         ``RESYNC_CHAIN`` records.
         """
-        known = {m.eid for m in self.walk.mappings} | {DROPPED_EVENT_ID}
-        known_array = np.fromiter(known, np.uint64, len(known))
+        known = self._known_ids()
         start = off + 1
         span = SEARCH_FIRST_BYTES
         search = self.search
@@ -321,7 +360,7 @@ class Walker:
             final = search.at_file_end
             # Candidates whose filter fields lie in the stretch; the rest start the next one.
             limit = search.length if final else search.length - EVENT_HEADER_BYTES
-            for candidate in self._candidates(search.data, limit, known_array).tolist():
+            for candidate in self._candidates(search.data, limit):
                 if self._plausible_from(start + candidate, known):
                     return int(start + candidate)
             if final:
@@ -330,37 +369,53 @@ class Walker:
             span = min(span * 8, SEARCH_MAX_BYTES)
         return self.file.size
 
-    def _candidates(
-        self, data: npt.NDArray[np.uint8], limit: int, known: npt.NDArray[np.uint64]
-    ) -> npt.NDArray[np.int64]:
-        """Offsets below ``limit`` in ``data`` where a sound record may start, ascending."""
-        count = min(limit, data.size - 7)
+    def _candidates(self, data: npt.NDArray[np.uint8], limit: int) -> Iterator[int]:
+        """Offsets below ``limit`` in ``data`` where a sound record may start, ascending.
+
+        Cheap byte tests first (the type word's low byte is 1, or 0 with the start of a name
+        where a mapping's name would be), so that stretches of zeros or noise cost a few
+        passes; the candidates left are checked field by field.
+        """
+        count = min(limit, data.size - MAPPING_HEADER_BYTES - 1)
         if count <= 0:
-            return np.zeros(0, np.int64)
-        nonzero = np.zeros(data.size + 1, np.int64)
-        np.cumsum(data != 0, out=nonzero[1:])
-        if self.order == "<":  # the type word's low byte first, then seven zero bytes
-            kind = data[:count]
-            zeros = nonzero[8 : count + 8] == nonzero[1 : count + 1]
-        else:
-            kind = data[7 : count + 7]
-            zeros = nonzero[7 : count + 7] == nonzero[:count]
-        candidates = np.flatnonzero(zeros & (kind <= RECORD_EVENT))
+            return
+        low = data[:count] if self.order == "<" else data[7 : count + 7]
+        maybe_event = low == RECORD_EVENT
+        maybe_mapping = (low == RECORD_MAPPING) & _NAME_START[data[20 : count + 20]]
+        candidates = np.flatnonzero(maybe_event | maybe_mapping)
+        if candidates.size <= FEW_CANDIDATES:  # one by one costs less than numpy's calls
+            yield from (c for c in candidates.tolist() if self._candidate(data, c))
+            return
         fields = Fields(data, self.order)
-        events = candidates[(kind[candidates] == RECORD_EVENT)]
+        candidates = candidates[fields.u64(candidates) <= RECORD_EVENT]  # the rest of the word
+        events = candidates[maybe_event[candidates]]
         events = events[events + EVENT_HEADER_BYTES <= data.size]
         lengths = fields.u32(events + 24)
         events = events[(lengths >= MIN_EVENT_LENGTH) & (lengths <= MAX_EVENT_LENGTH)]
-        events = events[np.isin(fields.u64(events + 8), known)]
-        mappings = candidates[(kind[candidates] == RECORD_MAPPING)]
-        mappings = mappings[mappings + MAPPING_HEADER_BYTES < data.size]
+        eids = fields.u64(events + 8)
+        known = self._known_sorted
+        found = known[np.minimum(np.searchsorted(known, eids), known.size - 1)] == eids
+        events = events[found]
+        mappings = candidates[maybe_mapping[candidates]]
         name_lengths = fields.u32(mappings + 16)
-        mappings = mappings[
-            (name_lengths > 0)
-            & (name_lengths <= MAX_NAME_BYTES)
-            & _NAME_START[data[mappings + MAPPING_HEADER_BYTES]]
-        ]
-        return np.sort(np.concatenate((events, mappings)))
+        mappings = mappings[(name_lengths > 0) & (name_lengths <= MAX_NAME_BYTES)]
+        yield from np.sort(np.concatenate((events, mappings))).tolist()
+
+    def _candidate(self, data: npt.NDArray[np.uint8], at: int) -> bool:
+        """``_candidates``' tests for one offset of ``data``."""
+        view = data.data
+        if at + 8 > data.size:
+            return False
+        (rtype,) = self._u64(view, at)
+        if rtype == RECORD_EVENT:
+            if at + EVENT_HEADER_BYTES > data.size:
+                return False
+            _t, eid, _ts, length, _pid = self._event_header(view, at)
+            return MIN_EVENT_LENGTH <= length <= MAX_EVENT_LENGTH and eid in self._known
+        if rtype == RECORD_MAPPING and at + MAPPING_HEADER_BYTES < data.size:
+            (name_len,) = self._u32(view, at + 16)
+            return bool(0 < name_len <= MAX_NAME_BYTES and _NAME_START[data[at + 20]])
+        return False
 
     def _plausible_from(self, pos: int, known: set[int]) -> bool:
         """Whether ``RESYNC_CHAIN`` sound records (or fewer, then the file's end) follow ``pos``."""
@@ -407,7 +462,7 @@ class Walker:
 
 
 def replay(
-    file: TraceFile, window: Window, walk: Walk, order: str, emit: Emit, max_records: int
+    file: TraceFile, window: Window, walk: Walk, order: str, sink: Sink, max_records: int
 ) -> list[Damage]:
     """Hand on the records of ``walk`` again, now that every mapping is known.
 
@@ -427,6 +482,6 @@ def replay(
             if run is None or not len(run):
                 changed.append(Damage(pos, segment.end - pos, "changed while being read"))
                 break
-            emit(run, window, walk.mappings)
+            sink.decode(sink.keep(run, walk.mappings), window, walk.mappings)
             pos = run.end
     return changed
