@@ -12,6 +12,8 @@ work on the machine falls on all of them alike), and reports medians and their r
   decoded, as simpletrace.py does) and the same to stdout as CSV (the default format);
 - ``qtrace events FILE -f parquet -o OUT``: the events the model reads, the FlatView ones;
 - the floor under every qtrace command: ``python -c "import qtrace.cli"`` (start-up alone);
+- for each, wall seconds and CPU seconds (user + system, every thread: less sensitive to
+  other work on a shared machine), and the ratio simpletrace.py / it, both ways;
 - in one process, qtrace's ``parse`` alone (after a warm-up read of the small real trace),
   with its peak RSS.
 
@@ -164,15 +166,17 @@ def build_trace(source: Path, records: int, out: Path, dropped: bool) -> int:
     return drops
 
 
-def _run(cmd: list[str], cwd: Path | None = None, stdout: Path | None = None) -> float:
-    """Wall seconds of a command, start to exit; its output to /dev/null or ``stdout``."""
+def _run(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, every thread) of a command, start to exit; its
+    output to /dev/null."""
     start = time.perf_counter()
-    with open(stdout or os.devnull, "wb") as sink:
-        result = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE, cwd=cwd, check=False)
+    with open(os.devnull, "wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.DEVNULL, cwd=cwd)
+        _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr!r}")
-    return seconds
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed ({os.waitstatus_to_exitcode(status)}): {' '.join(cmd)}")
+    return seconds, usage.ru_utime + usage.ru_stime
 
 
 def _commands(trace: Path, workdir: Path) -> dict[str, list[str]]:
@@ -204,38 +208,50 @@ def bench_kind(kind: str, records: int, repeat: int, workdir: Path) -> dict[str,
     drops = build_trace(SOURCES[kind], records, trace, dropped=kind == "mixed")
     commands = _commands(trace, workdir)
     times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeat):  # in turns: load from elsewhere falls on every command alike
         for name, cmd in commands.items():
             cwd = SIMPLETRACE.parent if name == "simpletrace.py" else None
-            times[name].append(_run(cmd, cwd=cwd))
+            wall, used = _run(cmd, cwd=cwd)
+            times[name].append(wall)
+            cpu[name].append(used)
     medians = {name: statistics.median(values) for name, values in times.items()}
-    baseline = medians["simpletrace.py"]
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     return {
         "records": records,
         "dropped_records": drops,
         "file_mib": trace.stat().st_size / 2**20,
         "commands": {name: " ".join(cmd) for name, cmd in commands.items()},
         "seconds": times,
+        "cpu_seconds": cpu,
         "median_s": medians,
-        "ratio_to_simpletrace": {name: baseline / s for name, s in medians.items()},
+        "median_cpu_s": cpu_medians,
+        "ratio_to_simpletrace": {n: medians["simpletrace.py"] / s for n, s in medians.items()},
+        "cpu_ratio_to_simpletrace": {
+            n: cpu_medians["simpletrace.py"] / s for n, s in cpu_medians.items()
+        },
         "in_process_all": _in_process(trace, "all"),
         "in_process_flatview": _in_process(trace, "flatview"),
     }
 
 
 def _report(kind: str, r: dict[str, object]) -> None:
-    medians = r["median_s"]
-    ratios = r["ratio_to_simpletrace"]
+    medians, cpu = r["median_s"], r["median_cpu_s"]
+    ratios, cpu_ratios = r["ratio_to_simpletrace"], r["cpu_ratio_to_simpletrace"]
     seconds = r["seconds"]
     assert isinstance(medians, dict) and isinstance(ratios, dict) and isinstance(seconds, dict)
+    assert isinstance(cpu, dict) and isinstance(cpu_ratios, dict)
     print(
         f"simple/{kind}: {r['records']:,} records ({r['dropped_records']} dropped-events "
         f"records), {r['file_mib']:.0f} MiB; median of {len(seconds['simpletrace.py'])} turns"
     )
+    print(f"  {'command':38s} {'wall s (range)':>20s} {'ratio':>6s} {'CPU s':>7s} {'ratio':>6s}")
     for name, median in medians.items():
-        spread = f"{min(seconds[name]):.2f}-{max(seconds[name]):.2f}"
-        ratio = "" if name == "simpletrace.py" else f"  simpletrace.py / this = {ratios[name]:.1f}x"
-        print(f"  {name:40s} {median:7.2f} s (range {spread}){ratio}")
+        spread = f"{median:.2f} ({min(seconds[name]):.2f}-{max(seconds[name]):.2f})"
+        print(
+            f"  {name:38s} {spread:>20s} {ratios[name]:5.1f}x {cpu[name]:7.2f} "
+            f"{cpu_ratios[name]:5.1f}x"
+        )
     for selection in ("all", "flatview"):
         child = r[f"in_process_{selection}"]
         assert isinstance(child, dict)
