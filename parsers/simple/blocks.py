@@ -114,7 +114,7 @@ class Decoder:
         if self._keep_by_id is not None:  # ids are small numbers: one lookup per record
             table = self._keep_by_id
             keep = table[np.minimum(records.eid, table.size - 1).astype(np.intp)]
-            return records.take(np.flatnonzero(keep))
+            return records.copy() if keep.all() else records.take(np.flatnonzero(keep))
         at = np.minimum(np.searchsorted(unwanted, records.eid), unwanted.size - 1)
         return records.take(np.flatnonzero(unwanted[at] != records.eid))
 
@@ -246,49 +246,61 @@ class Decoder:
         window: Window,
         columns: _Columns,
     ) -> None:
-        """Decode one group of records that share ``layout``."""
-        group_event = event if isinstance(rows, slice) else event.gather(rows)
-        where = np.arange(len(kept)) if isinstance(rows, slice) else rows
+        """Decode one group of records that share ``layout`` (``rows``: which of ``kept``;
+        a slice for all of them, so their arrays are used as they are)."""
         flatview_names = [n for n in names if n in FLATVIEW_EVENTS]
-        is_flatview = (
-            np.ones(where.size, bool)
-            if len(flatview_names) == len(names)
-            else group_event.is_in(flatview_names).to_numpy()
-        )
-        if flatview_names:
-            at = where[is_flatview]
-            if layout == FLATVIEW_LAYOUT:  # view and root are the first two argument words
-                ok = kept.length[at] == FLATVIEW_LENGTH
-                columns.pointers(at, kept.a0[at], kept.a1[at], ok)
-            else:  # a build that declares them otherwise: decoded by name
-                fields = Fields(window.data, self.order)
-                values, ok = decode_values(
-                    fields, kept.offset[at] - window.base, kept.length[at], layout
-                )
-                pointer = {
-                    n: values.get_column(f"a{i}").to_numpy()
-                    for i, (is_string, n) in enumerate(layout)
-                    if not is_string and n in ("view", "root")
-                }
-                if len(pointer) != 2:
-                    ok = np.zeros(at.size, bool)
-                zero = np.zeros(at.size, np.uint64)
-                columns.pointers(at, pointer.get("view", zero), pointer.get("root", zero), ok)
-            if not ok.all():
-                bad = at[~ok]
-                self.flatview_unreadable.add(
-                    bad.size, int(kept.offset[bad[0]]), str(event[int(bad[0])])
-                )
-        if is_flatview.all():
+        flatview_rows: npt.NDArray[np.int64] | slice | None = rows if flatview_names else None
+        other_rows: npt.NDArray[np.int64] | slice | None = None if flatview_names else rows
+        if flatview_names and len(flatview_names) != len(names):
+            where = np.arange(len(kept)) if isinstance(rows, slice) else rows
+            group_event = event if isinstance(rows, slice) else event.gather(rows)
+            is_flatview = group_event.is_in(flatview_names).to_numpy()
+            flatview_rows, other_rows = where[is_flatview], where[~is_flatview]
+        if flatview_rows is not None:
+            self._decode_flatview(kept, event, flatview_rows, layout, window, columns)
+        if other_rows is None:
             return
-        at = where[~is_flatview]
+        at = other_rows
         text, codes, ok = args_text(
             window, self.order, kept.offset[at], kept.length[at], layout, self.rendered
         )
         columns.texts(at, text, codes, ok)
         if not ok.all():
-            bad = at[~ok]
+            bad = np.arange(len(kept))[at][~ok]
             self.mismatched.add(bad.size, int(kept.offset[bad[0]]), str(event[int(bad[0])]))
+
+    def _decode_flatview(
+        self,
+        kept: Records,
+        event: pl.Series,
+        at: npt.NDArray[np.int64] | slice,
+        layout: Layout,
+        window: Window,
+        columns: _Columns,
+    ) -> None:
+        """View and root of FlatView records; those that do not decode are marked."""
+        if layout == FLATVIEW_LAYOUT:  # view and root are the first two argument words
+            ok = kept.length[at] == FLATVIEW_LENGTH
+            columns.pointers(at, kept.a0[at], kept.a1[at], ok)
+        else:  # a build that declares them otherwise: decoded by name
+            fields = Fields(window.data, self.order)
+            values, ok = decode_values(
+                fields, kept.offset[at] - window.base, kept.length[at], layout
+            )
+            pointer = {
+                n: values.get_column(f"a{i}").to_numpy()
+                for i, (is_string, n) in enumerate(layout)
+                if not is_string and n in ("view", "root")
+            }
+            if len(pointer) != 2:
+                ok = np.zeros(ok.size, bool)
+            zero = np.zeros(ok.size, np.uint64)
+            columns.pointers(at, pointer.get("view", zero), pointer.get("root", zero), ok)
+        if not ok.all():
+            bad = np.arange(len(kept))[at][~ok]
+            self.flatview_unreadable.add(
+                bad.size, int(kept.offset[bad[0]]), str(event[int(bad[0])])
+            )
 
     def warnings(self) -> list[str]:
         """One line per kind of trouble met while decoding."""
@@ -339,26 +351,40 @@ FRAME_SCHEMA = {
 
 
 class _Columns:
-    """The decoded columns of one block's rows, filled in one layout group at a time."""
+    """The decoded columns of one block's rows, filled in one layout group at a time.
+
+    A group of every row hands over its arrays as they are; arrays for a group of some rows
+    are made when first needed.
+    """
 
     def __init__(self, rows: int) -> None:
         self.rows = rows
-        self.view = np.zeros(rows, np.uint64)
-        self.root = np.zeros(rows, np.uint64)
-        self.has_pointers = np.zeros(rows, bool)
-        self.unreadable = np.zeros(rows, bool)  # FlatView records whose arguments do not decode
-        self.codes = np.zeros(rows, np.uint32)  # each row's text among all the texts
-        self.has_args = np.zeros(rows, bool)
+        self.view: npt.NDArray[np.uint64] | None = None
+        self.root: npt.NDArray[np.uint64] | None = None
+        self.has_pointers: npt.NDArray[np.bool_] | None = None
+        self.unreadable: npt.NDArray[np.bool_] | None = None  # FlatView records not decoded
+        self.codes: npt.NDArray[np.uint32] | None = None  # each row's text among all the texts
+        self.has_args: npt.NDArray[np.bool_] | None = None
         self._texts: list[pl.Series] = []
         self._text_count = 0
 
     def pointers(
         self,
-        rows: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.int64] | slice,
         view: npt.NDArray[np.uint64],
         root: npt.NDArray[np.uint64],
         ok: npt.NDArray[np.bool_],
     ) -> None:
+        if isinstance(rows, slice):
+            self.view, self.root, self.has_pointers, self.unreadable = view, root, ok, ~ok
+            return
+        if self.view is None or self.root is None:
+            self.view, self.root = np.zeros(self.rows, np.uint64), np.zeros(self.rows, np.uint64)
+        if self.has_pointers is None or self.unreadable is None:
+            self.has_pointers, self.unreadable = (
+                np.zeros(self.rows, bool),
+                np.zeros(self.rows, bool),
+            )
         self.view[rows] = view
         self.root[rows] = root
         self.has_pointers[rows] = ok
@@ -366,11 +392,13 @@ class _Columns:
 
     def texts(
         self,
-        rows: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.int64] | slice,
         text: pl.Series,
         codes: npt.NDArray[np.uint32],
         ok: npt.NDArray[np.bool_],
     ) -> None:
+        if self.codes is None or self.has_args is None:
+            self.codes, self.has_args = np.zeros(self.rows, np.uint32), np.zeros(self.rows, bool)
         self._texts.append(text)
         self.codes[rows] = codes + np.uint32(self._text_count)
         self._text_count += text.len()
@@ -378,31 +406,35 @@ class _Columns:
 
     def frame(self, kept: Records, event: pl.Series) -> pl.DataFrame:
         """The block's rows in file order."""
-        if self.has_args.any():
+        none = np.zeros(self.rows, bool)
+        has_args = self.has_args if self.has_args is not None else none
+        has_pointers = self.has_pointers if self.has_pointers is not None else none
+        if has_args.any() and self.codes is not None:
             # One gather from the few distinct texts shares their buffers instead of copying
             # each row's text.
             texts = pl.concat(self._texts, rechunk=True)
             args = texts.gather(self.codes).alias("args")
         else:
             args = pl.Series("args", [], pl.String).extend_constant(None, self.rows)
+        zeros = np.zeros(self.rows, np.uint64) if self.view is None else None
         frame = pl.DataFrame(
             [
                 pl.Series("offset", kept.offset),
                 event.alias("event"),
                 pl.Series("ts_ns", kept.ts.view(np.int64)),
                 pl.Series("pid", kept.pid).cast(pl.Int32, strict=False),  # a pid_t
-                pl.Series("view", self.view),
-                pl.Series("root", self.root),
+                pl.Series("view", self.view if self.view is not None else zeros),
+                pl.Series("root", self.root if self.root is not None else zeros),
                 args,
             ]
         )
-        masks = {"view": self.has_pointers, "root": self.has_pointers, "args": self.has_args}
+        masks = {"view": has_pointers, "root": has_pointers, "args": has_args}
         frame = frame.with_columns(
             pl.when(pl.Series(mask)).then(pl.col(name)).alias(name)
             for name, mask in masks.items()
             if not mask.all()
         )
-        if self.unreadable.any():
+        if self.unreadable is not None and self.unreadable.any():
             rows = np.flatnonzero(self.unreadable)
             names = event.gather(rows).to_list()
             sizes = (kept.length[rows].astype(np.int64) - MIN_EVENT_LENGTH).tolist()

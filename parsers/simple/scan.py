@@ -116,8 +116,15 @@ def scan(
         )
         offset, eid, ts, length, pid, a0, a1 = (a[:count] for a in arrays)
         return Records(offset, eid, ts, length, pid, a0, a1)
-    offsets = _walk(window.view, start - base, stop - base, order, max_records)
-    return _gather(Fields(window.data, order), offsets, base)
+    pieces = _walk(window.view, start - base, stop - base, order, max_records)
+    fields_of = Fields(window.data, order)
+    parts = [
+        _gather_run(window.data, order, *piece, base)
+        if isinstance(piece, tuple)
+        else _gather(fields_of, piece, base)
+        for piece in pieces
+    ]
+    return parts[0] if len(parts) == 1 else Records.concat(parts)
 
 
 def _empty(count: int) -> tuple[npt.NDArray[Any], ...]:
@@ -132,11 +139,15 @@ def _empty(count: int) -> tuple[npt.NDArray[Any], ...]:
     )
 
 
-def _walk(data: memoryview, start: int, stop: int, order: str, max_records: int) -> Offsets:
-    """Offsets (relative to ``data``) of the sound event records back to back from ``start``."""
+# Records one by one (their offsets), or a run of equal-sized ones: (start, stride, count).
+Piece = Offsets | tuple[int, int, int]
+
+
+def _walk(data: memoryview, start: int, stop: int, order: str, max_records: int) -> list[Piece]:
+    """Where the sound event records back to back from ``start`` are (relative to ``data``)."""
     header = struct.Struct(order + "Q16xI").unpack_from
     singles: list[int] = []
-    parts: list[Offsets] = []
+    parts: list[Piece] = []
     pos = start
     count = 0
     prev_bytes = -1
@@ -163,12 +174,11 @@ def _walk(data: memoryview, start: int, stop: int, order: str, max_records: int)
             if rows:
                 parts.append(np.array(singles, np.int64))
                 singles.clear()
-                end = pos + rows * record_bytes
-                parts.append(np.arange(pos, end, record_bytes, dtype=np.int64))
+                parts.append((pos, record_bytes, rows))
                 pos += rows * record_bytes
                 count += rows
     parts.append(np.array(singles, np.int64))
-    return np.concatenate(parts)
+    return parts
 
 
 def _run_length(
@@ -214,3 +224,24 @@ def _gather(fields_of: Fields, offsets: Offsets, base: int) -> Records:
         a0,
         a1,
     )
+
+
+def _gather_run(
+    data: npt.NDArray[np.uint8], order: str, start: int, stride: int, count: int, base: int
+) -> Records:
+    """The fixed fields of a run of ``count`` records of ``stride`` bytes from ``start``:
+    strided views of the window, copied into native arrays."""
+
+    def column(delta: int, width: int) -> npt.NDArray[Any]:
+        if delta + width > stride:  # the records are too short for it
+            return np.zeros(count, np.uint64 if width == 8 else np.uint32)
+        view = np.ndarray(
+            (count,), f"{order}u{width}", buffer=data, offset=start + delta, strides=(stride,)
+        )
+        return view.astype(np.uint64 if width == 8 else np.uint32)
+
+    offset = np.arange(start + base, start + base + count * stride, stride, dtype=np.int64)
+    return Records(
+        offset, column(8, 8), column(16, 8), column(24, 4), column(28, 4), column(32, 8),
+        column(40, 8),
+    )  # fmt: skip
