@@ -6,7 +6,8 @@ One module per layer:
 - ``file``: the file's bytes, read a bounded window at a time (never mapped);
 - ``scan`` and ``gather``: runs of sound event records and their fields, in bulk (the C
   kernel, or numpy);
-- ``walk``: the record walk, mapping records, and resynchronisation over damage;
+- ``walk``: the record walk and mapping records; ``resync``: where sound records start again
+  after damage;
 - ``mappings``: the mapping table, and mappings taken as damaged;
 - ``arguments``: simpletrace.py's text of the arguments;
 - ``blocks``: block assembly, each window's records decoded into a part of the table;

@@ -15,6 +15,8 @@ import re
 import struct
 from dataclasses import dataclass
 
+import numpy as np
+
 from qtrace.errors import InputError
 
 HEADER_EVENT_ID = 0xFFFF_FFFF_FFFF_FFFF
@@ -40,6 +42,11 @@ HEAD_BYTES = HEADER_BYTES + MAX_RECORD_BYTES
 
 # tracetool takes event names as C identifiers: a mapping whose name is anything else is damaged.
 _EVENT_NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*\Z")
+# The same, byte by byte: which bytes can start a name, and which can be in one.
+NAME_START = np.zeros(256, bool)
+NAME_START[[*range(ord("A"), ord("Z") + 1), *range(ord("a"), ord("z") + 1), ord("_")]] = True
+NAME_BYTES = NAME_START.copy()
+NAME_BYTES[ord("0") : ord("9") + 1] = True
 ORDER_NAMES = {"<": "little-endian", ">": "big-endian"}
 
 

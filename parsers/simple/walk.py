@@ -1,12 +1,12 @@
 """Record walk and resynchronisation: where the records are, and what was damaged on the way.
 
 The walk goes from the header to the end of the file. Runs of sound event records are taken
-by ``scan`` (in bulk) and handed on, a window at a time, to be decoded while their bytes are
-in memory; mapping records are read one by one. Damage (a record type that is neither, a
-length out of range, a mapping whose name is no event name, a length running past the end
-while sound records follow) is skipped up to the next offset where a chain of sound records
-starts, event or mapping records alike, so that a damaged record costs that record and not
-the rest of the file. A wrong but plausible length in the record before the damage makes
+by ``scan`` (in bulk) and handed on, to be decoded while their bytes are in memory; mapping
+records are read in a loop of their own. Damage (a record type that is neither, a length out
+of range, a mapping whose name is no event name, a length running past the end while sound
+records follow) is skipped up to the next offset where a chain of sound records starts
+(``resync``), event or mapping records alike, so that a damaged record costs that record and
+not the rest of the file. A wrong but plausible length in the record before the damage makes
 that record the damaged one: its length ran into the records after it (an event record) or
 cut its own name short (a mapping record).
 
@@ -17,37 +17,25 @@ each run is held back until then, so a record whose length turns out wrong is ne
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
 from qtrace.parsers.simple.file import TraceFile, Window
-from qtrace.parsers.simple.gather import Fields
 from qtrace.parsers.simple.layout import (
-    DROPPED_EVENT_ID,
     EVENT_HEADER_BYTES,
     MAPPING_HEADER_BYTES,
     MAX_EVENT_LENGTH,
     MAX_NAME_BYTES,
     MAX_RECORD_BYTES,
     MIN_EVENT_LENGTH,
+    NAME_BYTES,
     RECORD_EVENT,
     RECORD_MAPPING,
     is_event_name,
 )
 from qtrace.parsers.simple.mappings import Mapping
+from qtrace.parsers.simple.resync import Resync
 from qtrace.parsers.simple.scan import Records, Scratch, scan
-
-RESYNC_CHAIN = 3  # sound records that must follow a resync candidate for it to be believed
-SEARCH_FIRST_BYTES = 512  # the first stretch searched for a resync point; later ones grow
-SEARCH_MAX_BYTES = 1 << 20  # bounds the search's temporaries (several arrays of this length)
-FEW_CANDIDATES = 32  # up to this many are tested one by one
-_NAME_START = np.zeros(256, bool)
-_NAME_START[[*range(ord("A"), ord("Z") + 1), *range(ord("a"), ord("z") + 1), ord("_")]] = True
-_NAME_BYTES = _NAME_START.copy()
-_NAME_BYTES[ord("0") : ord("9") + 1] = True
 
 
 @dataclass
@@ -116,17 +104,13 @@ class Walker:
         self.sink = sink
         self.max_records = max(2, max_records)  # the held-back record must not be all of a run
         self.walk = Walk()
-        self.search = Window(file, SEARCH_MAX_BYTES)
+        self.resync = Resync(file, order, self.walk.mappings)
         self._u64 = struct.Struct(order + "Q").unpack_from
-        self._u32 = struct.Struct(order + "I").unpack_from
         self._event_header = struct.Struct(order + "QQQII").unpack_from
         self._mapping_header = struct.Struct(order + "QQI").unpack_from
         self._block = 0
         self._records_at_mapping = 0  # records handed on when the last mapping was read
         self._scratch = Scratch()
-        self._known: set[int] = set()
-        self._known_sorted = np.zeros(0, np.uint64)
-        self._known_count = -1
         # Records handed on but not yet decoded: they go together, before the window moves.
         self._pending: list[Records] = []
         self._pending_count = 0
@@ -254,13 +238,13 @@ class Walker:
             # Searched from the record before: no sound start lies between it and the damage
             # (which is none), so the answer is also the first after the damage.
             previous = int(held.offset[0])
-            resume = self._next_sound(previous)
+            resume = self.resync.next_sound(previous)
             if resume < pos:  # sound records start inside the record before: it is the damaged one
                 self._skip(previous, resume, "its length runs into the records after it")
                 return resume, None
             self._hand_on(held)
         else:
-            resume = self._next_sound(pos)
+            resume = self.resync.next_sound(pos)
         if too_long and resume >= self.file.size:
             self._cut(pos, too_long)  # the last record, cut short by the end of the file
             return None
@@ -268,7 +252,7 @@ class Walker:
             last_mapping is not None
             and last_mapping.end == pos
             and resume - pos <= MAX_NAME_BYTES
-            and _NAME_BYTES[self._bytes_at(pos, resume - pos)].all()
+            and NAME_BYTES[self.resync.bytes_at(pos, resume - pos)].all()
         ):
             # The mapping's name goes on past its length: that length is the damaged field.
             self.walk.mappings.remove(last_mapping)
@@ -333,132 +317,6 @@ class Walker:
             and MIN_EVENT_LENGTH <= length <= MAX_EVENT_LENGTH
             and pos + 8 + length <= self.file.size
         )
-
-    # --- resynchronisation ----------------------------------------------------------------
-
-    def _known_ids(self) -> set[int]:
-        """The ids mapped so far (and the dropped-events id), as a set and sorted."""
-        if self._known_count != len(self.walk.mappings):
-            self._known = {m.eid for m in self.walk.mappings} | {DROPPED_EVENT_ID}
-            self._known_sorted = np.sort(np.fromiter(self._known, np.uint64, len(self._known)))
-            self._known_count = len(self.walk.mappings)
-        return self._known
-
-    def _next_sound(self, off: int) -> int:
-        """The first offset after ``off`` where a chain of sound records starts (or the end).
-
-        Candidates (a type word of 0 or 1 followed by a plausible length, and a known event
-        id or the start of an event name) are found in bulk; each is then followed for
-        ``RESYNC_CHAIN`` records.
-        """
-        known = self._known_ids()
-        start = off + 1
-        span = SEARCH_FIRST_BYTES
-        search = self.search
-        while start < self.file.size:
-            search.load(start, start + span, limit=span)
-            final = search.at_file_end
-            # Candidates whose filter fields lie in the stretch; the rest start the next one.
-            limit = search.length if final else search.length - EVENT_HEADER_BYTES
-            for candidate in self._candidates(search.data, limit):
-                if self._plausible_from(start + candidate, known):
-                    return int(start + candidate)
-            if final:
-                break
-            start += max(limit, 1)
-            span = min(span * 8, SEARCH_MAX_BYTES)
-        return self.file.size
-
-    def _candidates(self, data: npt.NDArray[np.uint8], limit: int) -> Iterator[int]:
-        """Offsets below ``limit`` in ``data`` where a sound record may start, ascending.
-
-        Cheap byte tests first (the type word's low byte is 1, or 0 with the start of a name
-        where a mapping's name would be), so that stretches of zeros or noise cost a few
-        passes; the candidates left are checked field by field.
-        """
-        count = min(limit, data.size - MAPPING_HEADER_BYTES - 1)
-        if count <= 0:
-            return
-        low = data[:count] if self.order == "<" else data[7 : count + 7]
-        maybe_event = low == RECORD_EVENT
-        maybe_mapping = (low == RECORD_MAPPING) & _NAME_START[data[20 : count + 20]]
-        candidates = np.flatnonzero(maybe_event | maybe_mapping)
-        if candidates.size <= FEW_CANDIDATES:  # one by one costs less than numpy's calls
-            yield from (c for c in candidates.tolist() if self._candidate(data, c))
-            return
-        fields = Fields(data, self.order)
-        candidates = candidates[fields.u64(candidates) <= RECORD_EVENT]  # the rest of the word
-        events = candidates[maybe_event[candidates]]
-        events = events[events + EVENT_HEADER_BYTES <= data.size]
-        lengths = fields.u32(events + 24)
-        events = events[(lengths >= MIN_EVENT_LENGTH) & (lengths <= MAX_EVENT_LENGTH)]
-        eids = fields.u64(events + 8)
-        known = self._known_sorted
-        found = known[np.minimum(np.searchsorted(known, eids), known.size - 1)] == eids
-        events = events[found]
-        mappings = candidates[maybe_mapping[candidates]]
-        name_lengths = fields.u32(mappings + 16)
-        mappings = mappings[(name_lengths > 0) & (name_lengths <= MAX_NAME_BYTES)]
-        yield from np.sort(np.concatenate((events, mappings))).tolist()
-
-    def _candidate(self, data: npt.NDArray[np.uint8], at: int) -> bool:
-        """``_candidates``' tests for one offset of ``data``."""
-        view = data.data
-        if at + 8 > data.size:
-            return False
-        (rtype,) = self._u64(view, at)
-        if rtype == RECORD_EVENT:
-            if at + EVENT_HEADER_BYTES > data.size:
-                return False
-            _t, eid, _ts, length, _pid = self._event_header(view, at)
-            return MIN_EVENT_LENGTH <= length <= MAX_EVENT_LENGTH and eid in self._known
-        if rtype == RECORD_MAPPING and at + MAPPING_HEADER_BYTES < data.size:
-            (name_len,) = self._u32(view, at + 16)
-            return bool(0 < name_len <= MAX_NAME_BYTES and _NAME_START[data[at + 20]])
-        return False
-
-    def _plausible_from(self, pos: int, known: set[int]) -> bool:
-        """Whether ``RESYNC_CHAIN`` sound records (or fewer, then the file's end) follow ``pos``."""
-        size = self.file.size
-        chained: set[int] = set()  # ids mapped inside the chain
-        for index in range(RESYNC_CHAIN):
-            left = size - pos
-            if left == 0:
-                return index > 0
-            head = self._bytes_at(pos, min(left, EVENT_HEADER_BYTES)).tobytes()
-            if len(head) < 8:
-                return False
-            (rtype,) = self._u64(head)
-            if rtype == RECORD_EVENT and len(head) == EVENT_HEADER_BYTES:
-                _t, eid, _ts, length, _pid = self._event_header(head)
-                if not MIN_EVENT_LENGTH <= length <= MAX_EVENT_LENGTH:
-                    return False
-                if eid not in known and eid not in chained:
-                    return False
-                pos += 8 + length
-            elif rtype == RECORD_MAPPING and len(head) >= MAPPING_HEADER_BYTES:
-                _t, eid, name_len = self._mapping_header(head)
-                if not 0 < name_len <= MAX_NAME_BYTES:
-                    return False
-                name = self._bytes_at(pos + MAPPING_HEADER_BYTES, name_len).tobytes()
-                if len(name) < name_len or not is_event_name(name):
-                    return False
-                chained.add(eid)
-                pos += MAPPING_HEADER_BYTES + name_len
-            else:
-                return False
-            if pos > size:
-                return False
-        return True
-
-    def _bytes_at(self, pos: int, count: int) -> npt.NDArray[np.uint8]:
-        """``count`` bytes of the file from ``pos`` (fewer at its end)."""
-        search = self.search
-        if search.holds(pos, count):
-            return search.data[pos - search.base : pos - search.base + count]
-        buffer = bytearray(max(count, 0))
-        got = self.file.read_into(memoryview(buffer), pos)
-        return np.frombuffer(buffer, np.uint8, count=got)
 
 
 def replay(
