@@ -9,14 +9,9 @@ I/O layer, at chosen moments of the read.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 from qtrace.parsers import simple
 from qtrace.parsers.simple import file as simple_file
@@ -160,53 +155,3 @@ def test_the_file_is_never_mapped(monkeypatch: pytest.MonkeyPatch, boot_copy: Pa
 
     monkeypatch.setattr(mmap, "mmap", only_anonymous)
     assert read_rows(read(boot_copy).events).height == 763
-
-
-@pytest.fixture
-def large_copy(tmp_path: Path) -> Iterator[Path]:
-    """The real mixed trace, its records repeated to about 40 MB."""
-    data = (SHARED / "pc-bridges-mixed.simpletrace").read_bytes()
-    path = tmp_path / "large.simpletrace"
-    with path.open("wb") as out:
-        out.write(data)
-        for _ in range(9):
-            out.write(data[169574:])
-    yield path
-
-
-def test_the_command_salvages_a_file_truncated_under_it(
-    large_copy: Path, tmp_path: Path, reader_variant: str
-) -> None:
-    """The whole command in its own process, the file truncated for real once the reader has
-    started: exit 0, the records that were there, a warning; never a signal. (The command
-    reads with its usual windows whatever the variant; only the kernel setting carries.)"""
-    script = textwrap.dedent(
-        f"""
-        import os, sys
-        from qtrace.parsers.simple import file
-        read_into = file.TraceFile.read_into
-        reads = []
-        def shrinking(self, buffer, start):
-            if len(reads) == 1:
-                os.truncate({str(large_copy)!r}, 20_000_000)
-            reads.append(start)
-            return read_into(self, buffer, start)
-        file.TraceFile.read_into = shrinking
-        from qtrace.cli import main
-        sys.argv = ["qtrace", "events", {str(large_copy)!r}, "-f", "parquet",
-                    "-o", {str(tmp_path / "out.parquet")!r}]
-        main()
-        """
-    )
-    numpy_only = reader_variant.startswith("numpy")
-    env = dict(os.environ, QTRACE_NO_SIMPLE_KERNEL="1" if numpy_only else "0")
-    env["COLUMNS"] = "200"
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    assert "shrank from" in result.stderr and "20000000 bytes" in result.stderr
-    events = pl.read_parquet(tmp_path / "out.parquet")
-    assert read_rows(events)["offset"].max() < 20_000_000 - 48
-    marked = events.filter(pl.col("event") == "qtrace_unreadable")["args"].to_list()
-    assert any(text.startswith("the file shrank from") for text in marked)
