@@ -102,7 +102,7 @@ class Decoder:
     _decls: dict[str, EventDecl] = field(default_factory=dict)
     _unwanted: npt.NDArray[np.uint64] = field(default_factory=lambda: np.zeros(0, np.uint64))
     _keep_by_id: npt.NDArray[np.bool_] | None = None
-    _pending: list[pl.DataFrame] = field(default_factory=list)
+    _small_frames: list[pl.DataFrame] = field(default_factory=list)
 
     def keep(self, records: Records, mappings: list[Mapping]) -> Records:
         """The records of selected events or of unknown ids, in arrays of their own."""
@@ -127,7 +127,7 @@ class Decoder:
             seq = np.arange(self.rows, self.rows + frame.height, dtype=np.int64)
             # Numbered here, as Int64, so the table's columns keep the blocks' chunks (one
             # column of other chunks would make polars copy the whole table into one).
-            self._keep(frame.with_columns(seq=pl.Series("seq", seq)))
+            self._add_frame(frame.with_columns(seq=pl.Series("seq", seq)))
             self.rows += frame.height
 
     def _start(self, mappings: list[Mapping]) -> None:
@@ -153,23 +153,23 @@ class Decoder:
             self._keep_by_id = np.ones(max(mapped, default=0) + 2, bool)
             self._keep_by_id[unwanted.astype(np.intp)] = False
 
-    def _keep(self, frame: pl.DataFrame) -> None:
+    def _add_frame(self, frame: pl.DataFrame) -> None:
         if frame.height >= SMALL_FRAME_ROWS:
-            self._flush()
+            self._merge_small_frames()
             self.frames.append(frame)
             return
-        self._pending.append(frame)
-        if len(self._pending) >= PENDING_FRAMES:
-            self._flush()
+        self._small_frames.append(frame)
+        if len(self._small_frames) >= PENDING_FRAMES:
+            self._merge_small_frames()
 
-    def _flush(self) -> None:
-        if self._pending:
-            self.frames.append(pl.concat(self._pending, rechunk=True))
-            self._pending = []
+    def _merge_small_frames(self) -> None:
+        if self._small_frames:
+            self.frames.append(pl.concat(self._small_frames, rechunk=True))
+            self._small_frames = []
 
     def parts(self) -> list[pl.DataFrame]:
         """The decoded parts of the table, in file order."""
-        self._flush()
+        self._merge_small_frames()
         return self.frames
 
     def _decode(self, records: Records, window: Window) -> pl.DataFrame:
