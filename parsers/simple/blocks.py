@@ -28,7 +28,7 @@ from qtrace.parsers.trace_events_decl import (
     BUILTIN_DECLS,
     DEFAULT_TRACE_EVENTS,
     EventDecl,
-    load_trace_events,
+    TraceEvents,
 )
 
 from qtrace.events import DROPPED_EVENT, FLATVIEW_EVENTS, FLATVIEW_NEW, UNREADABLE, EventSelection
@@ -57,26 +57,15 @@ class Tally:
         self.count += count
 
 
-def declarations(names: list[str], trace_events: Path | None) -> tuple[dict[str, EventDecl], bool]:
-    """Declarations for ``names``; the build's file is read only when an event needs it.
-
-    Returns them and whether they came from a trace-events file.
-    """
+def declarations(names: list[str], trace_events: Path | None) -> TraceEvents | None:
+    """The build's declarations, when ``names`` need them: the FlatView events decode
+    without (``BUILTIN_DECLS``), other events need ``trace_events``, or else
+    ``/usr/share/qemu/trace-events-all`` when it exists."""
     needed = [n for n in names if n != DROPPED_EVENT and n not in BUILTIN_DECLS]
-    decls: dict[str, EventDecl] = {}
-    loaded = False
     source = trace_events
     if source is None and needed and DEFAULT_TRACE_EVENTS.is_file():
         source = DEFAULT_TRACE_EVENTS
-    if source is not None and needed:
-        decls = load_trace_events(source)
-        loaded = True
-    chosen = {}
-    for name in names:
-        decl = DROPPED_DECL if name == DROPPED_EVENT else decls.get(name, BUILTIN_DECLS.get(name))
-        if decl is not None:
-            chosen[name] = decl
-    return chosen, loaded
+    return TraceEvents.load(source) if source is not None and needed else None
 
 
 @dataclass
@@ -99,7 +88,8 @@ class Decoder:
     trace_events_read: bool = False
     table: MappingTable | None = None
     rendered: Rendered = field(default_factory=dict)  # argument texts, for the next blocks
-    _decls: dict[str, EventDecl] = field(default_factory=dict)
+    _trace_events: TraceEvents | None = None
+    _decls: dict[str, EventDecl | None] = field(default_factory=dict)
     _unwanted: npt.NDArray[np.uint64] = field(default_factory=lambda: np.zeros(0, np.uint64))
     _keep_by_id: npt.NDArray[np.bool_] | None = None
     _small_frames: list[pl.DataFrame] = field(default_factory=list)
@@ -134,7 +124,8 @@ class Decoder:
         self.table = build_table(mappings, self.source)
         selected = {n for entries in self.table.by_id.values() for _, n in entries}
         names = sorted({n for n in selected if self.selection.matches(n)} | {DROPPED_EVENT})
-        self._decls, self.trace_events_read = declarations(names, self.trace_events)
+        self._trace_events = declarations(names, self.trace_events)
+        self.trace_events_read = self._trace_events is not None
         # Ids whose every name is one nobody asked for: their records need no decoding.
         self._unwanted = unwanted = np.sort(
             np.array(
@@ -152,6 +143,15 @@ class Decoder:
         if unwanted.size and max(mapped, default=0) < DENSE_IDS:
             self._keep_by_id = np.ones(max(mapped, default=0) + 2, bool)
             self._keep_by_id[unwanted.astype(np.intp)] = False
+
+    def _declaration(self, name: str) -> EventDecl | None:
+        """How ``name``'s arguments are laid out: the build's file first (when read)."""
+        if name not in self._decls:
+            decl = self._trace_events.get(name) if self._trace_events is not None else None
+            if name == DROPPED_EVENT:
+                decl = DROPPED_DECL
+            self._decls[name] = decl or BUILTIN_DECLS.get(name)
+        return self._decls[name]
 
     def _add_frame(self, frame: pl.DataFrame) -> None:
         if frame.height >= SMALL_FRAME_ROWS:
@@ -219,7 +219,7 @@ class Decoder:
         columns = _Columns(len(kept))
         groups: dict[Layout | None, list[str]] = {}
         for name in present:
-            decl = self._decls.get(name)
+            decl = self._declaration(name)
             groups.setdefault(decl.layout if decl is not None else None, []).append(name)
         for layout, names in groups.items():
             rows: npt.NDArray[np.int64] | slice = (
