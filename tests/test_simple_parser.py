@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from qtrace.parsers import parse_file, simple
 from qtrace.parsers.simple import arguments as simple_arguments
 from qtrace.parsers.simple import blocks
-from qtrace.parsers.trace_events_decl import is_string_type, parse_trace_events
+from qtrace.parsers.trace_events_decl import TraceEvents, is_string_type, parse_trace_events
 from simple_traces import (
     FLATVIEW_IDS,
     REAL_TRACES,
@@ -462,6 +462,17 @@ def test_trace_events_declarations() -> None:
     assert decls["bar"].layout == ((False, "opaque"), (True, "dev"))
     assert set(decls) == {"guest_cpu_enter", "foo", "bar"}
     assert is_string_type(" const char *") and not is_string_type("char **")
+
+
+def test_declarations_read_on_demand_are_the_whole_files() -> None:
+    text = TRACE_EVENTS.read_text()
+    whole = parse_trace_events(text)
+    on_demand = TraceEvents.from_text(text)
+    assert all(on_demand.get(name) == decl for name, decl in whole.items())
+    assert on_demand.get("no_such_event") is None
+    # A name declared twice takes its last well-formed declaration.
+    twice = TraceEvents.from_text('ev(int a) "%d"\nev(int a, int b) "%d %d"\nev(int) ""\n')
+    assert twice.get("ev") == parse_trace_events('ev(int a, int b) "%d %d"\n')["ev"]
 
 
 def test_real_trace_events_all_declares_the_flatview_events() -> None:
