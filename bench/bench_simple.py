@@ -179,11 +179,21 @@ def _run(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
     return seconds, usage.ru_utime + usage.ru_stime
 
 
-def _commands(trace: Path, workdir: Path) -> dict[str, list[str]]:
+def _commands(trace: Path, workdir: Path, other: Path | None) -> dict[str, list[str]]:
     qtrace = str(Path(sys.executable).with_name("qtrace"))
     parquet = str(workdir / "out.parquet")
     te = ["--trace-events", str(TRACE_EVENTS)]
-    return {
+    others = {}
+    if other is not None:  # another install of qtrace (e.g. the main branch's), for a before/after
+        others = {
+            f"{other} events --all (parquet)": [
+                str(other), "events", str(trace), "--all", *te, "-f", "parquet", "-o", parquet,
+            ],
+            f"{other} events (FlatView, parquet)": [
+                str(other), "events", str(trace), "-f", "parquet", "-o", parquet,
+            ],
+        }  # fmt: skip
+    return others | {
         "simpletrace.py": [sys.executable, str(SIMPLETRACE), str(TRACE_EVENTS), str(trace)],
         "qtrace events --all (parquet)": [
             qtrace, "events", str(trace), "--all", *te, "-f", "parquet", "-o", parquet,
@@ -203,10 +213,13 @@ def _in_process(trace: Path, events: str) -> dict[str, float]:
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def bench_kind(kind: str, records: int, repeat: int, workdir: Path) -> dict[str, object]:
+def bench_kind(
+    kind: str, records: int, repeat: int, workdir: Path, other: Path | None = None
+) -> dict[str, object]:
     trace = workdir / f"{kind}.simpletrace"
     drops = build_trace(SOURCES[kind], records, trace, dropped=kind == "mixed")
-    commands = _commands(trace, workdir)
+    commands = _commands(trace, workdir, other)
+    commands = {"simpletrace.py": commands.pop("simpletrace.py"), **commands}
     times: dict[str, list[float]] = {name: [] for name in commands}
     cpu: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeat):  # in turns: load from elsewhere falls on every command alike
@@ -245,11 +258,14 @@ def _report(kind: str, r: dict[str, object]) -> None:
         f"simple/{kind}: {r['records']:,} records ({r['dropped_records']} dropped-events "
         f"records), {r['file_mib']:.0f} MiB; median of {len(seconds['simpletrace.py'])} turns"
     )
-    print(f"  {'command':38s} {'wall s (range)':>20s} {'ratio':>6s} {'CPU s':>7s} {'ratio':>6s}")
+    width = max(len(name) for name in medians)
+    print(
+        f"  {'command':{width}s} {'wall s (range)':>20s} {'ratio':>6s} {'CPU s':>7s} {'ratio':>6s}"
+    )
     for name, median in medians.items():
         spread = f"{median:.2f} ({min(seconds[name]):.2f}-{max(seconds[name]):.2f})"
         print(
-            f"  {name:38s} {spread:>20s} {ratios[name]:5.1f}x {cpu[name]:7.2f} "
+            f"  {name:{width}s} {spread:>20s} {ratios[name]:5.1f}x {cpu[name]:7.2f} "
             f"{cpu_ratios[name]:5.1f}x"
         )
     for selection in ("all", "flatview"):
@@ -270,13 +286,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="turns of every command")
     parser.add_argument("--workdir", type=Path, help="where the large traces go (a temp dir)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--other-qtrace", type=Path, help="also time this qtrace (another install) in turns"
+    )
     args = parser.parse_args(argv)
     ensure_simpletrace()
     kinds = ("mixed", "flatview") if args.kind == "both" else (args.kind,)
     results = {}
     with tempfile.TemporaryDirectory(prefix="qtrace-bench-", dir=args.workdir) as tmp:
         for kind in kinds:
-            results[kind] = bench_kind(kind, args.records, args.repeat, Path(tmp))
+            results[kind] = bench_kind(
+                kind, args.records, args.repeat, Path(tmp), args.other_qtrace
+            )
             _report(kind, results[kind])
     if args.json:
         print(json.dumps(results, indent=2))
