@@ -26,8 +26,9 @@ from qtrace.events import ALL_EVENTS, FLATVIEW_EVENTS, UNREADABLE, ParsedInput
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "traces"
-# samples/pc-boot.simpletrace is the same bytes as the shared pc-boot (test_sample_is_bundled).
-FILES = (SHARED / "pc-boot.simpletrace", SHARED / "pc-bridges-mixed.simpletrace")
+# Every real simple trace; the bundled sample is the same bytes as the shared pc-boot
+# (test_sample_is_bundled), and is flipped too, as the file users are pointed at first.
+FILES = (*sorted(SHARED.glob("*.simpletrace")), ROOT / "samples" / "pc-boot.simpletrace")
 DAMAGE = re.compile(r"damaged records: (\d+) bytes skipped")
 
 
