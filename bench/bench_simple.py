@@ -1,11 +1,25 @@
 """Benchmark: qtrace's simple-backend reader against QEMU's own scripts/simpletrace.py.
 
-Builds large binary traces by repeating the real records of ../shared/traces (a FlatView-only
-one from pc-boot, a mixed one with string arguments from pc-bridges-mixed), then decodes each
-with both tools in child processes and reports records/s, the ratio and peak RSS.
+Builds a large binary trace by repeating the real records of ../shared/traces: a mixed one
+from pc-bridges-mixed (FlatView, ``memory_region_ops_*`` with a string argument, ``pci_*``;
+about 84 bytes a record), with a dropped-events record between repetitions as a full ring
+buffer leaves them, or a FlatView-only one from pc-boot. Then it times whole commands, as a
+user runs them, side by side in one run (each repeated, in turns, so that load from other
+work on the machine falls on all of them alike), and reports medians and their ratios:
 
-QEMU's reader comes from Debian's qemu source package (bookworm, QEMU 7.2), cached under
-build/qemu-src (gitignored). When it is missing the bench fetches it the way a person would::
+- the baseline, ``simpletrace.py trace-events-all FILE > /dev/null``;
+- ``qtrace events FILE --all --trace-events trace-events-all -f parquet -o OUT`` (every record
+  decoded, as simpletrace.py does) and the same to stdout as CSV (the default format);
+- ``qtrace events FILE -f parquet -o OUT``: the events the model reads, the FlatView ones;
+- the floor under every qtrace command: ``python -c "import qtrace.cli"`` (start-up alone);
+- for each, wall seconds and CPU seconds (user + system, every thread: less sensitive to
+  other work on a shared machine), and the ratio simpletrace.py / it, both ways;
+- in one process, qtrace's ``parse`` alone (after a warm-up read of the small real trace),
+  with its peak RSS.
+
+QEMU's reader comes from Debian's qemu source package (bookworm, QEMU 7.2, the build the real
+traces come from), cached under build/qemu-src (gitignored). When it is missing the bench
+fetches it the way a person would::
 
     # once, as root: a deb-src entry for bookworm, then
     flock /tmp/apt.lock apt-get update
@@ -13,19 +27,9 @@ build/qemu-src (gitignored). When it is missing the bench fetches it the way a p
     tar -xJf qemu_*.orig.tar.xz --strip-components=1 -C .. \\
         qemu-7.2.0/scripts/simpletrace.py qemu-7.2.0/scripts/tracetool
 
-Two comparisons, both with wall and CPU seconds (CPU counts every thread; the machine may be
-shared, so compare figures of one run only):
-
-- decoding: qtrace's ``parse`` timed inside its child after a warm-up read of the small real
-  trace (the first large read is the headline; reading the same file again shows the steady
-  state), against simpletrace.py's wall time less its wall time on a header-only file
-  (interpreter start and trace-events-all parsing);
-- end to end, what a user waits for: ``qtrace events FILE -f parquet -o out.parquet`` (with
-  ``--all`` for every event) against ``simpletrace.py trace-events-all FILE > /dev/null``,
-  each a whole process from start to exit.
-
-Run: ``python bench/bench_simple.py [--records N] [--kind flatview|mixed|both] [--json]``
-(default 2,000,000 records per trace; about a minute in all).
+Run: ``python bench/bench_simple.py [--records N] [--kind mixed|flatview|both] [--repeat N]
+[--workdir DIR] [--json]`` (default: the mixed trace, 1,400,000 records, 118 MB; five turns;
+about three minutes, most of it simpletrace.py).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import struct
 import subprocess
 import sys
@@ -49,6 +54,8 @@ SOURCES = {
     "flatview": SHARED / "pc-boot.simpletrace",
     "mixed": SHARED / "pc-bridges-mixed.simpletrace",
 }
+DEFAULT_RECORDS = 1_400_000
+DROPPED_EVENT_ID = 0xFFFF_FFFF_FFFF_FFFE
 DEB_SRC = """Types: deb-src
 URIs: http://deb.debian.org/debian
 Suites: bookworm
@@ -60,7 +67,7 @@ DEB_SRC_FILE = Path("/etc/apt/sources.list.d/qtrace-deb-src.sources")
 # The child first reads the small real trace once so one-time start-up work (imports, polars'
 # thread pool, first use of each kernel) is not billed to the large file's decoding.
 QTRACE_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from qtrace.events import ALL_EVENTS, EventSelection
 from qtrace.parsers import simple
@@ -68,21 +75,19 @@ from qtrace.parsers.source import open_input
 selection = ALL_EVENTS if sys.argv[4] == "all" else EventSelection()
 with open_input(sys.argv[3]) as opened:
     simple.parse(opened, selection, Path(sys.argv[2]))
+best = best_cpu = float("inf")
 with open_input(sys.argv[1]) as opened:
-    start, cpu = time.perf_counter(), time.process_time()
-    parsed = simple.parse(opened, selection, Path(sys.argv[2]))
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    # VmHWM, not ru_maxrss: ru_maxrss also counts the parent's pages shared at fork time.
-    hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-    rows, peak_kb = parsed.events.height, int(hwm.split()[1])
-    del parsed
-    steady = seconds
-    for _ in range(2):  # the same file again: steady state, as in a batch of many files
-        start = time.perf_counter()
-        simple.parse(opened, selection, Path(sys.argv[2]))
-        steady = min(steady, time.perf_counter() - start)
-print(json.dumps({"seconds": seconds, "cpu": cpu, "steady": steady, "rows": rows,
-                  "maxrss_kb": peak_kb}))
+    for _ in range(3):
+        start, cpu = time.perf_counter(), time.process_time()
+        parsed = simple.parse(opened, selection, Path(sys.argv[2]))
+        best = min(best, time.perf_counter() - start)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+        rows = parsed.events.height
+        del parsed
+# VmHWM, not ru_maxrss: ru_maxrss also counts the parent's pages shared at fork time.
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"seconds": best, "cpu": best_cpu, "rows": rows,
+                  "peak_rss_kb": int(hwm.split()[1])}))
 """
 
 
@@ -132,129 +137,168 @@ def _split_records(data: bytes) -> tuple[bytes, list[bytes]]:
     return head, records
 
 
-def build_trace(source: Path, records: int, out: Path) -> int:
-    """Write ``records`` event records (the source's, repeated) after its mapping block."""
+def _dropped_after(record: bytes, lost: int) -> bytes:
+    """A dropped-events record as QEMU writes one after ``record``: same time and pid."""
+    _type, _eid, ts, _length, pid = struct.unpack_from("<QQQII", record)
+    return struct.pack("<QQQIIQ", 1, DROPPED_EVENT_ID, ts, 32, pid, lost)
+
+
+def build_trace(source: Path, records: int, out: Path, dropped: bool) -> int:
+    """Write ``records`` event records after the source's mappings: its records repeated,
+    with a dropped-events record between repetitions when ``dropped``. Returns how many
+    dropped-events records it holds."""
     head, body = _split_records(source.read_bytes())
     block = b"".join(body)
+    written = drops = 0
     with out.open("wb") as fh:
         fh.write(head)
-        whole, rest = divmod(records, len(body))
-        for _ in range(whole):
-            fh.write(block)
-        fh.write(b"".join(body[:rest]))
-    return records
+        while written < records:
+            if written + len(body) <= records:
+                fh.write(block)
+                written += len(body)
+            else:
+                fh.write(b"".join(body[: records - written]))
+                written = records
+            if dropped and written < records:
+                drops += 1
+                fh.write(_dropped_after(body[-1], 37 + drops))
+                written += 1
+    return drops
 
 
-def _run_qtrace(trace: Path, events: str = "all") -> dict[str, float]:
-    """Decode ``trace`` in a child; ``events`` is "all" or "flatview" (qtrace's default)."""
+def _run(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, every thread) of a command, start to exit; its
+    output to /dev/null."""
+    start = time.perf_counter()
+    with open(os.devnull, "wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.DEVNULL, cwd=cwd)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed ({os.waitstatus_to_exitcode(status)}): {' '.join(cmd)}")
+    return seconds, usage.ru_utime + usage.ru_stime
+
+
+def _commands(trace: Path, workdir: Path, other: Path | None) -> dict[str, list[str]]:
+    qtrace = str(Path(sys.executable).with_name("qtrace"))
+    parquet = str(workdir / "out.parquet")
+    te = ["--trace-events", str(TRACE_EVENTS)]
+    others = {}
+    if other is not None:  # another install of qtrace (e.g. the main branch's), for a before/after
+        others = {
+            f"{other} events --all (parquet)": [
+                str(other), "events", str(trace), "--all", *te, "-f", "parquet", "-o", parquet,
+            ],
+            f"{other} events (FlatView, parquet)": [
+                str(other), "events", str(trace), "-f", "parquet", "-o", parquet,
+            ],
+        }  # fmt: skip
+    return others | {
+        "simpletrace.py": [sys.executable, str(SIMPLETRACE), str(TRACE_EVENTS), str(trace)],
+        "qtrace events --all (parquet)": [
+            qtrace, "events", str(trace), "--all", *te, "-f", "parquet", "-o", parquet,
+        ],
+        "qtrace events --all (csv to stdout)": [qtrace, "events", str(trace), "--all", *te],
+        "qtrace events (FlatView, parquet)": [
+            qtrace, "events", str(trace), "-f", "parquet", "-o", parquet,
+        ],
+        "start-up floor (import qtrace.cli)": [sys.executable, "-c", "import qtrace.cli"],
+    }  # fmt: skip
+
+
+def _in_process(trace: Path, events: str) -> dict[str, float]:
     warm_up = SOURCES["flatview"]
     cmd = [sys.executable, "-c", QTRACE_CHILD, str(trace), str(TRACE_EVENTS), str(warm_up), events]
     result = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def _run_process(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds and peak RSS (KiB) of a command, its output to /dev/null."""
-    start = time.perf_counter()
-    with open(os.devnull, "wb") as devnull:
-        proc = subprocess.Popen(cmd, stdout=devnull, cwd=cwd)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
-
-
-def _run_simpletrace(trace: Path) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds and peak RSS (KiB) of simpletrace.py printing ``trace``."""
-    cmd = [sys.executable, str(SIMPLETRACE), str(TRACE_EVENTS), str(trace)]
-    return _run_process(cmd, cwd=SIMPLETRACE.parent)
-
-
-def _run_cli(trace: Path, out: Path, every_event: bool) -> tuple[float, float, int]:
-    """``qtrace events TRACE -f parquet -o OUT``: what a user runs, start to exit."""
-    qtrace = Path(sys.executable).with_name("qtrace")
-    cmd = [str(qtrace), "events", str(trace), "-f", "parquet", "-o", str(out)]
-    cmd += ["--trace-events", str(TRACE_EVENTS)] + (["--all"] if every_event else [])
-    return _run_process(cmd)
-
-
-def bench_kind(kind: str, records: int, workdir: Path) -> dict[str, float]:
+def bench_kind(
+    kind: str, records: int, repeat: int, workdir: Path, other: Path | None = None
+) -> dict[str, object]:
     trace = workdir / f"{kind}.simpletrace"
-    build_trace(SOURCES[kind], records, trace)
-    header_only = workdir / f"{kind}-empty.simpletrace"
-    build_trace(SOURCES[kind], 0, header_only)
-    qtrace = _run_qtrace(trace)
-    if qtrace["rows"] != records:
-        raise SystemExit(f"qtrace read {qtrace['rows']} records of {records}")
-    startup_s, startup_cpu_s, _ = _run_simpletrace(header_only)  # interpreter + decls
-    st_wall_s, st_cpu_s, st_rss_kb = _run_simpletrace(trace)
-    st_decode_s = max(st_wall_s - startup_s, 1e-9)
-    cli_s, cli_cpu_s, cli_rss_kb = _run_cli(trace, workdir / "out.parquet", every_event=True)
-    # What `qtrace analyze` does by default on such a file: keep the FlatView events only.
-    default = _run_qtrace(trace, "flatview") if kind == "mixed" else qtrace
+    drops = build_trace(SOURCES[kind], records, trace, dropped=kind == "mixed")
+    commands = _commands(trace, workdir, other)
+    commands = {"simpletrace.py": commands.pop("simpletrace.py"), **commands}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeat):  # in turns: load from elsewhere falls on every command alike
+        for name, cmd in commands.items():
+            cwd = SIMPLETRACE.parent if name == "simpletrace.py" else None
+            wall, used = _run(cmd, cwd=cwd)
+            times[name].append(wall)
+            cpu[name].append(used)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     return {
         "records": records,
+        "dropped_records": drops,
         "file_mib": trace.stat().st_size / 2**20,
-        "qtrace_s": qtrace["seconds"],
-        "qtrace_rec_per_s": records / qtrace["seconds"],
-        "qtrace_peak_rss_mib": qtrace["maxrss_kb"] / 1024,
-        "simpletrace_s": st_decode_s,
-        "simpletrace_rec_per_s": records / st_decode_s,
-        "simpletrace_peak_rss_mib": st_rss_kb / 1024,
-        "ratio": st_decode_s / qtrace["seconds"],
-        "qtrace_steady_s": qtrace["steady"],
-        "ratio_steady": st_decode_s / qtrace["steady"],
-        "qtrace_default_selection_s": default["seconds"],
-        "ratio_default_selection": st_decode_s / default["seconds"],
-        "qtrace_cpu_s": qtrace["cpu"],
-        "simpletrace_cpu_s": st_cpu_s - startup_cpu_s,
-        "ratio_cpu": (st_cpu_s - startup_cpu_s) / qtrace["cpu"],
-        "cli_s": cli_s,
-        "cli_cpu_s": cli_cpu_s,
-        "cli_peak_rss_mib": cli_rss_kb / 1024,
-        "simpletrace_total_s": st_wall_s,
-        "simpletrace_total_cpu_s": st_cpu_s,
-        "ratio_end_to_end": st_wall_s / cli_s,
+        "commands": {name: " ".join(cmd) for name, cmd in commands.items()},
+        "seconds": times,
+        "cpu_seconds": cpu,
+        "median_s": medians,
+        "median_cpu_s": cpu_medians,
+        "ratio_to_simpletrace": {n: medians["simpletrace.py"] / s for n, s in medians.items()},
+        "cpu_ratio_to_simpletrace": {
+            n: cpu_medians["simpletrace.py"] / s for n, s in cpu_medians.items()
+        },
+        "in_process_all": _in_process(trace, "all"),
+        "in_process_flatview": _in_process(trace, "flatview"),
     }
 
 
+def _report(kind: str, r: dict[str, object]) -> None:
+    medians, cpu = r["median_s"], r["median_cpu_s"]
+    ratios, cpu_ratios = r["ratio_to_simpletrace"], r["cpu_ratio_to_simpletrace"]
+    seconds = r["seconds"]
+    assert isinstance(medians, dict) and isinstance(ratios, dict) and isinstance(seconds, dict)
+    assert isinstance(cpu, dict) and isinstance(cpu_ratios, dict)
+    print(
+        f"simple/{kind}: {r['records']:,} records ({r['dropped_records']} dropped-events "
+        f"records), {r['file_mib']:.0f} MiB; median of {len(seconds['simpletrace.py'])} turns"
+    )
+    width = max(len(name) for name in medians)
+    print(
+        f"  {'command':{width}s} {'wall s (range)':>20s} {'ratio':>6s} {'CPU s':>7s} {'ratio':>6s}"
+    )
+    for name, median in medians.items():
+        spread = f"{median:.2f} ({min(seconds[name]):.2f}-{max(seconds[name]):.2f})"
+        print(
+            f"  {name:{width}s} {spread:>20s} {ratios[name]:5.1f}x {cpu[name]:7.2f} "
+            f"{cpu_ratios[name]:5.1f}x"
+        )
+    for selection in ("all", "flatview"):
+        child = r[f"in_process_{selection}"]
+        assert isinstance(child, dict)
+        print(
+            f"  in process, parse only ({selection}): {child['seconds']:.3f} s "
+            f"(CPU {child['cpu']:.3f} s), {child['rows']:,} rows, peak RSS "
+            f"{child['peak_rss_kb'] / 1024:.0f} MiB"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print one line per trace kind (and JSON with ``--json``)."""
+    """Run the benchmark; print the figures (and JSON with ``--json``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=2_000_000, help="event records per trace")
-    parser.add_argument("--kind", choices=("flatview", "mixed", "both"), default="both")
+    parser.add_argument("--records", type=int, default=DEFAULT_RECORDS, help="event records")
+    parser.add_argument("--kind", choices=("flatview", "mixed", "both"), default="mixed")
+    parser.add_argument("--repeat", type=int, default=5, help="turns of every command")
+    parser.add_argument("--workdir", type=Path, help="where the large traces go (a temp dir)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--other-qtrace", type=Path, help="also time this qtrace (another install) in turns"
+    )
     args = parser.parse_args(argv)
     ensure_simpletrace()
-    kinds = ("flatview", "mixed") if args.kind == "both" else (args.kind,)
+    kinds = ("mixed", "flatview") if args.kind == "both" else (args.kind,)
     results = {}
-    with tempfile.TemporaryDirectory(prefix="qtrace-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="qtrace-bench-", dir=args.workdir) as tmp:
         for kind in kinds:
-            r = bench_kind(kind, args.records, Path(tmp))
-            results[kind] = r
-            print(
-                f"simple/{kind}: {r['records']:,} records ({r['file_mib']:.0f} MiB): "
-                f"qtrace {r['qtrace_s']:.2f} s = {r['qtrace_rec_per_s'] / 1e6:.2f} M rec/s "
-                f"(peak RSS {r['qtrace_peak_rss_mib']:.0f} MiB); simpletrace.py "
-                f"{r['simpletrace_s']:.1f} s = {r['simpletrace_rec_per_s'] / 1e3:.0f} k rec/s "
-                f"(peak RSS {r['simpletrace_peak_rss_mib']:.0f} MiB); ratio {r['ratio']:.0f}x "
-                f"(first read in a process; {r['ratio_steady']:.0f}x when reading again); "
-                f"CPU {r['qtrace_cpu_s']:.2f} s vs {r['simpletrace_cpu_s']:.1f} s "
-                f"({r['ratio_cpu']:.0f}x)"
+            results[kind] = bench_kind(
+                kind, args.records, args.repeat, Path(tmp), args.other_qtrace
             )
-            print(
-                f"simple/{kind}, end to end: qtrace events -f parquet {r['cli_s']:.2f} s "
-                f"(CPU {r['cli_cpu_s']:.2f} s, peak RSS {r['cli_peak_rss_mib']:.0f} MiB); "
-                f"simpletrace.py > /dev/null {r['simpletrace_total_s']:.1f} s "
-                f"(CPU {r['simpletrace_total_cpu_s']:.1f} s); ratio {r['ratio_end_to_end']:.0f}x"
-            )
-            if kind == "mixed":
-                print(
-                    f"simple/{kind}, FlatView events only (qtrace's default): "
-                    f"qtrace {r['qtrace_default_selection_s']:.2f} s; "
-                    f"ratio {r['ratio_default_selection']:.0f}x"
-                )
+            _report(kind, results[kind])
     if args.json:
         print(json.dumps(results, indent=2))
     return 0

@@ -396,14 +396,23 @@ SIMPLE_MAGIC = 0xF2B177CB0AA429B4
 
 
 def sniff_format(path: Path) -> str:
-    """'simple' when the file starts with the simple backend's header, else 'log'."""
+    """'simple' when the file starts like the simple backend's header, else 'log'.
+
+    Either of the header's first two words is enough (its all-ones header id, or its magic
+    in either byte order): no text starts with eight 0xff bytes, so a header with a damaged
+    field goes to the simple reader, which says what is wrong with it, instead of to the log
+    reader, which would find no trace lines in it.
+    """
     with path.open("rb") as fh:
         head = fh.read(16)
-    if len(head) == 16 and head[:8] == SIMPLE_HEADER_EVENT_ID:
-        magic_le = int.from_bytes(head[8:16], "little")
-        magic_be = int.from_bytes(head[8:16], "big")
-        if SIMPLE_MAGIC in (magic_le, magic_be):
-            return "simple"
+    if head[:8] == SIMPLE_HEADER_EVENT_ID:
+        return "simple"
+    magic = head[8:16]
+    if len(magic) == 8 and SIMPLE_MAGIC in (
+        int.from_bytes(magic, "little"),
+        int.from_bytes(magic, "big"),
+    ):
+        return "simple"
     return "log"
 
 

@@ -70,11 +70,36 @@ def _parse_args(text: str) -> tuple[tuple[str, str], ...] | None:
     return tuple(args)
 
 
+def _declaration(match: re.Match[str]) -> EventDecl | None:
+    """The declaration a matched line makes; None when its argument list is malformed."""
+    args = _parse_args(match["args"])
+    if args is None:
+        return None
+    props = (match["props"] or "").split()
+    if "vcpu" in props:
+        args = (("void *", "__cpu"), *args)
+    return EventDecl(match["name"], args)
+
+
+def _declaration_lines(text: str) -> dict[str, list[re.Match[str]]]:
+    """Each declared name's matched lines, in file order (argument lists not yet read)."""
+    lines: dict[str, list[re.Match[str]]] = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _DECL_RE.match(stripped)
+        if match is not None:
+            lines.setdefault(match["name"], []).append(match)
+    return lines
+
+
 def parse_trace_events(text: str) -> dict[str, EventDecl]:
     """Event declarations from the text of a ``trace-events`` / ``trace-events-all`` file.
 
     Lines that are blank, comments or not declarations are ignored; a ``vcpu`` property adds
-    the implicit ``void *__cpu`` first argument, as tracetool does.
+    the implicit ``void *__cpu`` first argument, as tracetool does. A name declared twice
+    takes its last well-formed declaration.
 
     Examples
     --------
@@ -82,22 +107,62 @@ def parse_trace_events(text: str) -> dict[str, EventDecl]:
     >>> decls["pci_cfg_read"].layout
     ((True, 'dev'), (False, 'offs'))
     """
-    decls: dict[str, EventDecl] = {}
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        match = _DECL_RE.match(stripped)
-        if match is None:
-            continue
-        args = _parse_args(match["args"])
-        if args is None:
-            continue
-        props = (match["props"] or "").split()
-        if "vcpu" in props:
-            args = (("void *", "__cpu"), *args)
-        decls[match["name"]] = EventDecl(match["name"], args)
+    decls = {}
+    for name, matches in _declaration_lines(text).items():
+        decl = _last_declaration(matches)
+        if decl is not None:
+            decls[name] = decl
     return decls
+
+
+def _last_declaration(matches: list[re.Match[str]]) -> EventDecl | None:
+    for match in reversed(matches):
+        decl = _declaration(match)
+        if decl is not None:
+            return decl
+    return None
+
+
+class TraceEvents:
+    """A build's ``trace-events-all``, its declarations read only for the names asked for (a
+    trace maps thousands of events and records a few).
+
+    Examples
+    --------
+    >>> TraceEvents.from_text('vcpu guest_cpu_enter(void) ""\\n').get("guest_cpu_enter")
+    EventDecl(name='guest_cpu_enter', args=(('void *', '__cpu'),))
+    """
+
+    def __init__(self, lines: dict[str, list[re.Match[str]]], source: str) -> None:
+        self._lines = lines
+        self._decls: dict[str, EventDecl | None] = {}
+        self.source = source
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "<text>") -> TraceEvents:
+        return cls(_declaration_lines(text), source)
+
+    @classmethod
+    def load(cls, path: Path) -> TraceEvents:
+        """Read a build's ``trace-events-all``; an unreadable file, or one that declares
+        nothing, is an ``InputError``."""
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise InputError(
+                f"{path}: cannot read trace-events file ({exc.strerror or exc})"
+            ) from None
+        events = cls.from_text(text, str(path))
+        if not any(_last_declaration(m) is not None for m in events._lines.values()):
+            raise InputError(f"{path}: no event declarations found (is it a trace-events file?)")
+        return events
+
+    def get(self, name: str) -> EventDecl | None:
+        """The declaration of ``name``, or None when the file has none."""
+        if name not in self._decls:
+            matches = self._lines.get(name)
+            self._decls[name] = None if matches is None else _last_declaration(matches)
+        return self._decls[name]
 
 
 def load_trace_events(path: Path) -> dict[str, EventDecl]:

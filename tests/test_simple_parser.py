@@ -11,105 +11,34 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from qtrace.parsers import parse_file, simple
-from qtrace.parsers.source import open_input
-from qtrace.parsers.trace_events_decl import is_string_type, parse_trace_events
+from qtrace.parsers.simple import arguments as simple_arguments
+from qtrace.parsers.simple import blocks
+from qtrace.parsers.trace_events_decl import TraceEvents, is_string_type, parse_trace_events
+from simple_traces import (
+    FLATVIEW_IDS,
+    REAL_TRACES,
+    SHARED,
+    TRACE_EVENTS,
+    arguments,
+    event,
+    flatview_mappings,
+    header,
+    mapping,
+    markers,
+    parse_bytes,
+    parse_bytes_path,
+    read_rows,
+    reader_variant,
+    simpletrace_lines,
+)
 
 from qtrace.errors import InputError
-from qtrace.events import ALL_EVENTS, DROPPED_EVENT, EVENTS_SCHEMA, EventSelection, ParsedInput
+from qtrace.events import ALL_EVENTS, DROPPED_EVENT, EVENTS_SCHEMA, EventSelection
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
-TRACE_EVENTS = SHARED / "trace-events-all"
-REAL_TRACES = sorted(SHARED.glob("*.simpletrace"))
-MAGIC = 0xF2B177CB0AA429B4
-FLATVIEW_IDS = {"flatview_new": 10, "flatview_destroy_rcu": 11, "flatview_destroy": 12}
-
-
-@pytest.fixture(autouse=True, params=[None, 3], ids=["one-block", "small-blocks"])
-def block_records(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test runs twice: files decoded whole, and cut into blocks of 3 records (large
-    files are decoded a block at a time; the result and the warnings must not change).
-    Tests of the 49,500-record real trace ask for larger blocks (``block_records(n)``)."""
-    if request.param is not None:
-        asked = request.node.get_closest_marker("block_records")
-        monkeypatch.setattr(simple, "BLOCK_RECORDS", asked.args[0] if asked else request.param)
-
-
-# --- building synthetic files ---------------------------------------------------------------
-
-
-def header(order: str = "<", version: int = 4, magic: int = MAGIC) -> bytes:
-    return struct.pack(order + "QQQ", 0xFFFFFFFFFFFFFFFF, magic, version)
-
-
-def mapping(eid: int, name: str, order: str = "<") -> bytes:
-    raw = name.encode()
-    return struct.pack(order + "QQI", 0, eid, len(raw)) + raw
-
-
-def event(
-    eid: int,
-    ts_ns: int,
-    args: list[int | bytes],
-    *,
-    pid: int = 4242,
-    order: str = "<",
-    length: int | None = None,
-) -> bytes:
-    body = b"".join(
-        struct.pack(order + "I", len(a)) + a
-        if isinstance(a, bytes)
-        else struct.pack(order + "Q", a)
-        for a in args
-    )
-    size = 24 + len(body) if length is None else length
-    return struct.pack(order + "QQQII", 1, eid, ts_ns, size, pid) + body
-
-
-def flatview_mappings(order: str = "<") -> bytes:
-    return b"".join(mapping(eid, name, order) for name, eid in FLATVIEW_IDS.items())
-
-
-def parse_bytes(
-    tmp_path: Path,
-    data: bytes,
-    selection: EventSelection = ALL_EVENTS,
-    trace_events: Path | None = TRACE_EVENTS,
-    name: str = "t.simpletrace",
-) -> ParsedInput:
-    path = tmp_path / name
-    path.write_bytes(data)
-    with open_input(str(path)) as opened:
-        return simple.parse(opened, selection, trace_events)
-
-
-def arguments(events: pl.DataFrame) -> list[str | None]:
-    """Each row's arguments as simpletrace.py prints them (a FlatView event's: view, root)."""
-    return [
-        f"view={row['view']:#x} root={row['root']:#x}" if row["view"] is not None else row["args"]
-        for row in events.iter_rows(named=True)
-    ]
-
-
-def simpletrace_lines(events: pl.DataFrame) -> list[str]:
-    """Rows printed the way QEMU's simpletrace.py Formatter prints records.
-
-    The delta is against the previous record, and the first record's delta is 0 (the
-    Formatter starts its last timestamp at the first record's own).
-    """
-    lines = []
-    previous: int | None = None
-    for row, args in zip(events.iter_rows(named=True), arguments(events), strict=True):
-        ts = row["ts_ns"]
-        previous = ts if previous is None else previous
-        fields = [row["event"], f"{(ts - previous) / 1000.0:0.3f}", f"pid={row['pid']}"]
-        previous = ts
-        if args:
-            fields.append(args)
-        lines.append(" ".join(fields))
-    return lines
+assert reader_variant  # the autouse fixture: every test runs over every variant of the reader
 
 
 # --- real traces ------------------------------------------------------------------------------
@@ -127,13 +56,6 @@ def test_same_records_as_qemu_simpletrace(trace: Path) -> None:
     assert simpletrace_lines(parsed.events) == expected
     assert parsed.warnings == []
     assert parsed.bytes_skipped == 0
-
-
-def parse_bytes_path(
-    path: Path, selection: EventSelection = ALL_EVENTS, trace_events: Path | None = TRACE_EVENTS
-) -> ParsedInput:
-    with open_input(str(path)) as opened:
-        return simple.parse(opened, selection, trace_events)
 
 
 def test_real_trace_columns() -> None:
@@ -173,7 +95,7 @@ def test_default_selection_needs_no_trace_events() -> None:
 def test_without_declarations_other_events_are_kept_without_args(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(simple, "DEFAULT_TRACE_EVENTS", tmp_path / "absent")
+    monkeypatch.setattr(blocks, "DEFAULT_TRACE_EVENTS", tmp_path / "absent")
     parsed = parse_bytes_path(
         SHARED / "pc-bridges-mixed.simpletrace", EventSelection(("flatview_new", "pci_cfg_*")), None
     )
@@ -256,9 +178,35 @@ def test_remapped_id_uses_the_mapping_in_force(tmp_path: Path) -> None:
     parsed = parse_bytes(tmp_path, data)
     assert parsed.events["event"].to_list() == ["flatview_new", "flatview_destroy"]
     # Only the second name has records, and only the first is wanted: nothing is kept.
-    data = header() + mapping(5, "flatview_new") + mapping(5, "mystery") + event(5, 2, [1])
+    data = (
+        header()
+        + mapping(5, "flatview_new")
+        + mapping(6, "flatview_destroy")
+        + event(6, 1, [1, 2])
+        + mapping(5, "mystery")
+        + event(5, 2, [1])
+    )
     parsed = parse_bytes(tmp_path, data, selection=EventSelection(("flatview_new",)))
     assert parsed.events.height == 0 and parsed.warnings == []
+
+
+def test_an_id_named_twice_in_one_block_is_unreadable(tmp_path: Path) -> None:
+    """QEMU writes each id once, after the header: two names for one id there is damage
+    (a flipped bit in an id), and neither name can be trusted for its records."""
+    data = (
+        header()
+        + mapping(5, "flatview_new")
+        + mapping(5, "flatview_destroy")
+        + event(5, 1, [1, 2])
+        + event(5, 2, [3, 2])
+    )
+    parsed = parse_bytes(tmp_path, data, selection=EventSelection())
+    assert markers(parsed.events) == [(24 + 32 + 36, "2 records of unknown event id 0x5")]
+    assert read_rows(parsed.events).height == 0
+    assert parsed.warnings[0].endswith(
+        "mapping records at offsets 24 and 56 map 'flatview_new' id 0x5 and 'flatview_destroy' "
+        "id 0x5 in one block: a damaged mapping; records of event id 0x5 are marked unreadable"
+    )
 
 
 def test_dropped_events_are_rows_and_counted(tmp_path: Path) -> None:
@@ -357,7 +305,8 @@ def test_undeclared_event_is_kept_without_args(tmp_path: Path) -> None:
 def test_unmapped_event_id_is_skipped_by_length(tmp_path: Path) -> None:
     data = header() + flatview_mappings() + event(99, 5, [1, 2, 3]) + event(10, 6, [7, 8])
     parsed = parse_bytes(tmp_path, data)
-    assert parsed.events["event"].to_list() == ["flatview_new"]
+    assert parsed.events["event"].to_list() == ["qtrace_unreadable", "flatview_new"]
+    assert markers(parsed.events) == [(len(data) - 104, "1 record of unknown event id 0x63")]
     assert parsed.bytes_skipped == 8 + 24 + 24
     assert any("no mapping record names" in w for w in parsed.warnings)
 
@@ -365,8 +314,21 @@ def test_unmapped_event_id_is_skipped_by_length(tmp_path: Path) -> None:
 def test_args_not_matching_the_declaration(tmp_path: Path) -> None:
     data = header() + flatview_mappings() + event(10, 5, [1, 2, 3]) + event(10, 6, [7, 8])
     parsed = parse_bytes(tmp_path, data, selection=EventSelection(), trace_events=None)
-    assert arguments(parsed.events) == [None, "view=0x7 root=0x8"]
+    # A FlatView record that does not decode as view and root is never a FlatView event.
+    assert parsed.events["event"].to_list() == ["qtrace_unreadable", "flatview_new"]
+    assert arguments(parsed.events) == [
+        "flatview_new record whose arguments do not decode as view and root (24 bytes of "
+        "arguments)",
+        "view=0x7 root=0x8",
+    ]
     assert parsed.events["view"].to_list() == [None, 7]
+    assert len(parsed.warnings) == 1 and "do not decode as view and root" in parsed.warnings[0]
+    # Another event that does not fit its declaration is kept, without arguments.
+    decls = tmp_path / "decls"
+    decls.write_text('two_ints(int a, int b) "%d %d"\n')
+    data = header() + mapping(3, "two_ints") + event(3, 5, [1, 2, 3]) + event(3, 6, [7, 8])
+    parsed = parse_bytes(tmp_path, data, trace_events=decls)
+    assert arguments(parsed.events) == [None, "a=0x7 b=0x8"]
     assert len(parsed.warnings) == 1 and "do not match their declaration" in parsed.warnings[0]
 
 
@@ -390,6 +352,12 @@ def test_other_versions_are_refused(tmp_path: Path, version: int, message: str) 
 
 def test_bad_magic_short_and_empty_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"not a QEMU simple trace \(bad magic\)"):
+        parse_bytes(tmp_path, b"\x00" * 8 + header(magic=0x1234)[8:] + b"\0" * 64)
+    with pytest.raises(
+        InputError,
+        match=r"a QEMU simple trace with a damaged header \(magic 0x0000000000001234, "
+        r"expected 0xf2b177cb0aa429b4\)$",
+    ):
         parse_bytes(tmp_path, header(magic=0x1234) + b"\0" * 64)
     with pytest.raises(InputError, match=r"too short for a QEMU simple trace \(10 bytes"):
         parse_bytes(tmp_path, header()[:10])
@@ -416,7 +384,10 @@ def test_truncated_last_record_of_a_real_trace(tmp_path: Path) -> None:
     data = (SHARED / "pc-boot.simpletrace").read_bytes()
     cut = len(data) - 48 + 20  # the last 48-byte record keeps 20 bytes
     parsed = parse_bytes(tmp_path, data[:cut], selection=EventSelection(), trace_events=None)
-    assert parsed.events.height == 762
+    assert read_rows(parsed.events).height == 762
+    assert markers(parsed.events) == [
+        (len(data) - 48, f"last record at offset {len(data) - 48} is cut short (20 of 32 bytes)")
+    ]
     assert parsed.bytes_skipped == 20
     assert parsed.warnings == [
         f"{tmp_path / 't.simpletrace'}: last record at offset {len(data) - 48} is cut short "
@@ -427,7 +398,10 @@ def test_truncated_last_record_of_a_real_trace(tmp_path: Path) -> None:
 def test_truncated_inside_the_record_body(tmp_path: Path) -> None:
     data = flatview_trace(count=3)[:-10]
     parsed = parse_bytes(tmp_path, data)
-    assert parsed.events.height == 2
+    assert read_rows(parsed.events).height == 2
+    assert [args for _, args in markers(parsed.events)] == [
+        f"last record at offset {len(data) - 38} is cut short (38 of 48 bytes)"
+    ]
     assert parsed.bytes_skipped == 38
     assert "cut short (38 of 48 bytes)" in parsed.warnings[0]
 
@@ -441,8 +415,12 @@ def test_corrupt_length_resynchronises(tmp_path: Path, bad_length: int) -> None:
     data = prefix + b"".join(records)
     parsed = parse_bytes(tmp_path, data)
     offset = len(prefix) + 48 * damaged_at
-    assert parsed.events.height == 79
+    assert read_rows(parsed.events).height == 79
     assert (0x5600 + damaged_at) not in parsed.events["view"].to_list()
+    ((where, text),) = markers(parsed.events)
+    assert where == offset and text.startswith("damaged records: 48 bytes skipped (")
+    assert parsed.events["seq"].to_list() == list(range(80))
+    assert parsed.events.row(damaged_at, named=True)["event"] == "qtrace_unreadable"
     assert parsed.bytes_skipped == 48
     assert len(parsed.warnings) == 1 and f"offset {offset}" in parsed.warnings[0]
 
@@ -452,7 +430,14 @@ def test_garbage_between_records_is_skipped_once(tmp_path: Path) -> None:
     good = [event(10, 10**9 + i, [0x100 + i, 0]) for i in range(20)]
     data = prefix + b"".join(good[:10]) + b"\x07" * 13 + b"".join(good[10:]) + b"\x09" * 5
     parsed = parse_bytes(tmp_path, data)
-    assert parsed.events["view"].to_list() == [0x100 + i for i in range(20)]
+    assert read_rows(parsed.events)["view"].to_list() == [0x100 + i for i in range(20)]
+    assert markers(parsed.events) == [
+        (
+            len(prefix) + 480,
+            "damaged records: 13 bytes skipped (unknown record type 0x707070707070707)",
+        ),
+        (len(data) - 5, f"last record at offset {len(data) - 5} is cut short (5 of 8 bytes)"),
+    ]
     assert parsed.bytes_skipped == 13 + 5
     assert any(f"offset {len(prefix) + 480}" in w for w in parsed.warnings)
 
@@ -477,6 +462,17 @@ def test_trace_events_declarations() -> None:
     assert decls["bar"].layout == ((False, "opaque"), (True, "dev"))
     assert set(decls) == {"guest_cpu_enter", "foo", "bar"}
     assert is_string_type(" const char *") and not is_string_type("char **")
+
+
+def test_declarations_read_on_demand_are_the_whole_files() -> None:
+    text = TRACE_EVENTS.read_text()
+    whole = parse_trace_events(text)
+    on_demand = TraceEvents.from_text(text)
+    assert all(on_demand.get(name) == decl for name, decl in whole.items())
+    assert on_demand.get("no_such_event") is None
+    # A name declared twice takes its last well-formed declaration.
+    twice = TraceEvents.from_text('ev(int a) "%d"\nev(int a, int b) "%d %d"\nev(int) ""\n')
+    assert twice.get("ev") == parse_trace_events('ev(int a, int b) "%d %d"\n')["ev"]
 
 
 def test_real_trace_events_all_declares_the_flatview_events() -> None:
@@ -543,6 +539,7 @@ def test_generated_traces_decode_exactly(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(tail=st.binary(max_size=400))
+@example(tail=b"00000000")  # junk that reads like more name: the last mapping stays
 def test_arbitrary_bytes_after_a_header_never_crash(tmp_path: Path, tail: bytes) -> None:
     data = header() + flatview_mappings() + tail
     parsed = parse_bytes(tmp_path, data)
@@ -581,7 +578,7 @@ def test_many_distinct_argument_tuples(columns: int) -> None:
         {f"a{i}": [(r * 7919 + i) * 104729 + 2**63 for r in range(10_000)] for i in range(columns)}
     )
     values = values.with_columns(pl.col(c).cast(pl.UInt64) for c in values.columns)
-    texts, numbers = simple._args_text(layout, values, values.height, {})
+    texts, numbers = simple_arguments._numbered_texts(layout, values, values.height, {})
     text = texts.gather(numbers)
     expected = [" ".join(f"x{i}={v:#x}" for i, v in enumerate(row)) for row in values.iter_rows()]
     assert text.to_list() == expected
