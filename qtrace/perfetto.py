@@ -37,6 +37,7 @@ import polars as pl
 
 from qtrace.errors import InputError
 from qtrace.events import LOSS_EVENTS, conform
+from qtrace.formatting import hex_pointer
 from qtrace.model import Analysis
 
 SCHEMA = "qtrace.perfetto/1"
@@ -54,23 +55,9 @@ LIVE, PENDING = "live", "rcu-pending"
 SEPARATOR = ",\n"
 
 
-HEX_DIGITS = "0123456789abcdef"
-
-
 def _hex(column: str) -> pl.Expr:
-    """``0x``-prefixed lower-case hex of a pointer column, as QEMU prints it (0 is ``0x0``).
-
-    polars has no integer-to-hex expression: the sixteen nibbles are looked up and joined.
-    """
-    value = pl.col(column).cast(pl.UInt64)
-    nibbles = [
-        ((value // (16**k)) % 16).replace_strict(
-            range(16), list(HEX_DIGITS), return_dtype=pl.String
-        )
-        for k in range(15, -1, -1)
-    ]
-    digits = pl.concat_str(nibbles).str.strip_chars_start("0")
-    return pl.when(value == 0).then(pl.lit("0x0")).otherwise("0x" + digits)
+    """A pointer column as QEMU prints it (``0x0`` for nil), whatever its integer type."""
+    return hex_pointer(pl.col(column).cast(pl.UInt64))
 
 
 class _Clock:
