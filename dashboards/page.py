@@ -498,7 +498,7 @@ def _render(
     all_notes = [*drawn.notes, *([marker_note] if marker_note else [])]
     notes = "".join(f'<p class="note aggregated">{escape_html(n)}</p>' for n in all_notes)
     durations_note = (
-        "This trace has no clock: durations are counted in trace events between the phases."
+        f"Durations are counted in trace events between the phases: {axis.no_clock}."
         if not axis.has_clock
         else "Bins are a tenth of a decade wide."
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import polars as pl
 from qtrace.parsers import log_fast
 from qtrace.parsers.log import classify, damage, fields
-from qtrace.parsers.log.dialects import BARE, BY_NAME, CODE, DIALECTS, Dialect, summary
+from qtrace.parsers.log.dialects import BARE, BY_NAME, CODE, DIALECTS, Dialect
 from qtrace.parsers.log.fields import LINE, OUTPUT, TEXT
 from qtrace.parsers.log.lines import (
     LONG_LINE_BYTES,
@@ -36,7 +36,7 @@ from qtrace.parsers.log.lines import (
 from qtrace.parsers.source import OpenedInput
 
 from qtrace.errors import InputError
-from qtrace.events import FLATVIEW_EVENTS, EventSelection, ParsedInput, conform
+from qtrace.events import FLATVIEW_EVENTS, EventSelection, ParsedInput, conform, summarise
 
 NAMES = [d.name for d in DIALECTS]
 CLOCKED = [CODE[d.name] for d in DIALECTS if d.clock != "none"]
@@ -425,8 +425,8 @@ def _result(
     return ParsedInput(
         events=table,
         format="log",
-        dialect=summary(dialects),
-        clock=summary([BY_NAME[d].clock for d in dialects]),
+        dialect=summarise(dialects),
+        clock=summarise([BY_NAME[d].clock for d in dialects]),
         lines_skipped=lines_skipped,
         warnings=warnings,
     )
