@@ -52,8 +52,11 @@ def significant(expr: pl.Expr) -> pl.Expr:
     >>> scalar(significant, 12_345.0, pl.Float64), scalar(significant, 12.5, pl.Float64)
     ('12300', '12.5')
     """
-    text = expr.cast(pl.Float64).round_sig_figs(3).cast(pl.String)
-    return pl.when(expr.is_null()).then(None).otherwise(text.str.strip_suffix(".0"))
+    return expr.cast(pl.Float64).round_sig_figs(3).cast(pl.String).str.strip_suffix(".0")
+
+
+# A duration's units, largest first: (ns in one, name).
+_UNITS = ((1e9, "s"), (1e6, "ms"), (1e3, "µs"))
 
 
 def duration(expr: pl.Expr) -> pl.Expr:
@@ -71,21 +74,14 @@ def duration(expr: pl.Expr) -> pl.Expr:
     '12.5 ns'
     """
     value = expr.cast(pl.Float64)
-
-    def scaled(div: float, unit: str) -> pl.Expr:
-        return pl.format("{} " + unit, significant(value / div))
-
-    return (
-        pl.when(expr.is_null())
-        .then(None)
-        .when(value.abs() >= 1e9)
-        .then(scaled(1e9, "s"))
-        .when(value.abs() >= 1e6)
-        .then(scaled(1e6, "ms"))
-        .when(value.abs() >= 1e3)
-        .then(scaled(1e3, "µs"))
-        .otherwise(pl.format("{} ns", significant(value)))
-    )
+    size = value.abs()
+    scaled: Any = pl
+    unit: Any = pl
+    for ns, name in _UNITS:
+        scaled = scaled.when(size >= ns).then(value / ns)
+        unit = unit.when(size >= ns).then(pl.lit(name))
+    number = significant(scaled.otherwise(value))
+    return pl.format("{} {}", number, unit.otherwise(pl.lit("ns")))
 
 
 def scalar(rule: Any, value: Any, dtype: pl.DataType | type[pl.DataType]) -> Any:
