@@ -20,12 +20,10 @@ from qtrace.dashboards.instances import (
     LIVE_CATEGORIES,
     PENDING_BAR_WIDTH,
     PENDING_CATEGORIES,
-    escape_text,
-    human_ns,
     source_text,
 )
 
-from qtrace.formatting import hex_pointer
+from qtrace.formatting import duration, escape_html, escape_html_column, hex_pointer, scalar
 
 FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
 # Tableau 10: distinct, colour-blind friendly enough, and calm on a white page.
@@ -417,7 +415,7 @@ def timeline_figure(
             "range": [geometry.total + 0.3, -0.3],
             "tickmode": "array",
             "tickvals": [c for c, _ in tick_rows],
-            "ticktext": [label for _, label in tick_rows],
+            "ticktext": [escape_html(label) for _, label in tick_rows],
             "showgrid": False,
             "zeroline": False,
             "tickfont": {"family": "ui-monospace, 'DejaVu Sans Mono', monospace", "size": 11},
@@ -443,13 +441,13 @@ def _anomaly_points(
         return []
     hover = pl.concat_str(
         [
-            pl.format("<b>anomaly: {}</b>", escape_text(pl.col("kind"))),
-            escape_text(pl.col("detail")),
+            pl.format("<b>anomaly: {}</b>", escape_html_column(pl.col("kind"))),
+            escape_html_column(pl.col("detail")),
             pl.when(pl.col("view").is_not_null()).then(
                 pl.format("view {} · generation {}", hex_pointer("view"), pl.col("generation"))
             ),
             pl.when(pl.col("root").is_not_null()).then(pl.format("root {}", hex_pointer("root"))),
-            escape_text(pl.col("root_label")),
+            escape_html_column(pl.col("root_label")),
             # A finalize hazard: what pinned the root (the early unref removes rcu_pending ones).
             pl.when(pl.col("pinned_by").is_not_null()).then(
                 pl.format("pinned by {}", pl.col("pinned_by"))
@@ -530,7 +528,9 @@ def _marker_lines(
         hover = pl.concat_str(
             [
                 pl.format(
-                    "<b>{}</b> {}", escape_text(pl.col("event")), escape_text(pl.col("args"))
+                    "<b>{}</b> {}",
+                    escape_html_column(pl.col("event")),
+                    escape_html_column(pl.col("args")),
                 ),
                 pl.format("{} · seq {}", _raw_text(axis, raw), pl.col("seq")),
                 pl.format("source {}", source_text()),
@@ -557,7 +557,7 @@ def _marker_lines(
                 "x": drawn.get_column("x").to_list(),
                 "y": drawn.get_column("y").to_list(),
                 "mode": "lines",
-                "name": f"{escape_name(name)} · {count}",
+                "name": f"{escape_html(name)} · {count}",
                 "line": {
                     "color": MARKER_COLOURS[index % len(MARKER_COLOURS)],
                     "width": 1,
@@ -570,18 +570,6 @@ def _marker_lines(
             }
         )
     return traces
-
-
-def short_ns(value: int | float) -> str:
-    """A duration in ns as short text: ``3.55 ms``."""
-    for div, unit in ((1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "µs")):
-        if abs(value) >= div:
-            return f"{value / div:.3g} {unit}"
-    return f"{value:.3g} ns" if isinstance(value, float) else f"{value} ns"
-
-
-def escape_name(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # Rows of the concurrency figure, top-down: (key, axis title, what the hover says).
@@ -726,7 +714,7 @@ def concurrency_figure(
                 list(ys),
                 row=row_of[row],
                 row_key=row,
-                name=escape_name(str(labels[lane])) + (" (replay)" if is_replay else ""),
+                name=escape_html(str(labels[lane])) + (" (replay)" if is_replay else ""),
                 lane=lane,
                 colour=colours[lane],
                 dash="dash" if is_replay else "solid",
@@ -788,10 +776,8 @@ def concurrency_figure(
 def _decade_label(exponent: int, in_events: bool = False) -> str:
     if in_events:
         return f"{10**exponent:,}" if exponent >= 0 else f"1e{exponent}"
-    units = ((9, "s"), (6, "ms"), (3, "µs"), (0, "ns"))
-    for shift, unit in units:
-        if exponent >= shift:
-            return f"{10 ** (exponent - shift)} {unit}"
+    if exponent >= 0:
+        return str(scalar(duration, 10**exponent, pl.Int64))
     return f"1e{exponent} ns"
 
 
@@ -829,7 +815,7 @@ def histogram_figure(
         if in_events:
             bounds = (low.cast(pl.String), pl.format("{} events", high))
         else:
-            bounds = (human_ns(low), human_ns(high))
+            bounds = (duration(low), duration(high))
         hover = counts.select(
             pl.format("{} to {}: {} instances", *bounds, pl.col("count"))
         ).to_series()
@@ -851,7 +837,7 @@ def histogram_figure(
     labels = dict(lanes.select("lane", "label").rows())
     for (lane,), part in per_lane.partition_by("lane", as_dict=True, maintain_order=True).items():
         if lane is not None and (own_lanes is None or lane in own_lanes):
-            traces.append(bars(part, escape_name(str(labels[lane])), int(lane), False))
+            traces.append(bars(part, escape_html(str(labels[lane])), int(lane), False))
     bins = binned.get_column("bin")
     lo_decade = math.floor(as_int(bins.min()) / HIST_BINS_PER_DECADE)
     hi_decade = math.ceil((as_int(bins.max()) + 1) / HIST_BINS_PER_DECADE)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 import polars as pl
-from qtrace.dashboards.instances import escape_text
+
+from qtrace.formatting import escape_html_column
 
 MAX_BARS = 60  # more bars than this are unreadable; the table has every artifact
 
@@ -18,7 +19,7 @@ def leaks_per_artifact(fleet: pl.DataFrame) -> go.Figure:
     """Horizontal bars of leaked views for the artifacts with the most leaks."""
     top = fleet.filter(pl.col("leaks") > 0).sort(["leaks", "artifact"], descending=[True, False])
     # Plotly renders a subset of HTML in labels: artifact names must not become markup.
-    shown = top.head(MAX_BARS).with_columns(escape_text(pl.col("artifact")).alias("label"))
+    shown = top.head(MAX_BARS).with_columns(escape_html_column(pl.col("artifact")).alias("label"))
     figure = go.Figure(
         go.Bar(
             y=shown["label"].to_list()[::-1],

@@ -10,6 +10,7 @@ from qtrace.events import DROPPED_EVENT, FLATVIEW_EVENTS, EventSelection
 from qtrace.formatting import hex_pointer
 from qtrace.model import Analysis
 from qtrace.names.render import root_label_expr
+from qtrace.runs import every_view_timed
 
 NS_PER_S = 1_000_000_000
 
@@ -34,12 +35,20 @@ class TimeAxis:
     has_clock: bool
     origin: int  # first timestamp (ns) or first seq
     end: int  # last timestamp (ns) or last seq: where open-ended phases stop
+    partial_clock: bool = False  # drawn in event order: some of its views have no time
+
+    @property
+    def no_clock(self) -> str:
+        """Why the axis is the event sequence, in words."""
+        if self.partial_clock:
+            return "not every view of the trace has a timestamp"
+        return "the trace has no clock"
 
     @property
     def title(self) -> str:
         if self.has_clock:
             return "time since trace start (s)"
-        return "event sequence number (the trace has no clock)"
+        return f"event sequence number ({self.no_clock})"
 
     @property
     def per_unit(self) -> int:
@@ -59,8 +68,14 @@ class TimeAxis:
 
 
 def time_axis(analysis: Analysis) -> TimeAxis:
-    """The axis of ``analysis``: its clock when it has one, bounded by its first and last event."""
-    has_clock = bool(analysis.has_clock)
+    """The axis of ``analysis``: its clock when it has one, bounded by its first and last event.
+
+    A trace whose clock is partial (a bare run and a stamped one in one log, as a QEMU
+    restarted with ``-msg timestamp=on`` leaves) has views with no time: it is drawn in event
+    order, as a trace with no clock.
+    """
+    partial = bool(analysis.has_clock) and not every_view_timed(analysis.views)
+    has_clock = bool(analysis.has_clock) and not partial
     col = "ts_ns" if has_clock else "seq"
     candidates: list[pl.Series] = []
     if analysis.trace is not None and analysis.trace.events.height:
@@ -73,7 +88,7 @@ def time_axis(analysis: Analysis) -> TimeAxis:
     values = pl.concat([c.cast(pl.Int64) for c in candidates]) if candidates else pl.Series([0])
     origin = as_int(values.min())
     end = as_int(values.max(), origin)
-    return TimeAxis(has_clock, origin, max(end, origin + 1))
+    return TimeAxis(has_clock, origin, max(end, origin + 1), partial_clock=partial)
 
 
 NIL_LANE_LABEL = "(nil) empty view"

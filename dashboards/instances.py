@@ -7,7 +7,7 @@ import heapq
 import polars as pl
 from qtrace.dashboards.inputs import TimeAxis
 
-from qtrace.formatting import hex_pointer
+from qtrace.formatting import duration, escape_html_column, hex_pointer
 
 # How each phase of an instance is drawn, in drawing order (later categories on top).
 # key -> (legend name, colour, fill pattern)
@@ -29,38 +29,9 @@ LIVE_BAR_WIDTH = 0.8  # in slot units
 PENDING_BAR_WIDTH = 0.34  # a thin tail, so the two phases read as one split bar
 
 
-def escape_text(expr: pl.Expr) -> pl.Expr:
-    """Escape text for Plotly labels, which interpret a subset of HTML tags and entities."""
-    return (
-        expr.str.replace_all("&", "&amp;", literal=True)
-        .str.replace_all("<", "&lt;", literal=True)
-        .str.replace_all(">", "&gt;", literal=True)
-    )
-
-
-def human_ns(expr: pl.Expr) -> pl.Expr:
-    """A duration in ns as short text with a unit: ``3.55 ms``."""
-    value = expr.cast(pl.Float64)
-
-    def scaled(div: float, unit: str) -> pl.Expr:
-        return pl.format("{} " + unit, (value / div).round_sig_figs(3))
-
-    return (
-        pl.when(expr.is_null())
-        .then(None)
-        .when(value.abs() >= 1e9)
-        .then(scaled(1e9, "s"))
-        .when(value.abs() >= 1e6)
-        .then(scaled(1e6, "ms"))
-        .when(value.abs() >= 1e3)
-        .then(scaled(1e3, "µs"))
-        .otherwise(pl.format("{} ns", expr))
-    )
-
-
 def source_text(source: str = "source", line: str = "line") -> pl.Expr:
-    """``file:line`` (or just ``file`` for binary inputs), escaped for Plotly."""
-    return escape_text(
+    """``file:line`` (or just ``file`` for binary inputs), escaped for a Plotly hover."""
+    return escape_html_column(
         pl.when(pl.col(line).is_not_null())
         .then(pl.format("{}:{}", pl.col(source), pl.col(line)))
         .otherwise(pl.col(source))
@@ -141,10 +112,10 @@ def hover_text(axis: TimeAxis, columns: list[str]) -> pl.Expr:
         _when_text(axis, "rcu", "destroy_rcu"),
         _when_text(axis, "destroy", "destroy"),
         pl.when(pl.col("live_ns").is_not_null()).then(
-            pl.format("live {} ns ({})", pl.col("live_ns"), human_ns(pl.col("live_ns")))
+            pl.format("live {} ns ({})", pl.col("live_ns"), duration(pl.col("live_ns")))
         ),
         pl.when(pl.col("grace_ns").is_not_null()).then(
-            pl.format("RCU grace {} ns ({})", pl.col("grace_ns"), human_ns(pl.col("grace_ns")))
+            pl.format("RCU grace {} ns ({})", pl.col("grace_ns"), duration(pl.col("grace_ns")))
         ),
         pl.format("source {}", source_text()),
     ]
@@ -156,7 +127,7 @@ def hover_text(axis: TimeAxis, columns: list[str]) -> pl.Expr:
             ),
         )
     if "root_label" in columns:  # the root's name, under its pointer
-        lines.insert(2, escape_text(pl.col("root_label")))
+        lines.insert(2, escape_html_column(pl.col("root_label")))
     return pl.concat_str(lines, separator="<br>", ignore_nulls=True)
 
 

@@ -24,13 +24,19 @@ from qtrace.dashboards.instances import (
     PENDING_BAR_WIDTH,
     PENDING_CATEGORIES,
     assign_slots,
-    escape_text,
     instance_phases,
 )
 from qtrace.dashboards.zoom_script import ZOOM_SCRIPT
 
 from qtrace.findings import Findings
-from qtrace.formatting import escape_html, hex_pointer
+from qtrace.formatting import (
+    duration,
+    escape_html,
+    escape_html_column,
+    hex_pointer,
+    scalar,
+    significant,
+)
 from qtrace.model import Analysis
 from qtrace.report import to_json
 
@@ -118,10 +124,14 @@ def _duration(quantiles: dict[str, int | None]) -> str:
     if not quantiles.get("count"):
         return "none"
     return " · ".join(
-        f"{name} {figures.short_ns(int(value))}"
+        f"{name} {_short_duration(int(value))}"
         for name, value in (("p50", quantiles["p50"]), ("p99", quantiles["p99"]))
         if value is not None
     )
+
+
+def _short_duration(value_ns: int | float) -> str:
+    return str(scalar(duration, float(value_ns), pl.Float64))
 
 
 def _facts(report: dict[str, Any], axis: TimeAxis) -> str:
@@ -159,7 +169,7 @@ def _facts(report: dict[str, Any], axis: TimeAxis) -> str:
         facts.append(("live", _duration(report["durations"]["live_ns"])))
         facts.append(("RCU grace", _duration(report["durations"]["grace_ns"])))
     if axis.has_clock:
-        facts.append(("trace length", figures.short_ns(axis.end - axis.origin)))
+        facts.append(("trace length", _short_duration(axis.end - axis.origin)))
     items = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in facts)
     return f'<dl class="facts" id="qtrace-facts">{items}</dl>'
 
@@ -222,8 +232,8 @@ def _duration_figures(
 
 def _bucket_label(axis: TimeAxis, raw_width: float) -> str:
     if axis.has_clock:
-        return figures.short_ns(raw_width)
-    return f"{raw_width:.3g} events"
+        return _short_duration(raw_width)
+    return f"{scalar(significant, raw_width, pl.Float64)} events"
 
 
 @dataclass(frozen=True)
@@ -274,7 +284,9 @@ def _zoom_config(
             "root": placed.select(hex_pointer("root")).to_series().to_list(),
             "run": placed.get_column("run").to_list(),
             # The root's name under its pointer in a hover (escaped for Plotly), or null.
-            "rootLabel": placed.select(escape_text(pl.col("root_label"))).to_series().to_list(),
+            "rootLabel": placed.select(escape_html_column(pl.col("root_label")))
+            .to_series()
+            .to_list(),
             "nil": (placed.get_column("root") == 0).to_list(),
         },
         "rows": figures.AGGREGATE_ROWS,
@@ -486,7 +498,7 @@ def _render(
     all_notes = [*drawn.notes, *([marker_note] if marker_note else [])]
     notes = "".join(f'<p class="note aggregated">{escape_html(n)}</p>' for n in all_notes)
     durations_note = (
-        "This trace has no clock: durations are counted in trace events between the phases."
+        f"Durations are counted in trace events between the phases: {axis.no_clock}."
         if not axis.has_clock
         else "Bins are a tenth of a decade wide."
     )

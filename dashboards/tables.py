@@ -5,9 +5,8 @@ from __future__ import annotations
 import polars as pl
 from qtrace.dashboards.html import Column, html_table
 from qtrace.dashboards.inputs import TimeAxis
-from qtrace.dashboards.instances import human_ns
 
-from qtrace.formatting import hex_pointer
+from qtrace.formatting import duration, hex_pointer
 
 
 def _when(axis: TimeAxis, stem: str) -> Column:
@@ -42,7 +41,7 @@ def leaks_table(views: pl.DataFrame, lanes: pl.DataFrame, axis: TimeAxis) -> str
     life_end = "life_end_ts_ns" if axis.has_clock else "life_end_seq"
     held = pl.coalesce(pl.col(life_end), pl.lit(axis.end)) - start
     held_text = (
-        pl.format("{} ns ({})", held, human_ns(held))
+        pl.format("{} ns ({})", held, duration(held))
         if axis.has_clock
         else pl.format("{} events", held)
     )

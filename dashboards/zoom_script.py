@@ -34,33 +34,30 @@ function qtraceZoom(cfg, byId) {
     return Math.max(50, timeline.clientWidth - (margin.l || 80) - (margin.r || 80));
   }
   function fmt(value) { return Math.round(value).toLocaleString("en-US"); }
-  // As the Python side's human_ns: three significant figures (polars' round_sig_figs) and
-  // a unit; a whole number keeps its ".0", as polars prints a float. polars divides by
-  // multiplying with the reciprocal, which rounds some halves down: so does this.
-  function human(ns) {
+  // As qtrace.formatting's significant: three significant figures (polars' round_sig_figs),
+  // no ".0" on a whole number.
+  function significant(value) {
+    if (value === 0) { return "0"; }
+    var scale = Math.pow(10, 2 - Math.floor(Math.log10(Math.abs(value))));
+    return String(Math.round(value * scale) / scale);
+  }
+  // As qtrace.formatting's duration. polars divides by multiplying with the reciprocal,
+  // which rounds some halves down: so does this.
+  function duration(ns) {
     var units = [[1e9, "s"], [1e6, "ms"], [1e3, "\u00b5s"]];
     for (var u = 0; u < units.length; u += 1) {
       if (Math.abs(ns) >= units[u][0]) {
-        var value = ns * (1 / units[u][0]);
-        var scale = Math.pow(10, 2 - Math.floor(Math.log10(Math.abs(value))));
-        var text = String(Math.round(value * scale) / scale);
-        return (/[.e]/.test(text) ? text : text + ".0") + " " + units[u][1];
+        return significant(ns * (1 / units[u][0])) + " " + units[u][1];
       }
     }
-    return String(ns) + " ns";
+    return significant(ns) + " ns";
   }
-  function short(raw) {
-    if (!Z.clock) { return Number(raw.toPrecision(3)) + " events"; }
-    var units = [[1e9, "s"], [1e6, "ms"], [1e3, "\u00b5s"]];
-    for (var u = 0; u < units.length; u += 1) {
-      if (Math.abs(raw) >= units[u][0]) {
-        return Number((raw / units[u][0]).toPrecision(3)) + " " + units[u][1];
-      }
-    }
-    return Number(raw.toPrecision(3)) + " ns";
-  }
+  // A bucket's width: a duration, or a number of events for a trace without a clock.
+  function short(raw) { return Z.clock ? duration(raw) : significant(raw) + " events"; }
+  // As qtrace.formatting's escape_html.
   function escapeText(text) {
-    return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+      .replace(/"/g, "&#34;").replace(/'/g, "&#39;");
   }
   function round(value, places) { var f = Math.pow(10, places); return Math.round(value * f) / f; }
 
@@ -393,11 +390,11 @@ function qtraceZoom(cfg, byId) {
       var liveEnd = !isNaN(d.rcu[i]) ? d.rcu[i] : !isNaN(d.destroy[i]) ? d.destroy[i] : d.lost[i];
       if (!isNaN(liveEnd)) {
         var liveNs = liveEnd - d.start[i];
-        lines.push("live " + liveNs + " ns (" + human(liveNs) + ")");
+        lines.push("live " + liveNs + " ns (" + duration(liveNs) + ")");
       }
       if (!isNaN(d.destroy[i]) && !isNaN(d.rcu[i])) {
         var grace = d.destroy[i] - d.rcu[i];
-        lines.push("RCU grace " + grace + " ns (" + human(grace) + ")");
+        lines.push("RCU grace " + grace + " ns (" + duration(grace) + ")");
       }
     }
     var source = escapeText(Z.packed.sources[d.source[i]] || "");

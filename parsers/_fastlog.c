@@ -485,7 +485,10 @@ static int scan_lines(Part *pt, const char *s, const char *wend, int64_t *lines)
         if (holds) {
             if (sh.kind == BARE)
                 pt->hint_bare++;
-            else if (sh.kind == NONE && !pt->damaged++) /* cut or garbled: no dialect reads it */
+            /* Cut or garbled: no dialect reads it, and it names a FlatView event, as the
+             * reader's damage rule says (parsers/log/damage.py); a mention such as a command
+             * line's -trace 'flatview_*' is only skipped there, and here. */
+            else if (sh.kind == NONE && find_flatview_hint(s, e, 1) && !pt->damaged++)
                 pt->first_damaged = *lines;
             int kind = sh.kind == NONE ? -1 : event_kind(sh.name, sh.name_end, pt->model);
             if (kind >= 0) {

@@ -74,6 +74,8 @@ class OpenedInput:
     bytes_skipped: int = 0
     cut: StreamCut | None = None  # the decoded stream ended early (the parser reads up to it)
     size: int | None = None  # bytes of the user's own file when read in place; None for copies
+    # A directory for a reader's temporary copies, removed with the input (None: the system's).
+    scratch: Callable[[], Path] | None = None
 
 
 def shown_name(name: str | os.PathLike[str]) -> str:
@@ -349,6 +351,7 @@ def open_input(
                     raise InputError(f"{shown}: {why_unreadable(text, exc)}") from None
                 what = "the " + (kind or "a file").removeprefix("a ")
                 opened = _open_stream(stream, shown, what, limit_bytes, scratch() / "stream")
+        opened.scratch = scratch
         try:
             yield opened
         except Exception:

@@ -31,15 +31,10 @@ from qtrace.parsers.json_lines import TESTLOG
 from qtrace.parsers.source import OpenedInput
 
 from qtrace.errors import InputError
-from qtrace.events import COLUMNS, EventSelection, ParsedInput, conform
+from qtrace.events import COLUMNS, EventSelection, ParsedInput, conform, summarise
 
 MEMBER_SEPARATOR = "!"  # as qtrace.batch.artifact.ARCHIVE_SEPARATOR
 STREAMS = ("stdout", "stderr")
-
-
-def _summarise(values: list[str]) -> str:
-    unique = sorted(set(values))
-    return unique[0] if len(unique) == 1 else "mixed(" + ",".join(unique) + ")"
 
 
 def _read_stream(name: str, text: str, selection: EventSelection) -> ParsedInput | None:
@@ -152,8 +147,8 @@ def parse(opened: OpenedInput, selection: EventSelection) -> ParsedInput:
     return ParsedInput(
         events=events,
         format=TESTLOG,
-        dialect=_summarise([part.dialect for part in parts]),
-        clock=_summarise([part.clock for part in parts]),
+        dialect=summarise([part.dialect for part in parts]),
+        clock=summarise([part.clock for part in parts]),
         lines_skipped=lines_skipped + sum(part.lines_skipped for part in parts),
         warnings=warnings,
     )

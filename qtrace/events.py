@@ -138,6 +138,39 @@ class EventSelection:
 ALL_EVENTS = EventSelection(None)
 
 
+NO_CLOCK = "none"  # the clock of a dialect or file with no timestamps
+
+
+def mixed_parts(value: str) -> list[str]:
+    """The names a dialect or clock summary holds: ``mixed(a,b)`` gives ``a`` and ``b``.
+
+    Examples
+    --------
+    >>> mixed_parts("mixed(none,wall-us)"), mixed_parts("wall-us")
+    (['none', 'wall-us'], ['wall-us'])
+    """
+    if value.startswith("mixed(") and value.endswith(")"):
+        return value[len("mixed(") : -1].split(",")
+    return [value]
+
+
+def summarise(values: list[str]) -> str:
+    """One name, or ``mixed(a,b)`` for several, sorted and flat: the dialect or clock of a
+    file whose lines differ, or of files read together (themselves perhaps mixed).
+
+    Examples
+    --------
+    >>> summarise(["mixed(bare,tid-timestamp)", "bare", "iso8601"])
+    'mixed(bare,iso8601,tid-timestamp)'
+    >>> summarise(["wall-us", "wall-us"]), summarise([])
+    ('wall-us', 'none')
+    """
+    unique = sorted({part for value in values for part in mixed_parts(value)})
+    if not unique:
+        return NO_CLOCK
+    return unique[0] if len(unique) == 1 else "mixed(" + ",".join(unique) + ")"
+
+
 @dataclass
 class ParsedInput:
     """What one parser returns for one input file."""
@@ -170,4 +203,5 @@ class Trace:
 
     @property
     def has_clock(self) -> bool:
-        return self.clock != "none"
+        """Whether any of its events has a timestamp (``mixed(none,wall-us)`` has)."""
+        return self.clock != NO_CLOCK

@@ -241,6 +241,16 @@ def _notes(found: Findings, analysis: Analysis) -> tuple[str, ...]:
         notes.append(", ".join(losses))
     if found.uncertain:
         notes.append(f"{found.uncertain} finding(s) uncertain: dropped or unreadable events")
+    if not analysis.destroy_traced and found.unreadable_places and found.flatview_events:
+        # The model's rule stands (no flatview_destroy read: destroy is not traced), but a
+        # damaged mapping turns every record of one event into unreadable places: say that
+        # the inference may be wrong, and what it would hide.
+        notes.append(
+            "no flatview_destroy was read, so views are taken as freed at their "
+            f"flatview_destroy_rcu; {found.unreadable_places} unreadable place(s) may have held "
+            "flatview_destroy records, and RCU-pending views (and the finalize hazards they "
+            "cause) would then be missed"
+        )
     steps_back = int(analysis.run_table["clock_steps_back"].sum())
     if steps_back:
         notes.append(

@@ -8,7 +8,6 @@ format a single number.
 
 from __future__ import annotations
 
-import html
 import re
 from typing import Any
 
@@ -43,6 +42,23 @@ def hex_pointer(column: str | pl.Expr) -> pl.Expr:
     return out.alias(column) if isinstance(column, str) else out
 
 
+def significant(expr: pl.Expr) -> pl.Expr:
+    """A number as text with three significant figures; a whole number shows no ``.0``.
+
+    The zoom script in the dashboards repeats this rule in JavaScript (its ``significant``).
+
+    Examples
+    --------
+    >>> scalar(significant, 12_345.0, pl.Float64), scalar(significant, 12.5, pl.Float64)
+    ('12300', '12.5')
+    """
+    return expr.cast(pl.Float64).round_sig_figs(3).cast(pl.String).str.strip_suffix(".0")
+
+
+# A duration's units, largest first: (ns in one, name).
+_UNITS = ((1e9, "s"), (1e6, "ms"), (1e3, "µs"))
+
+
 def duration(expr: pl.Expr) -> pl.Expr:
     """A duration in ns as short text with a unit, three significant figures: ``3.55 ms``.
 
@@ -54,25 +70,18 @@ def duration(expr: pl.Expr) -> pl.Expr:
     '812 ns'
     >>> scalar(duration, 131_000_000, pl.Int64)
     '131 ms'
+    >>> scalar(duration, 12.5, pl.Float64)
+    '12.5 ns'
     """
     value = expr.cast(pl.Float64)
-
-    def scaled(div: float, unit: str) -> pl.Expr:
-        # 3 significant figures; a whole number shows without ".0" (131 ms, not 131.0 ms).
-        number = (value / div).round_sig_figs(3).cast(pl.String).str.strip_suffix(".0")
-        return pl.format("{} " + unit, number)
-
-    return (
-        pl.when(expr.is_null())
-        .then(None)
-        .when(value.abs() >= 1e9)
-        .then(scaled(1e9, "s"))
-        .when(value.abs() >= 1e6)
-        .then(scaled(1e6, "ms"))
-        .when(value.abs() >= 1e3)
-        .then(scaled(1e3, "µs"))
-        .otherwise(pl.format("{} ns", expr.cast(pl.Int64)))
-    )
+    size = value.abs()
+    scaled: Any = pl
+    unit: Any = pl
+    for ns, name in _UNITS:
+        scaled = scaled.when(size >= ns).then(value / ns)
+        unit = unit.when(size >= ns).then(pl.lit(name))
+    number = significant(scaled.otherwise(value))
+    return pl.format("{} {}", number, unit.otherwise(pl.lit("ns")))
 
 
 def scalar(rule: Any, value: Any, dtype: pl.DataType | type[pl.DataType]) -> Any:
@@ -83,7 +92,9 @@ def scalar(rule: Any, value: Any, dtype: pl.DataType | type[pl.DataType]) -> Any
 # ------------------------------------------------------------------------------ escaping
 
 # Text from a trace or a file name is hostile until escaped: one rule per target format.
-_HTML = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;"))
+# Quotes as numeric references: valid in HTML and decoded by Plotly's labels and hovers too,
+# which know only a few named entities (not &quot;).
+_HTML = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"), ("'", "&#39;"))
 # Characters that steer a terminal or reorder text (C0/C1 controls, bidi overrides): shown as
 # U+FFFD wherever text is embedded in a document.
 _CONTROL = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
@@ -92,14 +103,16 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~#!])")
 
 
 def escape_html(text: str) -> str:
-    """``text`` for HTML element content or a quoted attribute value.
+    """``text`` for HTML element content, a quoted attribute value, or a Plotly label.
 
     Examples
     --------
     >>> escape_html('<b onclick="x">&</b>')
-    '&lt;b onclick=&quot;x&quot;&gt;&amp;&lt;/b&gt;'
+    '&lt;b onclick=&#34;x&#34;&gt;&amp;&lt;/b&gt;'
     """
-    return html.escape(text, quote=True)
+    for raw, entity in _HTML:
+        text = text.replace(raw, entity)
+    return text
 
 
 def escape_html_column(expr: pl.Expr) -> pl.Expr:
@@ -138,4 +151,5 @@ __all__ = [
     "escape_markdown",
     "hex_pointer",
     "scalar",
+    "significant",
 ]

@@ -9,7 +9,16 @@ from pathlib import Path
 import polars as pl
 
 from qtrace.errors import UsageError
-from qtrace.events import COLUMNS, MODEL_EVENTS, EventSelection, ParsedInput, Trace
+from qtrace.events import (
+    COLUMNS,
+    MODEL_EVENTS,
+    NO_CLOCK,
+    EventSelection,
+    ParsedInput,
+    Trace,
+    mixed_parts,
+    summarise,
+)
 from qtrace.parsers import parse_file
 from qtrace.parsers.source import STDIN, shown_name
 
@@ -27,20 +36,19 @@ def _merge(parts: list[ParsedInput]) -> tuple[pl.DataFrame, list[str]]:
     ]
     merged = pl.concat(frames, how="vertical")
     if len(parts) > 1:
-        if all(p.clock != "none" for p in parts):
+        if all(NO_CLOCK not in mixed_parts(p.clock) for p in parts):
             # Stable: equal timestamps keep file order, and each file keeps its own order.
             merged = merged.sort(["ts_ns", "_file"], maintain_order=True, nulls_last=True)
         else:
-            notes.append("some inputs have no clock: files were concatenated in the order given")
+            # A file with lines of no clock (mixed(none,...)) too: its unstamped lines have
+            # no place among the others' stamps.
+            notes.append(
+                "some inputs have lines without a clock: files were concatenated in the order given"
+            )
     merged = (
         merged.drop("_file", "seq").with_row_index("seq").with_columns(pl.col("seq").cast(pl.Int64))
     )
     return merged.select(COLUMNS), notes
-
-
-def _summarise(values: list[str]) -> str:
-    unique = sorted(set(values))
-    return unique[0] if len(unique) == 1 else "mixed(" + ",".join(unique) + ")"
 
 
 def _same_file_key(name: str) -> tuple[int, int] | str:
@@ -144,9 +152,9 @@ def read_trace(
     return Trace(
         events=table,
         paths=[shown[i] for i in keep],
-        format=_summarise([p.format for p in parts]),
-        dialect=_summarise([p.dialect for p in parts]),
-        clock=_summarise([p.clock for p in parts]),
+        format=summarise([p.format for p in parts]),
+        dialect=summarise([p.dialect for p in parts]),
+        clock=summarise([p.clock for p in parts]),
         lines_skipped=sum(p.lines_skipped for p in parts),
         bytes_skipped=sum(p.bytes_skipped for p in parts),
         dropped_events=sum(p.dropped_events for p in parts),

@@ -37,7 +37,9 @@ import polars as pl
 
 from qtrace.errors import InputError
 from qtrace.events import LOSS_EVENTS, conform
+from qtrace.formatting import hex_pointer
 from qtrace.model import Analysis
+from qtrace.runs import every_view_timed
 
 SCHEMA = "qtrace.perfetto/1"
 BATCH_ROWS = 10_000  # rows turned into text at a time: bounds the text held in memory
@@ -54,30 +56,18 @@ LIVE, PENDING = "live", "rcu-pending"
 SEPARATOR = ",\n"
 
 
-HEX_DIGITS = "0123456789abcdef"
-
-
 def _hex(column: str) -> pl.Expr:
-    """``0x``-prefixed lower-case hex of a pointer column, as QEMU prints it (0 is ``0x0``).
-
-    polars has no integer-to-hex expression: the sixteen nibbles are looked up and joined.
-    """
-    value = pl.col(column).cast(pl.UInt64)
-    nibbles = [
-        ((value // (16**k)) % 16).replace_strict(
-            range(16), list(HEX_DIGITS), return_dtype=pl.String
-        )
-        for k in range(15, -1, -1)
-    ]
-    digits = pl.concat_str(nibbles).str.strip_chars_start("0")
-    return pl.when(value == 0).then(pl.lit("0x0")).otherwise("0x" + digits)
+    """A pointer column as QEMU prints it (``0x0`` for nil), whatever its integer type."""
+    return hex_pointer(pl.col(column).cast(pl.UInt64))
 
 
 class _Clock:
     """How the document turns a trace's stamps (or seqs) into microseconds from its start."""
 
     def __init__(self, analysis: Analysis) -> None:
-        self.has_clock = analysis.has_clock
+        # Views without a stamp (a bare run beside a stamped one) are placed by seq, as all.
+        self.partial = analysis.has_clock and not every_view_timed(analysis.views)
+        self.has_clock = analysis.has_clock and not self.partial
         self.start_ns = 0
         if self.has_clock:
             # The model's first stamp, or an earlier marker's: no event before the start.
@@ -86,6 +76,10 @@ class _Clock:
                 starts.append(analysis.trace.events["ts_ns"].min())
             known = [s for s in starts if isinstance(s, int)]
             self.start_ns = min(known) if known else 0
+
+    @property
+    def why_none(self) -> str:
+        return "not every view has a timestamp" if self.partial else "the trace has no clock"
 
     def column(self) -> str:
         """The stamp column this trace is placed by: ``ts_ns``, or ``seq`` without a clock."""
@@ -288,6 +282,7 @@ def _runs_of(stamped: pl.DataFrame, analysis: Analysis) -> pl.DataFrame:
         on="seq",
         by="_pid",
         strategy="backward",
+        check_sortedness=False,  # both sides sorted by seq above; polars warns it cannot tell
     )
     located = same_process.join_asof(
         runs.select("seq", _any="run").sort("seq"), on="seq", strategy="backward"
@@ -395,7 +390,7 @@ def _document_metadata(analysis: Analysis, clock: _Clock) -> dict[str, Any]:
         "clock": trace.clock if trace is not None else ("ns" if clock.has_clock else "none"),
         "time_unit": "microseconds from the trace start"
         if clock.has_clock
-        else "none: the trace has no clock, so ts is each event's seq (one event = 1 us)",
+        else f"none: {clock.why_none}, so ts is each event's seq (one event = 1 us)",
         "trace_start_ns": clock.start_ns if clock.has_clock else None,
         "root_release": analysis.root_release,
         "runs": analysis.runs,

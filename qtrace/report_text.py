@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from qtrace.findings import Findings
-from qtrace.formatting import duration, escape_control, escape_markdown, hex_pointer, scalar
+from qtrace.formatting import duration, escape_control, escape_markdown, hex_pointer
 from qtrace.model import Analysis
 from qtrace.names.render import root_label
 
@@ -46,10 +46,6 @@ def _when(ts_ns: int | None, start_ns: int | None) -> str:
     return f"+{(ts_ns - start_ns) / 1e9:.6f}s"
 
 
-def _span(ns: int | None) -> str:
-    return "" if ns is None else str(scalar(duration, ns, pl.Int64))
-
-
 def _where(row: dict[str, Any]) -> str:
     source = escape_control(row.get("source") or "")
     if row.get("line") is not None:
@@ -65,7 +61,10 @@ def _run_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     if analysis.has_clock:
         header += ["length", "clock back"]
     rows = []
-    for r in analysis.run_table.sort("run").to_dicts():
+    # Durations formatted over the whole column: one polars call, not one per cell.
+    length = (pl.col("last_ts_ns") - pl.col("first_ts_ns")).clip(lower_bound=0)
+    runs = analysis.run_table.sort("run").with_columns(duration(length).alias("length"))
+    for r in runs.to_dicts():
         row = [
             str(r["run"]),
             "" if r["pid"] is None else str(r["pid"]),
@@ -75,11 +74,7 @@ def _run_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
             str(r["loss_points"]),
         ]
         if analysis.has_clock:
-            first, last = r["first_ts_ns"], r["last_ts_ns"]
-            row += [
-                _span(None if first is None or last is None else max(last - first, 0)),
-                str(r["clock_steps_back"]),
-            ]
+            row += [r["length"] or "", str(r["clock_steps_back"])]
         rows.append(row)
     return header, rows
 
@@ -91,7 +86,8 @@ def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
         header += ["pinned", "pend-only"]
     rows = []
     roots = analysis.roots.sort(["run", "root"]).rechunk()
-    for r in roots.with_columns(hex_pointer("root")).to_dicts():
+    spans = [duration(pl.col(c)).alias(c) for c in ("pinned_ns", "pending_only_ns")]
+    for r in roots.with_columns(hex_pointer("root"), *spans).to_dicts():
         row = [
             str(r["run"]),
             r["root"] or "",
@@ -102,7 +98,7 @@ def _root_rows(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
             str(r["intervals"]),
         ]
         if analysis.has_clock:
-            row += [_span(r["pinned_ns"]), _span(r["pending_only_ns"])]
+            row += [r["pinned_ns"] or "", r["pending_only_ns"] or ""]
         rows.append(row)
     return header, rows
 

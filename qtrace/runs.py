@@ -158,6 +158,21 @@ def model_rows(events: pl.DataFrame) -> ModelRows:
     )
 
 
+def every_view_timed(views: pl.DataFrame) -> bool:
+    """Whether every view instance has a timestamp, so the trace can be laid out in time.
+
+    A trace can have a clock and still views without one: a log of a bare run and a stamped
+    run (a QEMU restarted with ``-msg timestamp=on``; its clock ``mixed(none,wall-us)``).
+    Its durations are measured where stamps are, but only event order places every view.
+
+    Examples
+    --------
+    >>> every_view_timed(pl.DataFrame({"new_ts_ns": [1, None]}))
+    False
+    """
+    return views["new_ts_ns"].null_count() == 0
+
+
 def attach_origin(frame: pl.DataFrame, events: pl.DataFrame, row: str = "row") -> pl.DataFrame:
     """Replace ``row`` (an index into ``events``) by the event's source, line and offset."""
     origin = events.select(pl.col(ORIGIN_COLUMNS).gather(frame[row]))

@@ -288,6 +288,66 @@ def test_file_name_with_markup_shows_as_text(browser: Chromium, tmp_path: Path) 
     assert page.evaluate("document.querySelectorAll('script').length") == 4
 
 
+QUOTED_NAME = "io \"q\" & 'x' <b>y</b>"  # quotes, an ampersand and a tag, in a root's name
+
+
+def test_names_with_quotes_and_markup_read_as_written_in_hovers_and_labels(
+    browser: Chromium, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one HTML escaper serves Plotly too: Plotly decodes its numeric quote references,
+    so a name or file name with quotes, ``&`` and a tag reads as written in a hover, a lane
+    label and the root dropdown; the zoom script's hovers escape exactly as Python's."""
+    folder = tmp_path / 'it\'s "here" & <i>'
+    folder.mkdir()
+    log = folder / "qemu10.log"
+    shutil.copy(QEMU10_LOG, log)
+    roots = QEMU10_LOG.with_name("qemu10-pc-bridges-ts.roots.txt").read_text()
+    quoted = roots.replace(
+        "0x563e2d163c20 pci_bridge_io", f"0x563e2d163c20 {json.dumps(QUOTED_NAME)}"
+    )
+    assert quoted != roots
+    (tmp_path / "roots.txt").write_text(quoted)
+    analysis = qtrace.analyze(
+        qtrace.read_trace(log), names=qtrace.read_names(tmp_path / "roots.txt")
+    )
+    page, _ = open_dashboard(browser, write_dashboard(analysis, tmp_path / "quoted.html"))
+    assert_clean(page)
+    shown: dict[str, Any] = page.evaluate(
+        """(() => {
+          const gd = document.getElementById('qtrace-timeline');
+          const c = gd.data.findIndex(t => t.name && t.name.startsWith('live (') &&
+            (t.hovertext || []).some(h => h.includes('0x563e2d163c20')));
+          const p = gd.data[c].hovertext.findIndex(h => h.includes('0x563e2d163c20'));
+          Plotly.Fx.hover(gd, [{curveNumber: c, pointNumber: p}]);
+          return {
+            hover: document.querySelector('#qtrace-timeline .hoverlayer').textContent,
+            ticks: Array.from(document.querySelectorAll('#qtrace-timeline .ytick text'))
+              .map(t => t.textContent),
+            options: Array.from(document.getElementById('qtrace-root').options)
+              .map(o => o.text),
+          };
+        })()"""
+    )
+    assert QUOTED_NAME in shown["hover"] and f"{folder}/qemu10.log:" in shown["hover"]
+    assert "&#" not in shown["hover"] and "&amp;" not in shown["hover"]
+    assert f"{QUOTED_NAME} 0x563e2d163c20" in shown["ticks"]
+    assert f"{QUOTED_NAME} 0x563e2d163c20" in shown["options"]
+    # The zoom script (forced to run on this small trace) writes the same hovers as Python.
+    monkeypatch.setattr(aggregate, "DETAIL_INSTANCES", 50)
+    html = write_dashboard(analysis, tmp_path / "forced.html")
+    page, _ = open_dashboard(browser, html)
+    full = page_data(html.read_text())["fullXRange"]
+    traces: list[dict[str, Any]] = page.evaluate(
+        f"window.qtraceZoom.singles([{full[0] - 1}, {full[1] + 1}])"
+    )
+    hovers = sorted(h for t in traces if t["meta"]["category"] in LIVE_KEYS for h in t["hovertext"])
+    named = analysis.views.join(
+        lanes(analysis).select("run", "root", "root_label"), on=["run", "root"], how="left"
+    )
+    expected = sorted(instance_phases(named, time_axis(analysis)).get_column("hover").to_list())
+    assert hovers == expected and any("&#34;q&#34; &amp; &#39;x&#39;" in h for h in hovers)
+
+
 def test_aggregated_big_trace_renders(browser: Chromium, tmp_path: Path) -> None:
     events = conform(load_bench().repeated_trace(MIXED, 12_000))
     html = write_dashboard(analyze(events), tmp_path / "big.html")

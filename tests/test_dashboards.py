@@ -136,7 +136,7 @@ def test_without_a_clock_the_axis_is_the_event_sequence(tmp_path: Path) -> None:
     hovers = [h for t in bars(timeline) for h in t["hovertext"]]
     assert any(re.search(r"<br>new seq \d+<br>", h) for h in hovers)
     assert not any(" ns (" in h for h in hovers)
-    assert "This trace has no clock: durations are counted in trace events" in page
+    assert "counted in trace events between the phases: the trace has no clock." in page
     hist = figure(page, "qtrace-live-hist")
     (everything,) = [t for t in hist["data"] if t["meta"]["lane"] == -1]
     assert sum(everything["y"]) == analysis.views["rcu_seq"].drop_nulls().len()

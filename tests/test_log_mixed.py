@@ -7,6 +7,7 @@ its neighbours are; bare-looking ``-d`` output in a run of prefixed lines is not
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -68,6 +69,33 @@ def test_a_bare_run_and_a_timestamped_run_read_whole(tmp_path: Path, order: str)
     assert parsed.lines_skipped == 3  # libvirt's lines
     assert parsed.warnings == []
     assert runs(path) == 2
+
+
+def test_a_log_with_a_bare_run_is_clocked_in_part_through_every_door(tmp_path: Path) -> None:
+    """A bare run then a stamped one: clock ``mixed(none,wall-us)``. Read with other files,
+    the summaries stay flat and the files keep their order (the bare run's lines have no
+    place among stamps); the dashboard and the Perfetto document place it by event order
+    (the dashboard used to fail on views with no time), with both runs in it."""
+    path = joined(tmp_path, BARE.read_bytes(), LIBVIRT.encode(), STAMPED.read_bytes())
+    trace = qtrace.read_trace([path, STAMPED, BARE])
+    assert (trace.dialect, trace.clock) == ("mixed(bare,tid-timestamp)", "mixed(none,wall-us)")
+    assert trace.warnings == [
+        "some inputs have lines without a clock: files were concatenated in the order given"
+    ]
+    assert trace.events["source"].cast(pl.String).unique(maintain_order=True).to_list() == [
+        str(path),
+        str(STAMPED),
+        str(BARE),
+    ]
+    analysis = qtrace.analyze(qtrace.read_trace(path))
+    assert analysis.has_clock and analysis.duration_stats["live_ns"]["count"] > 0
+    page = qtrace.write_dashboard(analysis, tmp_path / "page.html").read_text()
+    assert "event sequence number (not every view of the trace has a timestamp)" in page
+    qtrace.write_perfetto(analysis, tmp_path / "trace.json")
+    document = json.loads((tmp_path / "trace.json").read_text())
+    assert document["metadata"]["time_unit"].startswith("none: not every view has a timestamp")
+    spans = [e for e in document["traceEvents"] if e.get("ph") == "b"]
+    assert {e["pid"] for e in spans} == {1, 2} and all(e["ts"] is not None for e in spans)
 
 
 def test_every_common_dialect_is_cut_in_the_stream(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ synthetic files for how the loss markers are placed and counted.
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import polars as pl
 import pytest
 from qtrace.parsers import parse_file
 from qtrace.parsers.simple import losses
+from rich.console import Console
 from simple_traces import (
     FLATVIEW_IDS,
     SHARED,
@@ -30,6 +32,9 @@ from simple_traces import (
 import qtrace
 from qtrace.errors import InputError
 from qtrace.events import ALL_EVENTS, FLATVIEW_EVENTS, UNREADABLE, EventSelection
+from qtrace.findings import Findings
+from qtrace.report import to_json
+from qtrace.report_text import render_text
 
 assert reader_variant  # the autouse fixture: every test runs over every variant of the reader
 
@@ -88,6 +93,31 @@ def test_a_damaged_flatview_mapping_marks_its_records_as_holes(tmp_path: Path) -
     assert analysis.uncertain_views > 0
     flagged = analysis.flagged_views
     assert flagged["uncertain"].all()
+
+
+DESTROY_MAY_BE_HIDDEN = "no flatview_destroy was read, so views are taken as freed at their"
+
+
+def test_a_verdict_without_flatview_destroy_says_damage_may_have_hidden_them(
+    tmp_path: Path,
+) -> None:
+    """Issue 10: every flatview_destroy record unreadable, the model reads destroy as not
+    traced and the text report said "flatview_destroy not traced" and nothing of why. The
+    verdict now says the inference may be wrong; a trace without destroy and without damage
+    gets no such note."""
+    analysis = qtrace.analyze(qtrace.read_trace(flipped(tmp_path, BOOT, DESTROY_MAPPING[0], 0)))
+    assert not analysis.destroy_traced
+    (note,) = [n for n in Findings.of(analysis).notes if n.startswith(DESTROY_MAY_BE_HIDDEN)]
+    assert f"{analysis.unreadable_places} unreadable place(s) may have held" in note
+    buffer = io.StringIO()
+    render_text(analysis, Console(file=buffer, width=100))
+    text = buffer.getvalue()
+    assert " ".join(text.split()).count(DESTROY_MAY_BE_HIDDEN) == 1
+    assert to_json(analysis)["verdict"]["notes"][-1] == note
+    without = qtrace.read_trace(BOOT).events.filter(pl.col("event") != "flatview_destroy")
+    clean = qtrace.analyze(without)
+    assert not clean.destroy_traced and clean.unreadable_places == 0
+    assert not any(n.startswith(DESTROY_MAY_BE_HIDDEN) for n in Findings.of(clean).notes)
 
 
 @pytest.mark.parametrize(

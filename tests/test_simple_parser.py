@@ -582,3 +582,21 @@ def test_many_distinct_argument_tuples(columns: int) -> None:
     text = texts.gather(numbers)
     expected = [" ".join(f"x{i}={v:#x}" for i, v in enumerate(row)) for row in values.iter_rows()]
     assert text.to_list() == expected
+
+
+def test_a_mapping_named_with_a_trailing_newline_is_no_flatview_event(tmp_path: Path) -> None:
+    """Issue 13: the selection ended in ``$``, which Python also matches before a trailing
+    newline, so a mapping named ``flatview_new\\n`` was selected as ``flatview_new``. Now
+    the selection ends in ``\\Z``, and the reader takes such a name for damage."""
+    data = (
+        header()
+        + mapping(10, "flatview_new\n")
+        + mapping(11, "flatview_destroy_rcu")
+        + event(10, 1_000, [0x10, 0x20])
+        + event(11, 2_000, [0x10, 0x20])
+    )
+    assert EventSelection().matches("flatview_new")
+    assert not EventSelection().matches("flatview_new\n")
+    parsed = parse_bytes(tmp_path, data, EventSelection(), trace_events=None)
+    assert "flatview_new" not in parsed.events["event"].cast(pl.String).to_list()
+    assert markers(parsed.events)[0][1].startswith("damaged records:")

@@ -130,11 +130,3 @@ DEFAULT_CONTEXT_SHAPES = {
     "message-context": "^" + DEFAULT_CONTEXT,
     "iso8601-message-context": "^" + groups_only(ISO) + " " + DEFAULT_CONTEXT,
 }
-
-
-def summary(names: list[str]) -> str:
-    """One name, or ``mixed(a,b)`` for several (sorted): a file's dialect or clock."""
-    unique = sorted(set(names))
-    if not unique:
-        return "none"
-    return unique[0] if len(unique) == 1 else "mixed(" + ",".join(unique) + ")"

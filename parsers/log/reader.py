@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import polars as pl
 from qtrace.parsers import log_fast
 from qtrace.parsers.log import classify, damage, fields
-from qtrace.parsers.log.dialects import BARE, BY_NAME, CODE, DIALECTS, Dialect, summary
+from qtrace.parsers.log.dialects import BARE, BY_NAME, CODE, DIALECTS, Dialect
 from qtrace.parsers.log.fields import LINE, OUTPUT, TEXT
 from qtrace.parsers.log.lines import (
+    LONG_LINE_BYTES,
     TextFile,
     ends_with_newline,
     is_utf8_error,
@@ -35,9 +36,8 @@ from qtrace.parsers.log.lines import (
 from qtrace.parsers.source import OpenedInput
 
 from qtrace.errors import InputError
-from qtrace.events import FLATVIEW_EVENTS, EventSelection, ParsedInput, conform
+from qtrace.events import FLATVIEW_EVENTS, EventSelection, ParsedInput, conform, summarise
 
-LONG_LINE_BYTES = 1 << 20  # longer lines are reported: usually binary junk or lost newlines
 NAMES = [d.name for d in DIALECTS]
 CLOCKED = [CODE[d.name] for d in DIALECTS if d.clock != "none"]
 
@@ -62,7 +62,6 @@ class _Pass:
     # The lines that start a QEMU run (line, prefixed); None: they are among the rows.
     starts: pl.DataFrame | None
     lines_total: int
-    long_lines: tuple[int, int | None]  # how many, the first
     replaced: int | None  # the first line holding U+FFFD (lossy decoding only)
 
 
@@ -100,7 +99,6 @@ def _one_pass(
     codes = {CODE[d.name] for d in chain}
     rows = parsed.with_columns(_keep=keep).pipe(fields.with_pointers, codes)
     unparsed = text if hint is None else text.filter(~hint)
-    long = text.str.len_bytes() > LONG_LINE_BYTES
     queries = [
         # A handful of thread names: categorical codes in the stream, as for event names.
         rows.select(*output, "_keep").with_columns(
@@ -108,8 +106,6 @@ def _one_pass(
         ),
         lines.select(
             n=pl.len(),
-            n_long=long.sum(),
-            first_long=pl.col(LINE).filter(long).min(),
             **classify.counts(unparsed, classify.unparsed_strong(selection, literals)),
         ),
     ]
@@ -130,7 +126,6 @@ def _one_pass(
         counts={k: int(totals[k] or 0) for k in ("prefixed", "bare", "strong")},
         starts=starts,
         lines_total=int(totals["n"]),
-        long_lines=(int(totals["n_long"]), totals["first_long"]),
         replaced=replaced[LINE][0] if replaced is not None and replaced.height else None,
     )
 
@@ -322,7 +317,7 @@ def parse(opened: OpenedInput, selection: EventSelection) -> ParsedInput:
     fast = log_fast.read(opened.path, selection)
     if fast is not None:  # the C scanner read every line; it answers as the code below would
         return _result(opened.name, [fast.dialect], fast.events, fast.lines_skipped, [])
-    with utf8_text(opened.path) as text:
+    with utf8_text(opened.path, opened.scratch() if opened.scratch else None) as text:
         return _parse_text(opened.name, text, selection)
 
 
@@ -370,11 +365,11 @@ def _parse_text(name: str, text: TextFile, selection: EventSelection) -> ParsedI
             f"(first at line {rows.set_aside[0]})"
         )
     warnings += _stamp_warnings(name, events)
-    n_long, first_long = found.long_lines
+    n_long, first_long = text.long_lines
     if n_long:
         warnings.append(
             f"{name}: {n_long} lines longer than {LONG_LINE_BYTES >> 20} MiB "
-            f"(first at line {first_long})"
+            f"(first at line {first_long}) were read cut to that length"
         )
     if lossy:
         where = f" (first at line {found.replaced})" if found.replaced is not None else ""
@@ -430,8 +425,8 @@ def _result(
     return ParsedInput(
         events=table,
         format="log",
-        dialect=summary(dialects),
-        clock=summary([BY_NAME[d].clock for d in dialects]),
+        dialect=summarise(dialects),
+        clock=summarise([BY_NAME[d].clock for d in dialects]),
         lines_skipped=lines_skipped,
         warnings=warnings,
     )
