@@ -690,6 +690,41 @@ static inline int reader_valid(const Reader *r) {
 
 #define VALUE(r, type) (((const type *)(r).values)[(r).offset + (r).i])
 
+/* A whole column of 8-byte values (no nulls) in one malloc'd array: *n values; -1 on error. */
+static int read_column(PyObject *capsule, const char *format, void **out, int64_t *n) {
+    Reader r;
+    char *data = NULL;
+    int64_t len = 0, cap = 0;
+    *out = NULL;
+    *n = 0;
+    if (reader_open(&r, capsule, format)) return -1;
+    for (;;) {
+        int got = reader_next(&r);
+        if (got < 0) goto fail;
+        if (!got) break;
+        if (len + r.n > cap) {
+            cap = (len + r.n) * 2;
+            char *p = realloc(data, (size_t)cap * 8);
+            if (!p) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            data = p;
+        }
+        memcpy(data + len * 8, r.values + r.offset * 8, (size_t)r.n * 8);
+        len += r.n;
+        r.i = r.n;
+    }
+    reader_close(&r);
+    *out = data;
+    *n = len;
+    return 0;
+fail:
+    reader_close(&r);
+    free(data);
+    return -1;
+}
+
 /* ------------------------------------------------------------------ walk() */
 
 static void k_free(K *k) {
@@ -821,11 +856,10 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"code",      "view",           "root",           "ts",
                              "stream",    "finalize_rows",  "finalize_mr",    "n_streams",
                              "null_stream", "destroy_traced", "release_at_rcu", "full", NULL};
-    PyObject *c_code, *c_view, *c_root, *c_ts, *c_stream;
-    Py_buffer fin_rows, fin_mr;
+    PyObject *c_code, *c_view, *c_root, *c_ts, *c_stream, *c_fin_rows, *c_fin_mr;
     int n_streams, null_stream, destroy_traced, release_at_rcu, full;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOy*y*iippp:walk", kwlist, &c_code,
-                                     &c_view, &c_root, &c_ts, &c_stream, &fin_rows, &fin_mr,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOiippp:walk", kwlist, &c_code,
+                                     &c_view, &c_root, &c_ts, &c_stream, &c_fin_rows, &c_fin_mr,
                                      &n_streams, &null_stream, &destroy_traced, &release_at_rcu,
                                      &full))
         return NULL;
@@ -851,12 +885,14 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     Reader rd[5];
     memset(rd, 0, sizeof rd);
     int has_stream = c_stream != Py_None;
-    const int64_t *frows = fin_rows.buf;
-    const uint64_t *fmr = fin_mr.buf;
-    int64_t n_fin = fin_rows.len / 8, f = 0;
+    int64_t *frows = NULL, n_fin = 0, n_fin_mr = 0, f = 0;
+    uint64_t *fmr = NULL;
+    if (read_column(c_fin_rows, "l", (void **)&frows, &n_fin) ||
+        read_column(c_fin_mr, "L", (void **)&fmr, &n_fin_mr))
+        goto done;
     k.n_streams = n_streams > 0 ? n_streams : 1;
     k.streams = calloc((size_t)k.n_streams, sizeof *k.streams);
-    if (!k.streams || fin_mr.len != fin_rows.len) {
+    if (!k.streams || n_fin_mr != n_fin) {
         if (k.streams) PyErr_SetString(PyExc_ValueError, "walk: finalize arrays differ");
         else PyErr_NoMemory();
         goto done;
@@ -929,8 +965,8 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     out = results(&k);
 done:
     for (int i = 0; i < 5; i++) reader_close(&rd[i]);
-    PyBuffer_Release(&fin_rows);
-    PyBuffer_Release(&fin_mr);
+    free(frows);
+    free(fmr);
     k_free(&k);
     return out;
 }
