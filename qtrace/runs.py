@@ -102,8 +102,9 @@ def _codes(table: pl.DataFrame) -> pl.Series:
     code = lookup.gather(physical).alias("code")
     if table["view"].null_count() or table["root"].null_count():
         # A FlatView row without both pointers is a hole, as a dropped-events record.
-        garbled = code.le(DESTROY) & (table["view"].is_null() | table["root"].is_null())
-        code = code.zip_with(~garbled, pl.Series([DROP], dtype=pl.Int8).new_from_index(0, len(code)))
+        pointers = table["view"].is_not_null() & table["root"].is_not_null()
+        whole = (code.gt(DESTROY) | pointers).fill_null(True)  # no FlatView row (null): kept
+        code = code.zip_with(whole, pl.repeat(DROP, len(code), dtype=pl.Int8, eager=True))
     return code
 
 
