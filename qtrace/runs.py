@@ -97,7 +97,8 @@ def _codes(table: pl.DataFrame) -> pl.Series:
     names = event.unique().drop_nulls()
     by_name = names.cast(pl.String).replace_strict(CODES, default=None, return_dtype=pl.Int8)
     physical = event.to_physical()
-    size = int(names.to_physical().max() or 0) + 1
+    top = names.to_physical().max()
+    size = (top if isinstance(top, int) else -1) + 1
     lookup = pl.Series([None] * size, dtype=pl.Int8).scatter(names.to_physical(), by_name)
     code = lookup.gather(physical).alias("code")
     if table["view"].null_count() or table["root"].null_count():
