@@ -105,10 +105,20 @@ def write_dashboard(
         target.parent.mkdir(parents=True, exist_ok=True)
         if src is not None:
             _refresh(target.parent / PLOTLYJS_FILE, plotly_js())
-        target.write_text(page, encoding="utf-8")
+        _write_text(target, page)
     except OSError as exc:
         raise InputError(f"{target}: cannot write ({exc.strerror or exc})") from None
     return target
+
+
+WRITE_CHARS = 1 << 20
+
+
+def _write_text(path: Path, text: str) -> None:
+    """``text`` in UTF-8, a MiB at a time: a page of many MB is never held twice."""
+    with path.open("w", encoding="utf-8", newline="") as out:
+        for start in range(0, len(text), WRITE_CHARS):
+            out.write(text[start : start + WRITE_CHARS])
 
 
 def _refresh(path: Path, text: str) -> None:

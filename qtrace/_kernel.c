@@ -17,6 +17,9 @@
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "arrow_c.h"
 
@@ -1002,4 +1005,13 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__kernel(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernel(void) {
+#ifdef __GLIBC__
+    /* The columns handed to polars are large malloc'd blocks that live for a while. glibc
+     * raises its mmap threshold as such blocks are freed, and then serves the next ones
+     * from its heap, whose freed memory it keeps: hundreds of MiB of a finished pass stayed
+     * in the process. A fixed threshold keeps large blocks mapped, returned when freed. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
+    return PyModule_Create(&module);
+}
