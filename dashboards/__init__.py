@@ -18,7 +18,7 @@ from typing import Literal
 
 import polars as pl
 from qtrace.dashboards.inputs import marker_events
-from qtrace.dashboards.page import plotly_js, render_page
+from qtrace.dashboards.page import plotly_js, render_page, render_page_parts
 
 from qtrace.errors import InputError, UsageError
 from qtrace.findings import Findings
@@ -93,7 +93,7 @@ def write_dashboard(
     if target.is_dir():
         raise InputError(f"{target}: is a directory, not an HTML file to write")
     src = PLOTLYJS_FILE if plotlyjs == "directory" else None
-    page = render_page(
+    page = render_page_parts(
         analysis,
         replay=replay,
         markers=markers,
@@ -114,11 +114,12 @@ def write_dashboard(
 WRITE_CHARS = 1 << 20
 
 
-def _write_text(path: Path, text: str) -> None:
-    """``text`` in UTF-8, a MiB at a time: a page of many MB is never held twice."""
+def _write_text(path: Path, parts: list[str]) -> None:
+    """The page's ``parts`` in UTF-8, a MiB at a time: never joined, never held twice."""
     with path.open("w", encoding="utf-8", newline="") as out:
-        for start in range(0, len(text), WRITE_CHARS):
-            out.write(text[start : start + WRITE_CHARS])
+        for text in parts:
+            for start in range(0, len(text), WRITE_CHARS):
+                out.write(text[start : start + WRITE_CHARS])
 
 
 def _refresh(path: Path, text: str) -> None:

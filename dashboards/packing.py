@@ -193,19 +193,27 @@ def pack_instances(placed: pl.DataFrame, axis: TimeAxis) -> Packed | None:
     start = axis.point("new")
     # Instances without a lane or a start sort last and are left out.
     key = pl.when(pl.col("lane").is_not_null()).then(start)
-    counted, order = placed.select(
-        key.count().alias("count"),
-        pl.arg_sort_by([key, pl.col("new_seq")], nulls_last=True).alias("order"),
-    ).get_columns()
-    count = int(counted[0])
-    in_order = pl.lit(order.head(count))
+    keys = placed.select(key.alias("key"), "new_seq")
+    count = keys.height - keys.get_column("key").null_count()
+    if count == keys.height and all(keys.get_column(c).is_sorted() for c in keys.columns):
+        # The views come in new_seq order, and with a clock that never stepped back they are
+        # in start order already: no sort, and no copy of the columns packed.
+        in_order: pl.Expr | None = None
+    else:
+        order = keys.select(pl.arg_sort_by(["key", "new_seq"], nulls_last=True)).to_series()
+        in_order = pl.lit(order.head(count))
+    del keys
+
+    def ordered(column: str) -> pl.Expr:
+        return pl.col(column) if in_order is None else pl.col(column).gather(in_order)
+
     sources = sorted(set(placed.get_column("source").drop_nulls().unique().to_list()))
     packer = zlib.compressobj(ZLIB_LEVEL)
     chunks: list[bytes] = []
     spans: dict[str, tuple[int, int]] = {}
     offset = 0
     exprs = _columns(pl.col, axis, sources)
-    views = placed.select(pl.col("view").gather(in_order).cast(pl.UInt64)).to_series()
+    views = placed.select(ordered("view").cast(pl.UInt64)).to_series()
     halves = _view_halves(views.to_numpy())
     for name in COLUMNS:
         if name in halves:
@@ -214,7 +222,7 @@ def pack_instances(placed: pl.DataFrame, axis: TimeAxis) -> Packed | None:
             # Only the views' columns this one is made of, in start order: a million
             # instances never cost more than a few columns at once.
             read = sorted(set(exprs[name].meta.root_names()))
-            rows = placed.select([pl.col(c).gather(in_order) for c in read])
+            rows = placed.select([ordered(c) for c in read])
             values = rows.select(exprs[name].alias(name)).to_series().to_numpy()
         planes, width = byte_planes(values)
         spans[name] = (offset, width)

@@ -15,7 +15,7 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 from qtrace.dashboards import aggregate, figures, packing, tables
 from qtrace.dashboards.assets import SCRIPT
-from qtrace.dashboards.html import document
+from qtrace.dashboards.html import document_parts
 from qtrace.dashboards.inputs import TimeAxis, as_int, lanes, time_axis
 from qtrace.dashboards.instances import (
     CATEGORY_ORDER,
@@ -202,7 +202,7 @@ def _duration_figures(
         )
         unit = ", in events"
     live = figures.histogram_figure(
-        measured,
+        measured.select("lane", "live_ns"),
         lane_table,
         "live_ns",
         what=f"live (new → destroy_rcu{unit})",
@@ -211,7 +211,7 @@ def _duration_figures(
         own_lanes=own,
     )
     grace = figures.histogram_figure(
-        measured,
+        measured.select("lane", "grace_ns"),
         lane_table,
         "grace_ns",
         what=f"RCU grace (destroy_rcu → destroy{unit})",
@@ -406,10 +406,9 @@ def _time_figures(
     return Drawn(timeline, concurrency, geometry, notes, zoom, zoom_state, data)
 
 
-def _utf8_size(text: str) -> int:
-    """The bytes of ``text`` in UTF-8, without an encoded copy of a page of many MB when it
-    is ASCII (a check Python answers at once)."""
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
+def _utf8_size(parts: list[str]) -> int:
+    """The bytes of ``parts`` in UTF-8, without an encoded copy of the large ASCII ones."""
+    return sum(len(p) if p.isascii() else len(p.encode("utf-8")) for p in parts)
 
 
 def render_page(
@@ -427,11 +426,34 @@ def render_page(
     would pass ``PAGE_LIMIT_BYTES`` with every instance packed in it is made again without
     them (it says so).
     """
+    return "".join(
+        render_page_parts(
+            analysis,
+            replay=replay,
+            markers=markers,
+            title=title,
+            plotlyjs_src=plotlyjs_src,
+            findings=findings,
+        )
+    )
+
+
+def render_page_parts(
+    analysis: Analysis,
+    *,
+    replay: Analysis | None = None,
+    markers: pl.DataFrame | None = None,
+    title: str | None = None,
+    plotlyjs_src: str | None = None,
+    findings: Findings | None = None,
+) -> list[str]:
+    """``render_page`` as the parts that make the page, in order (to write them one by one)."""
     args = (analysis, replay, markers, title, plotlyjs_src, findings)
-    page = _render(*args, carry_instances=True)
-    if _utf8_size(page) > PAGE_LIMIT_BYTES and 'id="qtrace-instances"' in page:
-        page = _render(*args, carry_instances=False)
-    return page
+    parts = _render(*args, carry_instances=True)
+    carried = any('id="qtrace-instances"' in p for p in parts)
+    if carried and _utf8_size(parts) > PAGE_LIMIT_BYTES:
+        parts = _render(*args, carry_instances=False)
+    return parts
 
 
 def _render(
@@ -443,7 +465,7 @@ def _render(
     findings: Findings | None,
     *,
     carry_instances: bool,
-) -> str:
+) -> list[str]:
     axis = time_axis(analysis)
     report = to_json(analysis, findings)
     lane_table = lanes(analysis)
@@ -457,6 +479,7 @@ def _render(
         maintain_order="left",
     )
     placed = views.with_columns(lane_of.get_column("lane"), lane_of.get_column("root_label"))
+    del lane_of  # its run and root, a million rows each: not held while the page is drawn
     own = figures.own_lanes(placed)
     drawn = _time_figures(
         analysis, replay, markers, lane_table, placed, axis, own, carry_instances=carry_instances
@@ -512,18 +535,21 @@ def _render(
     )
     # The packed instances (base64: nothing in it can end the element).
     instances = (
-        f'\n<script type="application/octet-stream" id="qtrace-instances">{drawn.packed_data}'
-        "</script>"
+        [
+            '\n<script type="application/octet-stream" id="qtrace-instances">',
+            drawn.packed_data,
+            "</script>",
+        ]
         if drawn.packed_data is not None
-        else ""
+        else []
     )
     # The roots table reads each root's first view: only those, not a million rows.
     first_seqs = analysis.roots.get_column("first_seq").implode()
     first_views = views.filter(pl.col("new_seq").is_in(first_seqs))
     plotly_tag = (
-        f'<script src="{escape_html(plotlyjs_src)}"></script>'
+        [f'<script src="{escape_html(plotlyjs_src)}"></script>']
         if plotlyjs_src is not None
-        else f"<script>{plotly_js()}</script>"
+        else ["<script>", plotly_js(), "</script>"]
     )
     body = f"""<header>
 <h1>{escape_html(page_title)}</h1>
@@ -554,6 +580,11 @@ Zoom here or below: both follow.</p>{notes}{zoom_state}
 {tables.roots_table(analysis.roots, first_views, lane_table)}</section>
 <footer>Made by qtrace. Offline page: plotly.js is {"beside it" if plotlyjs_src else "inside"}.
 </footer>"""
-    body += f'\n<script type="application/json" id="qtrace-data">{script_json(data)}</script>'
-    body += instances
-    return document(page_title, body, head=plotly_tag, scripts=(ZOOM_SCRIPT + SCRIPT,))
+    # Parts, never joined here: the packed instances alone are 13 MB of base64.
+    data_tag = f'\n<script type="application/json" id="qtrace-data">{script_json(data)}</script>'
+    return document_parts(
+        page_title,
+        [body, data_tag, *instances],
+        head=plotly_tag,
+        scripts=(ZOOM_SCRIPT + SCRIPT,),
+    )

@@ -73,6 +73,18 @@ def non_negative(duration: pl.Expr) -> pl.Expr:
     return pl.when(duration >= 0).then(duration)
 
 
+def _shared_texts(values: pl.Series) -> pl.Series:
+    """A categorical column as strings, each row pointing at one copy of its distinct text.
+
+    (Casting a million rows of a file name copied the name into every row.)
+    """
+    distinct = values.unique().drop_nulls()
+    position = values.to_physical().replace_strict(
+        distinct.to_physical(), pl.int_range(distinct.len(), eager=True), default=None
+    )
+    return distinct.cast(pl.String).gather(position).alias(values.name)
+
+
 def views_table(
     found: pl.DataFrame, events: pl.DataFrame, *, destroy_traced: bool, root_release: str
 ) -> pl.DataFrame:
@@ -121,11 +133,10 @@ def views_table(
     # of one process is in (run, id) order already: its million rows are not copied.
     key = views["run"].cast(pl.UInt64) * (1 << 40) + views["id"].cast(pl.UInt64)
     in_order = views if key.is_sorted() else views[key.arg_sort()]
-    return (
-        attach_origin(in_order, events)
-        .drop("id")
-        .select([pl.col(c).cast(t) for c, t in VIEW_SCHEMA.items()])
-    )
+    placed = attach_origin(in_order, events)
+    if placed.schema["source"] == pl.Categorical:
+        placed = placed.with_columns(_shared_texts(placed["source"]))
+    return placed.drop("id").select([pl.col(c).cast(t) for c, t in VIEW_SCHEMA.items()])
 
 
 __all__ = [
