@@ -457,27 +457,15 @@ typedef struct {
     int64_t first_prefixed, bare_before_prefixed; /* the first TID or ISO line */
 } Part;
 
-/* The line of nearly every large log, "TID@SEC.FRAC:flatview_EVENT VIEW (root ROOT)", read
- * in one sweep: the event into slot i of the columns, and the start of the next line
- * returned. NULL for any other line, and for any this one might read otherwise than the
- * general path below (which then reads it: the two agree wherever this one answers). */
-static inline const char *tid_flatview_line(Events *ev, size_t i, const char *s,
-                                            const char *wend) {
-    const char *p = s, *stop = wend - s > 11 ? s + 11 : wend;
-    int64_t tid = 0, sec = 0, us = 0;
-    while (p < stop && IS(*p, DIGIT)) tid = tid * 10 + (*p++ - '0');
-    /* at most 10 digits, as the general path (and a pid_t) */
-    if (p == s || p == stop || *p != '@' || p - s > 10 || tid > INT32_MAX) return NULL;
-    const char *q = ++p;
-    stop = wend - p > 11 ? p + 11 : wend;
-    while (p < stop && IS(*p, DIGIT)) sec = sec * 10 + (*p++ - '0');
-    if (p == q || p == stop || *p != '.' || p - q > 10 || sec >= (1LL << 32)) return NULL;
-    q = ++p;
-    stop = wend - p > 7 ? p + 7 : wend;
-    while (p < stop && IS(*p, DIGIT)) us = us * 10 + (*p++ - '0');
-    if (p == q || p == stop || *p != ':' || p - q > 6) return NULL;
-    int64_t ts = (sec * 1000000 + us * POW10[6 - (p - q)]) * 1000;
-    p++;
+/* The lines of nearly every large log, "TID@SEC.FRAC:flatview_EVENT VIEW (root ROOT)" and
+ * QEMU 10.1's "STAMP flatview_EVENT VIEW (root ROOT)", read in one sweep: the event into
+ * slot i of the columns, and the start of the next line returned. NULL for any other line,
+ * and for any the sweep might read otherwise than the general path below (which then reads
+ * it: the two agree wherever the sweep answers). */
+
+/* "flatview_EVENT VIEW (root ROOT)" at p and the end of its line: the event's kind, view
+ * and root into slot i; returns the start of the next line, or NULL. */
+static inline const char *flatview_tail(Events *ev, size_t i, const char *p, const char *wend) {
     if (wend - p < HINT_LEN + 8 || memcmp(p, HINT, HINT_LEN) != 0) return NULL;
     p += HINT_LEN;
     int kind;
@@ -501,12 +489,51 @@ static inline const char *tid_flatview_line(Events *ev, size_t i, const char *s,
     p++;
     if (*p == '\r') p++;
     if (p == wend || *p != '\n') return NULL;
-    ev->ts[i] = ts;
-    ev->tid[i] = (int32_t)tid;
     ev->view[i] = view;
     ev->root[i] = root;
     ev->event[i] = (int8_t)kind;
     return p + 1;
+}
+
+/* An ISO-8601 FlatView line, as classify() and the general path read it. */
+static inline const char *iso_flatview_line(Events *ev, size_t i, const char *s,
+                                            const char *wend) {
+    if (wend - s < 21 || !IS(s[1], DIGIT) || !IS(s[2], DIGIT) || !IS(s[3], DIGIT) ||
+        s[4] != '-' || !IS(s[5], DIGIT) || !IS(s[6], DIGIT) || s[7] != '-' ||
+        !IS(s[8], DIGIT) || !IS(s[9], DIGIT) || s[10] != 'T')
+        return NULL;
+    const char *z = iso_end(s, wend);
+    int64_t ts;
+    if (!z || wend - z < 2 || z[1] != ' ' || !iso_ns(s, z, &ts)) return NULL;
+    const char *next = flatview_tail(ev, i, z + 2, wend);
+    if (!next) return NULL;
+    ev->ts[i] = ts;
+    ev->tid[i] = 0;
+    return next;
+}
+
+/* A tid-timestamp FlatView line. */
+static inline const char *tid_flatview_line(Events *ev, size_t i, const char *s,
+                                            const char *wend) {
+    const char *p = s, *stop = wend - s > 11 ? s + 11 : wend;
+    int64_t tid = 0, sec = 0, us = 0;
+    while (p < stop && IS(*p, DIGIT)) tid = tid * 10 + (*p++ - '0');
+    /* at most 10 digits, as the general path (and a pid_t) */
+    if (p == s || p == stop || *p != '@' || p - s > 10 || tid > INT32_MAX) return NULL;
+    const char *q = ++p;
+    stop = wend - p > 11 ? p + 11 : wend;
+    while (p < stop && IS(*p, DIGIT)) sec = sec * 10 + (*p++ - '0');
+    if (p == q || p == stop || *p != '.' || p - q > 10 || sec >= (1LL << 32)) return NULL;
+    q = ++p;
+    stop = wend - p > 7 ? p + 7 : wend;
+    while (p < stop && IS(*p, DIGIT)) us = us * 10 + (*p++ - '0');
+    if (p == q || p == stop || *p != ':' || p - q > 6) return NULL;
+    int64_t ts = (sec * 1000000 + us * POW10[6 - (p - q)]) * 1000;
+    const char *next = flatview_tail(ev, i, p + 1, wend);
+    if (!next) return NULL;
+    ev->ts[i] = ts;
+    ev->tid[i] = (int32_t)tid;
+    return next;
 }
 
 /* Scan the whole lines of [s, wend): 0 to go on, 1 when the scanner gives up. */
@@ -519,11 +546,14 @@ static int scan_lines(Part *pt, const char *s, const char *wend, int64_t *lines)
             size_t i = ev->n;
             if (events_grow(ev)) goto oom;
             if (i >= ev->ready) events_prefault(ev);
-            const char *next = tid_flatview_line(ev, i, s, wend);
+            int iso = wend - s > 4 && s[4] == '-';
+            const char *next =
+                iso ? iso_flatview_line(ev, i, s, wend) : tid_flatview_line(ev, i, s, wend);
             if (next) {
                 ++*lines;
                 if (!pt->n_tid && !pt->n_iso) pt->first_prefixed = *lines;
-                pt->n_tid++;
+                if (iso) pt->n_iso++;
+                else pt->n_tid++;
                 ev->line[i] = *lines;
                 ev->n++;
                 s = next;

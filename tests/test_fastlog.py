@@ -235,6 +235,10 @@ EDGE_FILES: dict[str, tuple[bytes, bool]] = {
     "no_hex_digits": (b"1@2.3:flatview_new 0x (root 0x2)\n", False),
     "longer_event_name": (NEW + b"\n1@2.3:flatview_destroy_rcux 0x1 (root 0x2)\n", True),
     "cr_alone_inside": (NEW + b"\n1@2.3:flatview_new 0x1 (root 0x2)\rx\n", False),
+    "iso8601_crlf": (ISO_NEW + b"\r\n" + ISO_RCU + b"\r\n", True),
+    "iso8601_without_fraction_at_the_end": (ISO_RCU + b"\n" + ISO_RCU[:-1], False),
+    "iso8601_five_digit_year": (b"2" + ISO_NEW + b"\n", False),
+    "iso8601_no_space_after_the_stamp": (ISO_NEW.replace(b"Z ", b"Z") + b"\n", False),
     "other_flatview_event": (NEW + b"\n1@2.3:flatview_foo 0x1 (root 0x2)\n", True),
     "bare_prose_and_events": (
         b"char device redirected to /dev/pts/3\n" + BARE_NEW + b"\n" + BARE_DESTROY + b"\n",
