@@ -231,6 +231,17 @@ static inline void prefetch_slot(const Map *m, uint64_t key, int32_t stream) {
     if (m->cap) __builtin_prefetch(&m->slots[mix(key, stream) & (uint64_t)(m->cap - 1)]);
 }
 
+/* The open instance a row a little ahead will touch, when its entry is the first probed
+ * (its slot was prefetched further ahead, so reading it rarely waits). */
+static inline void prefetch_instance(const K *k, uint64_t key, int32_t stream);
+
+static inline void prefetch_instance(const K *k, uint64_t key, int32_t stream) {
+    const Map *m = &k->views;
+    if (!m->cap) return;
+    const Entry *e = &m->slots[mix(key, stream) & (uint64_t)(m->cap - 1)];
+    if (e->key == key && e->stream == stream && e->b != NONE) __builtin_prefetch(&k->pool[e->b]);
+}
+
 static int32_t inst_alloc(K *k) {
     if (k->free_slot == NONE) {
         int32_t cap = k->pool_cap ? k->pool_cap * 2 : 4096;
@@ -950,6 +961,11 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
                                 : 0;
             prefetch_slot(&k.views, ((const uint64_t *)rd[1].values)[j1], ahead);
             prefetch_slot(&k.rootmap, ((const uint64_t *)rd[2].values)[j2], ahead);
+            int64_t j3 = rd[1].offset + rd[1].i + PREFETCH_AHEAD / 2;
+            int32_t near = has_stream ? ((const int32_t *)rd[4].values)[rd[4].offset + rd[4].i +
+                                                                       PREFETCH_AHEAD / 2]
+                                      : 0;
+            prefetch_instance(&k, ((const uint64_t *)rd[1].values)[j3], near);
         }
         if (reader_valid(&rd[0])) {
             int code = VALUE(rd[0], int8_t);
