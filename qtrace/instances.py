@@ -58,8 +58,17 @@ def pin_end(*, destroy_traced: bool, root_release: str) -> tuple[str, ...]:
     return LIVE_END if root_release == "destroy_rcu" else life_end(destroy_traced=destroy_traced)
 
 
-def _pick(prefixes: tuple[str, ...]) -> tuple[pl.Expr, pl.Expr]:
-    """The first of these events that happened: its seq and its timestamp together."""
+def _pick(prefixes: tuple[str, ...], happened: set[str]) -> tuple[pl.Expr, pl.Expr]:
+    """The first of these events that happened: its seq and its timestamp together.
+
+    ``happened``: the prefixes of events some instance has; the others are left out, and
+    where one is left, its columns are shared rather than copied (a million rows).
+    """
+    prefixes = tuple(p for p in prefixes if p in happened)
+    if not prefixes:
+        return pl.lit(None, pl.Int64), pl.lit(None, pl.Int64)
+    if len(prefixes) == 1:
+        return pl.col(f"{prefixes[0]}_seq"), pl.col(f"{prefixes[0]}_ts_ns")
     seq = pl.coalesce([pl.col(f"{p}_seq") for p in prefixes])
     # Built from the last event outwards so each level is a plain when/then/otherwise.
     ts: pl.Expr = pl.lit(None, pl.Int64)
@@ -102,9 +111,12 @@ def views_table(
     frame = found.with_columns(
         status_name=statuses.gather(found["status"].cast(pl.UInt32)), **stamps
     )
-    life_end_seq, life_end_ts = _pick(life_end(destroy_traced=destroy_traced))
-    live_end_seq, live_end_ts = _pick(LIVE_END)
-    end_seq, end_ts = _pick(pin_end(destroy_traced=destroy_traced, root_release=root_release))
+    happened = {p for p in ("rcu", "destroy", "lost") if found[f"{p}_row"].max() != -1}
+    life_end_seq, life_end_ts = _pick(life_end(destroy_traced=destroy_traced), happened)
+    live_end_seq, live_end_ts = _pick(LIVE_END, happened)
+    end_seq, end_ts = _pick(
+        pin_end(destroy_traced=destroy_traced, root_release=root_release), happened
+    )
     views = frame.select(
         "id",
         pl.col("run").cast(pl.Int64),
