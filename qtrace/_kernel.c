@@ -126,6 +126,7 @@ typedef struct {
 
 typedef struct {
     int destroy_traced, release_at_rcu, full;
+    int tables_only; /* with full: no spans nor durations (a pass for the two tables only) */
     int32_t null_stream;
     int64_t global_losses;
     Stream *streams;
@@ -282,6 +283,7 @@ static int emit_anomaly(K *k, int32_t run, int kind, int64_t row, int code, uint
 
 static int emit_span(K *k, int32_t rid, int kind, int64_t start_row, int64_t start_pos,
                      int64_t end_row, int64_t end_pos, int64_t peak) {
+    if (k->tables_only) return 0;
     PUSH(k->s_rid, int32_t, rid);
     PUSH(k->s_kind, int8_t, kind);
     PUSH(k->s_start_row, int64_t, start_row);
@@ -375,7 +377,7 @@ static void unpin(K *k, Changes *c, Inst *in) {
 }
 
 static int duration(K *k, Col *col, int64_t from, int64_t to) {
-    if (from == NULL_TS || to == NULL_TS) return 0;
+    if (k->tables_only || from == NULL_TS || to == NULL_TS) return 0;
     if (to < from) { /* a clock that stepped back: never a negative duration */
         k->negative++;
         return 0;
@@ -887,19 +889,21 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     (void)self;
     static char *kwlist[] = {"code",      "view",           "root",           "ts",
                              "stream",    "finalize_rows",  "finalize_mr",    "n_streams",
-                             "null_stream", "destroy_traced", "release_at_rcu", "full", NULL};
+                             "null_stream", "destroy_traced", "release_at_rcu", "full",
+                             "tables_only", NULL};
     PyObject *c_code, *c_view, *c_root, *c_ts, *c_stream, *c_fin_rows, *c_fin_mr;
-    int n_streams, null_stream, destroy_traced, release_at_rcu, full;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOiippp:walk", kwlist, &c_code,
+    int n_streams, null_stream, destroy_traced, release_at_rcu, full, tables_only = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOiippp|p:walk", kwlist, &c_code,
                                      &c_view, &c_root, &c_ts, &c_stream, &c_fin_rows, &c_fin_mr,
                                      &n_streams, &null_stream, &destroy_traced, &release_at_rcu,
-                                     &full))
+                                     &full, &tables_only))
         return NULL;
     K k;
     memset(&k, 0, sizeof k);
     k.destroy_traced = destroy_traced;
     k.release_at_rcu = release_at_rcu;
     k.full = full;
+    k.tables_only = full && tables_only;
     k.null_stream = null_stream;
     k.free_slot = NONE;
     Col *fmt_i[] = {&k.i_run, &k.i_gen, &k.a_run, &k.a_gen, &k.s_rid, &k.st_rid};
@@ -1011,8 +1015,8 @@ done:
 static PyMethodDef methods[] = {
     {"walk", (PyCFunction)(void (*)(void))walk, METH_VARARGS | METH_KEYWORDS,
      "walk(code, view, root, ts, stream, finalize_rows, finalize_mr, n_streams, null_stream, "
-     "destroy_traced, release_at_rcu, full) -> dict: the lifetime model's pass over the rows "
-     "(see qtrace/kernel.py)."},
+     "destroy_traced, release_at_rcu, full, tables_only=False) -> dict: the lifetime model's "
+     "pass over the rows (see qtrace/kernel.py)."},
     {NULL, NULL, 0, NULL},
 };
 

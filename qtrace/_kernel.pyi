@@ -16,4 +16,5 @@ def walk(
     destroy_traced: bool,
     release_at_rcu: bool,
     full: bool,
+    tables_only: bool = False,
 ) -> dict[str, Any]: ...

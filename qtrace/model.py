@@ -215,11 +215,13 @@ def _full_tables(
 def _walk_tables(rows: ModelRows, root_release: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The views and concurrency tables, from a ``full`` walk of their own.
 
-    The pass's other tables (spans, anomalies, durations: as large again for a storm of
-    short views) and each table's kernel rows are let go as soon as they are read, so a
-    million-instance trace never holds them all at once.
+    The pass records no spans nor durations (as large again for a storm of short views), and
+    each table's kernel rows are let go as soon as they are read, so a million-instance trace
+    never holds them all at once.
     """
-    walked = kernel.walk(rows, release_at_rcu=root_release == "destroy_rcu", full=True)
+    walked = kernel.walk(
+        rows, release_at_rcu=root_release == "destroy_rcu", full=True, tables_only=True
+    )
     instances, steps, roots = walked.instances, walked.steps, walked.roots
     del walked
     assert steps is not None
