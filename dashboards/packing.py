@@ -105,16 +105,23 @@ def _end_kind(col: Column, end_seq: str) -> pl.Expr:
     )
 
 
-def _view_halves(view: npt.NDArray[np.uint64]) -> dict[str, npt.NDArray[np.uint64]]:
-    """The view pointers' high and low 32 bits, each as zigzagged deltas (numpy: polars has
-    no bit shift, and its integer division is ten times slower)."""
-    halves = {"viewHi": view >> np.uint64(32), "viewLo": view & np.uint64(0xFFFFFFFF)}
-    out = {}
-    for name, half in halves.items():
-        signed = half.astype(np.int64)
-        delta: npt.NDArray[np.int64] = signed - np.concatenate([[0], signed[:-1]])
-        out[name] = ((delta << 1) ^ (delta >> 63)).view(np.uint64)
-    return out
+VIEW_HALVES = ("viewHi", "viewLo")
+
+
+def _view_half(view: npt.NDArray[np.uint64], name: str) -> npt.NDArray[np.uint64]:
+    """The view pointers' high (``viewHi``) or low (``viewLo``) 32 bits as zigzagged deltas
+    (numpy: polars has no bit shift, and its integer division is ten times slower). One half
+    at a time, in place: a million pointers never cost more than three arrays of them."""
+    half = view >> np.uint64(32) if name == "viewHi" else view & np.uint64(0xFFFFFFFF)
+    signed = half.view(np.int64)  # values below 2**32: the same numbers
+    delta = np.empty_like(signed)
+    delta[:1] = signed[:1]
+    np.subtract(signed[1:], signed[:-1], out=delta[1:])
+    del half, signed
+    sign = delta >> 63
+    delta <<= 1
+    delta ^= sign
+    return delta.view(np.uint64)
 
 
 def _delta(expr: pl.Expr) -> pl.Expr:
@@ -213,11 +220,10 @@ def pack_instances(placed: pl.DataFrame, axis: TimeAxis) -> Packed | None:
     spans: dict[str, tuple[int, int]] = {}
     offset = 0
     exprs = _columns(pl.col, axis, sources)
-    views = placed.select(ordered("view").cast(pl.UInt64)).to_series()
-    halves = _view_halves(views.to_numpy())
+    views = placed.select(ordered("view").cast(pl.UInt64)).to_series().to_numpy()
     for name in COLUMNS:
-        if name in halves:
-            values = halves[name]
+        if name in VIEW_HALVES:
+            values = _view_half(views, name)
         else:
             # Only the views' columns this one is made of, in start order: a million
             # instances never cost more than a few columns at once.

@@ -316,6 +316,12 @@ def _time_figures(
     plan = aggregate.plan(views, detail, aggregated, step_count, lane_table.height)
     buckets = aggregate.grid(axis, lane_table.height)
     label = _bucket_label(axis, buckets.width)
+    # Packed first, while the least else is held: the pack is the page's largest transient.
+    packed = (
+        packing.pack_instances(placed, axis)
+        if aggregated and plan.steps_aggregated and carry_instances
+        else None
+    )
     # Millions of steps are reduced per bucket, never joined or sorted whole.
     steps = levels = replay_steps = replay_levels = None
     if plan.steps_aggregated:
@@ -330,11 +336,9 @@ def _time_figures(
     notes: list[str] = []
     zoom: dict[str, Any] | None = None
     zoom_state = ""
-    packed = None
     if aggregated and levels is not None:
         activity = aggregate.bucket_activity(placed, levels, lane_table, axis, buckets)
         heat = figures.aggregate_traces(activity, geometry, buckets, label)
-        packed = packing.pack_instances(placed, axis) if carry_instances else None
         notes.append(
             f"The trace has {views.height:,} view instances, too many to draw one by one: per "
             "root and time bucket, the thick upper row is coloured by the views born in the "
