@@ -18,7 +18,7 @@ from typing import Literal
 
 import polars as pl
 from qtrace.dashboards.inputs import marker_events
-from qtrace.dashboards.page import plotly_js, render_page
+from qtrace.dashboards.page import plotly_js, render_page, render_page_parts
 
 from qtrace.errors import InputError, UsageError
 from qtrace.findings import Findings
@@ -93,7 +93,7 @@ def write_dashboard(
     if target.is_dir():
         raise InputError(f"{target}: is a directory, not an HTML file to write")
     src = PLOTLYJS_FILE if plotlyjs == "directory" else None
-    page = render_page(
+    page = render_page_parts(
         analysis,
         replay=replay,
         markers=markers,
@@ -105,10 +105,21 @@ def write_dashboard(
         target.parent.mkdir(parents=True, exist_ok=True)
         if src is not None:
             _refresh(target.parent / PLOTLYJS_FILE, plotly_js())
-        target.write_text(page, encoding="utf-8")
+        _write_text(target, page)
     except OSError as exc:
         raise InputError(f"{target}: cannot write ({exc.strerror or exc})") from None
     return target
+
+
+WRITE_CHARS = 1 << 20
+
+
+def _write_text(path: Path, parts: list[str]) -> None:
+    """The page's ``parts`` in UTF-8, a MiB at a time: never joined, never held twice."""
+    with path.open("w", encoding="utf-8", newline="") as out:
+        for text in parts:
+            for start in range(0, len(text), WRITE_CHARS):
+                out.write(text[start : start + WRITE_CHARS])
 
 
 def _refresh(path: Path, text: str) -> None:

@@ -138,14 +138,13 @@ def bucket_levels(
     # The table comes in (run, root, seq) order: runs of rows of one (run, root, bucket) are
     # found by comparing each row with the one before, and reduced as slices (a sorted key,
     # no hashing of millions of rows). Runs split by out-of-order timestamps merge after.
-    changed = pl.any_horizontal(
-        [pl.col(c).ne_missing(pl.col(c).shift(1)) for c in ("run", "root", "bucket")]
-    )
+    # (One id per run of equal (run, root, bucket): no shifted copy of a column per key.)
+    segment = pl.struct("run", "root", "bucket").rle_id()
     # Eager, one new column at a time: the table's own columns are shared, never copied.
     steps = concurrency.select("run", "root", "seq", "live", "pending").with_columns(
         concurrency.select(buckets.of(raw).alias("bucket")).to_series()
     )
-    steps = steps.with_columns(steps.select(changed.cum_sum().alias("segment")).to_series())
+    steps = steps.with_columns(steps.select(segment.alias("segment")).to_series())
     per_run = (
         steps.group_by(pl.col("segment").set_sorted())
         .agg(

@@ -24,21 +24,24 @@ def document(title: str, body: str, *, head: str = "", scripts: Iterable[str] = 
 
     The sort script comes first, so any table the body holds is sortable.
     """
+    return "".join(document_parts(title, [body], head=[head], scripts=scripts))
+
+
+def document_parts(
+    title: str, body: list[str], *, head: list[str], scripts: Iterable[str] = ()
+) -> list[str]:
+    """``document`` as the parts that make it, in order, for a page of many MB to be measured
+    and written part by part, never joined (``body`` and ``head``: parts of HTML)."""
     tags = "".join(f"<script>{script}</script>\n" for script in (SORT_SCRIPT, *scripts))
-    return f"""<!DOCTYPE html>
+    top = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape_html(title)}</title>
 <style>{STYLE}</style>
-{head}
-</head>
-<body>
-{body}
-{tags}</body>
-</html>
 """
+    return [top, *head, "\n</head>\n<body>\n", *body, f"\n{tags}</body>\n</html>\n"]
 
 
 @dataclass(frozen=True)

@@ -105,16 +105,23 @@ def _end_kind(col: Column, end_seq: str) -> pl.Expr:
     )
 
 
-def _view_halves(view: npt.NDArray[np.uint64]) -> dict[str, npt.NDArray[np.uint64]]:
-    """The view pointers' high and low 32 bits, each as zigzagged deltas (numpy: polars has
-    no bit shift, and its integer division is ten times slower)."""
-    halves = {"viewHi": view >> np.uint64(32), "viewLo": view & np.uint64(0xFFFFFFFF)}
-    out = {}
-    for name, half in halves.items():
-        signed = half.astype(np.int64)
-        delta: npt.NDArray[np.int64] = signed - np.concatenate([[0], signed[:-1]])
-        out[name] = ((delta << 1) ^ (delta >> 63)).view(np.uint64)
-    return out
+VIEW_HALVES = ("viewHi", "viewLo")
+
+
+def _view_half(view: npt.NDArray[np.uint64], name: str) -> npt.NDArray[np.uint64]:
+    """The view pointers' high (``viewHi``) or low (``viewLo``) 32 bits as zigzagged deltas
+    (numpy: polars has no bit shift, and its integer division is ten times slower). One half
+    at a time, in place: a million pointers never cost more than three arrays of them."""
+    half = view >> np.uint64(32) if name == "viewHi" else view & np.uint64(0xFFFFFFFF)
+    signed = half.view(np.int64)  # values below 2**32: the same numbers
+    delta = np.empty_like(signed)
+    delta[:1] = signed[:1]
+    np.subtract(signed[1:], signed[:-1], out=delta[1:])
+    del half, signed
+    sign = delta >> 63
+    delta <<= 1
+    delta ^= sign
+    return delta.view(np.uint64)
 
 
 def _delta(expr: pl.Expr) -> pl.Expr:
@@ -193,28 +200,35 @@ def pack_instances(placed: pl.DataFrame, axis: TimeAxis) -> Packed | None:
     start = axis.point("new")
     # Instances without a lane or a start sort last and are left out.
     key = pl.when(pl.col("lane").is_not_null()).then(start)
-    counted, order = placed.select(
-        key.count().alias("count"),
-        pl.arg_sort_by([key, pl.col("new_seq")], nulls_last=True).alias("order"),
-    ).get_columns()
-    count = int(counted[0])
-    in_order = pl.lit(order.head(count))
+    keys = placed.select(key.alias("key"), "new_seq")
+    count = keys.height - keys.get_column("key").null_count()
+    if count == keys.height and all(keys.get_column(c).is_sorted() for c in keys.columns):
+        # The views come in new_seq order, and with a clock that never stepped back they are
+        # in start order already: no sort, and no copy of the columns packed.
+        in_order: pl.Expr | None = None
+    else:
+        order = keys.select(pl.arg_sort_by(["key", "new_seq"], nulls_last=True)).to_series()
+        in_order = pl.lit(order.head(count))
+    del keys
+
+    def ordered(column: str) -> pl.Expr:
+        return pl.col(column) if in_order is None else pl.col(column).gather(in_order)
+
     sources = sorted(set(placed.get_column("source").drop_nulls().unique().to_list()))
     packer = zlib.compressobj(ZLIB_LEVEL)
     chunks: list[bytes] = []
     spans: dict[str, tuple[int, int]] = {}
     offset = 0
     exprs = _columns(pl.col, axis, sources)
-    views = placed.select(pl.col("view").gather(in_order).cast(pl.UInt64)).to_series()
-    halves = _view_halves(views.to_numpy())
+    views = placed.select(ordered("view").cast(pl.UInt64)).to_series().to_numpy()
     for name in COLUMNS:
-        if name in halves:
-            values = halves[name]
+        if name in VIEW_HALVES:
+            values = _view_half(views, name)
         else:
             # Only the views' columns this one is made of, in start order: a million
             # instances never cost more than a few columns at once.
             read = sorted(set(exprs[name].meta.root_names()))
-            rows = placed.select([pl.col(c).gather(in_order) for c in read])
+            rows = placed.select([ordered(c) for c in read])
             values = rows.select(exprs[name].alias(name)).to_series().to_numpy()
         planes, width = byte_planes(values)
         spans[name] = (offset, width)

@@ -15,7 +15,7 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 from qtrace.dashboards import aggregate, figures, packing, tables
 from qtrace.dashboards.assets import SCRIPT
-from qtrace.dashboards.html import document
+from qtrace.dashboards.html import document_parts
 from qtrace.dashboards.inputs import TimeAxis, as_int, lanes, time_axis
 from qtrace.dashboards.instances import (
     CATEGORY_ORDER,
@@ -201,16 +201,18 @@ def _duration_figures(
     placed: pl.DataFrame, lane_table: pl.DataFrame, axis: TimeAxis, own: set[int]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Histograms of live and RCU grace durations (in events when the trace has no clock)."""
+    # Only the columns binned: a filter of the whole views table copies every column.
     if axis.has_clock:
-        measured, unit = placed, ""
+        measured, unit = placed.select("lane", "live_ns", "grace_ns"), ""
     else:
-        measured = placed.with_columns(
+        measured = placed.select(
+            "lane",
             (pl.col("rcu_seq") - pl.col("new_seq")).alias("live_ns"),
             (pl.col("destroy_seq") - pl.col("rcu_seq")).alias("grace_ns"),
         )
         unit = ", in events"
     live = figures.histogram_figure(
-        measured,
+        measured.select("lane", "live_ns"),
         lane_table,
         "live_ns",
         what=f"live (new → destroy_rcu{unit})",
@@ -219,7 +221,7 @@ def _duration_figures(
         own_lanes=own,
     )
     grace = figures.histogram_figure(
-        measured,
+        measured.select("lane", "grace_ns"),
         lane_table,
         "grace_ns",
         what=f"RCU grace (destroy_rcu → destroy{unit})",
@@ -326,6 +328,12 @@ def _time_figures(
     plan = aggregate.plan(views, detail, aggregated, step_count, lane_table.height)
     buckets = aggregate.grid(axis, lane_table.height)
     label = _bucket_label(axis, buckets.width)
+    # Packed first, while the least else is held: the pack is the page's largest transient.
+    packed = (
+        packing.pack_instances(placed, axis)
+        if aggregated and plan.steps_aggregated and carry_instances
+        else None
+    )
     # Millions of steps are reduced per bucket, never joined or sorted whole.
     steps = levels = replay_steps = replay_levels = None
     if plan.steps_aggregated:
@@ -340,11 +348,9 @@ def _time_figures(
     notes: list[str] = []
     zoom: dict[str, Any] | None = None
     zoom_state = ""
-    packed = None
     if aggregated and levels is not None:
         activity = aggregate.bucket_activity(placed, levels, lane_table, axis, buckets)
         heat = figures.aggregate_traces(activity, geometry, buckets, label)
-        packed = packing.pack_instances(placed, axis) if carry_instances else None
         notes.append(
             f"The trace has {views.height:,} view instances, too many to draw one by one: per "
             "root and time bucket, the thick upper row is coloured by the views born in the "
@@ -416,6 +422,11 @@ def _time_figures(
     return Drawn(timeline, concurrency, geometry, notes, zoom, zoom_state, data)
 
 
+def _utf8_size(parts: list[str]) -> int:
+    """The bytes of ``parts`` in UTF-8, without an encoded copy of the large ASCII ones."""
+    return sum(len(p) if p.isascii() else len(p.encode("utf-8")) for p in parts)
+
+
 def render_page(
     analysis: Analysis,
     *,
@@ -431,11 +442,34 @@ def render_page(
     would pass ``PAGE_LIMIT_BYTES`` with every instance packed in it is made again without
     them (it says so).
     """
+    return "".join(
+        render_page_parts(
+            analysis,
+            replay=replay,
+            markers=markers,
+            title=title,
+            plotlyjs_src=plotlyjs_src,
+            findings=findings,
+        )
+    )
+
+
+def render_page_parts(
+    analysis: Analysis,
+    *,
+    replay: Analysis | None = None,
+    markers: pl.DataFrame | None = None,
+    title: str | None = None,
+    plotlyjs_src: str | None = None,
+    findings: Findings | None = None,
+) -> list[str]:
+    """``render_page`` as the parts that make the page, in order (to write them one by one)."""
     args = (analysis, replay, markers, title, plotlyjs_src, findings)
-    page = _render(*args, carry_instances=True)
-    if len(page.encode("utf-8")) > PAGE_LIMIT_BYTES and 'id="qtrace-instances"' in page:
-        page = _render(*args, carry_instances=False)
-    return page
+    parts = _render(*args, carry_instances=True)
+    carried = any('id="qtrace-instances"' in p for p in parts)
+    if carried and _utf8_size(parts) > PAGE_LIMIT_BYTES:
+        parts = _render(*args, carry_instances=False)
+    return parts
 
 
 def _render(
@@ -447,7 +481,7 @@ def _render(
     findings: Findings | None,
     *,
     carry_instances: bool,
-) -> str:
+) -> list[str]:
     axis = time_axis(analysis)
     report = to_json(analysis, findings)
     lane_table = lanes(analysis)
@@ -461,6 +495,7 @@ def _render(
         maintain_order="left",
     )
     placed = views.with_columns(lane_of.get_column("lane"), lane_of.get_column("root_label"))
+    del lane_of  # its run and root, a million rows each: not held while the page is drawn
     own = figures.own_lanes(placed)
     drawn = _time_figures(
         analysis, replay, markers, lane_table, placed, axis, own, carry_instances=carry_instances
@@ -516,18 +551,21 @@ def _render(
     )
     # The packed instances (base64: nothing in it can end the element).
     instances = (
-        f'\n<script type="application/octet-stream" id="qtrace-instances">{drawn.packed_data}'
-        "</script>"
+        [
+            '\n<script type="application/octet-stream" id="qtrace-instances">',
+            drawn.packed_data,
+            "</script>",
+        ]
         if drawn.packed_data is not None
-        else ""
+        else []
     )
     # The roots table reads each root's first view: only those, not a million rows.
     first_seqs = analysis.roots.get_column("first_seq").implode()
     first_views = views.filter(pl.col("new_seq").is_in(first_seqs))
     plotly_tag = (
-        f'<script src="{escape_html(plotlyjs_src)}"></script>'
+        [f'<script src="{escape_html(plotlyjs_src)}"></script>']
         if plotlyjs_src is not None
-        else f"<script>{plotly_js()}</script>"
+        else ["<script>", plotly_js(), "</script>"]
     )
     body = f"""<header>
 <h1>{escape_html(page_title)}</h1>
@@ -558,6 +596,11 @@ Zoom here or below: both follow.</p>{notes}{zoom_state}
 {tables.roots_table(analysis.roots, first_views, lane_table)}</section>
 <footer>Made by qtrace. Offline page: plotly.js is {"beside it" if plotlyjs_src else "inside"}.
 </footer>"""
-    body += f'\n<script type="application/json" id="qtrace-data">{script_json(data)}</script>'
-    body += instances
-    return document(page_title, body, head=plotly_tag, scripts=(ZOOM_SCRIPT + SCRIPT,))
+    # Parts, never joined here: the packed instances alone are 13 MB of base64.
+    data_tag = f'\n<script type="application/json" id="qtrace-data">{script_json(data)}</script>'
+    return document_parts(
+        page_title,
+        [body, data_tag, *instances],
+        head=plotly_tag,
+        scripts=(ZOOM_SCRIPT + SCRIPT,),
+    )

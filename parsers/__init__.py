@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from qtrace.parsers import ctf, journald, log_text, simple, testlog
+from qtrace.parsers import ctf
 from qtrace.parsers.json_lines import sniff_container
 from qtrace.parsers.source import (
     OpenedInput,
@@ -26,12 +26,42 @@ from qtrace.errors import UsageError
 from qtrace.events import EventSelection, ParsedInput
 
 Reader = Callable[[OpenedInput, EventSelection, Path | None], ParsedInput]
+
+
+# Each reader's module is imported when an input of its format is read: a log never loads
+# the simple reader (and numpy) nor the JSON readers.
+def _read_log(opened: OpenedInput, selection: EventSelection, _: Path | None) -> ParsedInput:
+    from qtrace.parsers import log_text
+
+    return log_text.parse(opened, selection)
+
+
+def _read_simple(
+    opened: OpenedInput, selection: EventSelection, trace_events: Path | None
+) -> ParsedInput:
+    from qtrace.parsers import simple
+
+    return simple.parse(opened, selection, trace_events)
+
+
+def _read_journald(opened: OpenedInput, selection: EventSelection, _: Path | None) -> ParsedInput:
+    from qtrace.parsers import journald
+
+    return journald.parse(opened, selection)
+
+
+def _read_testlog(opened: OpenedInput, selection: EventSelection, _: Path | None) -> ParsedInput:
+    from qtrace.parsers import testlog
+
+    return testlog.parse(opened, selection)
+
+
 # Every input format and its reader (only the simple backend needs trace-events-all).
 READERS: dict[str, Reader] = {
-    "log": lambda opened, selection, _: log_text.parse(opened, selection),
-    "simple": simple.parse,
-    "journald": lambda opened, selection, _: journald.parse(opened, selection),
-    "testlog": lambda opened, selection, _: testlog.parse(opened, selection),
+    "log": _read_log,
+    "simple": _read_simple,
+    "journald": _read_journald,
+    "testlog": _read_testlog,
 }
 INPUT_FORMATS = tuple(READERS)
 

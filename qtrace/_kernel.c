@@ -14,6 +14,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "arrow_c.h"
 
@@ -120,6 +126,7 @@ typedef struct {
 
 typedef struct {
     int destroy_traced, release_at_rcu, full;
+    int tables_only; /* with full: no spans nor durations (a pass for the two tables only) */
     int32_t null_stream;
     int64_t global_losses;
     Stream *streams;
@@ -153,12 +160,27 @@ static int entry_live(const K *k, const Entry *e) {
     return e->stream != NONE && k->streams[e->stream].run == e->run;
 }
 
+/* A table of slots. A large one is hashed into at random, one slot per event: on 2 MiB
+ * pages (where the kernel offers them) its lookups miss the TLB far less often. */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static Entry *slots_alloc(int64_t cap) {
+    size_t bytes = (size_t)cap * sizeof(Entry);
+    if (bytes < HUGE_PAGE) return malloc(bytes);
+    bytes = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    Entry *slots = aligned_alloc(HUGE_PAGE, bytes);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (slots) madvise(slots, bytes, MADV_HUGEPAGE);
+#endif
+    return slots;
+}
+
 static int map_grow(K *k, Map *m) {
     int64_t live = 0;
     for (int64_t i = 0; i < m->cap; i++) live += entry_live(k, &m->slots[i]);
     int64_t cap = 1024;
     while (cap < live * 4) cap *= 2;
-    Entry *slots = malloc((size_t)cap * sizeof *slots);
+    Entry *slots = slots_alloc(cap);
     if (!slots) return -1;
     for (int64_t i = 0; i < cap; i++) slots[i].stream = NONE;
     for (int64_t i = 0; i < m->cap; i++) {
@@ -210,6 +232,17 @@ static inline void prefetch_slot(const Map *m, uint64_t key, int32_t stream) {
     if (m->cap) __builtin_prefetch(&m->slots[mix(key, stream) & (uint64_t)(m->cap - 1)]);
 }
 
+/* The open instance a row a little ahead will touch, when its entry is the first probed
+ * (its slot was prefetched further ahead, so reading it rarely waits). */
+static inline void prefetch_instance(const K *k, uint64_t key, int32_t stream);
+
+static inline void prefetch_instance(const K *k, uint64_t key, int32_t stream) {
+    const Map *m = &k->views;
+    if (!m->cap) return;
+    const Entry *e = &m->slots[mix(key, stream) & (uint64_t)(m->cap - 1)];
+    if (e->key == key && e->stream == stream && e->b != NONE) __builtin_prefetch(&k->pool[e->b]);
+}
+
 static int32_t inst_alloc(K *k) {
     if (k->free_slot == NONE) {
         int32_t cap = k->pool_cap ? k->pool_cap * 2 : 4096;
@@ -250,6 +283,7 @@ static int emit_anomaly(K *k, int32_t run, int kind, int64_t row, int code, uint
 
 static int emit_span(K *k, int32_t rid, int kind, int64_t start_row, int64_t start_pos,
                      int64_t end_row, int64_t end_pos, int64_t peak) {
+    if (k->tables_only) return 0;
     PUSH(k->s_rid, int32_t, rid);
     PUSH(k->s_kind, int8_t, kind);
     PUSH(k->s_start_row, int64_t, start_row);
@@ -343,7 +377,7 @@ static void unpin(K *k, Changes *c, Inst *in) {
 }
 
 static int duration(K *k, Col *col, int64_t from, int64_t to) {
-    if (from == NULL_TS || to == NULL_TS) return 0;
+    if (k->tables_only || from == NULL_TS || to == NULL_TS) return 0;
     if (to < from) { /* a clock that stepped back: never a negative duration */
         k->negative++;
         return 0;
@@ -690,6 +724,41 @@ static inline int reader_valid(const Reader *r) {
 
 #define VALUE(r, type) (((const type *)(r).values)[(r).offset + (r).i])
 
+/* A whole column of 8-byte values (no nulls) in one malloc'd array: *n values; -1 on error. */
+static int read_column(PyObject *capsule, const char *format, void **out, int64_t *n) {
+    Reader r;
+    char *data = NULL;
+    int64_t len = 0, cap = 0;
+    *out = NULL;
+    *n = 0;
+    if (reader_open(&r, capsule, format)) return -1;
+    for (;;) {
+        int got = reader_next(&r);
+        if (got < 0) goto fail;
+        if (!got) break;
+        if (len + r.n > cap) {
+            cap = (len + r.n) * 2;
+            char *p = realloc(data, (size_t)cap * 8);
+            if (!p) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            data = p;
+        }
+        memcpy(data + len * 8, r.values + r.offset * 8, (size_t)r.n * 8);
+        len += r.n;
+        r.i = r.n;
+    }
+    reader_close(&r);
+    *out = data;
+    *n = len;
+    return 0;
+fail:
+    reader_close(&r);
+    free(data);
+    return -1;
+}
+
 /* ------------------------------------------------------------------ walk() */
 
 static void k_free(K *k) {
@@ -820,20 +889,21 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     (void)self;
     static char *kwlist[] = {"code",      "view",           "root",           "ts",
                              "stream",    "finalize_rows",  "finalize_mr",    "n_streams",
-                             "null_stream", "destroy_traced", "release_at_rcu", "full", NULL};
-    PyObject *c_code, *c_view, *c_root, *c_ts, *c_stream;
-    Py_buffer fin_rows, fin_mr;
-    int n_streams, null_stream, destroy_traced, release_at_rcu, full;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOy*y*iippp:walk", kwlist, &c_code,
-                                     &c_view, &c_root, &c_ts, &c_stream, &fin_rows, &fin_mr,
+                             "null_stream", "destroy_traced", "release_at_rcu", "full",
+                             "tables_only", NULL};
+    PyObject *c_code, *c_view, *c_root, *c_ts, *c_stream, *c_fin_rows, *c_fin_mr;
+    int n_streams, null_stream, destroy_traced, release_at_rcu, full, tables_only = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOiippp|p:walk", kwlist, &c_code,
+                                     &c_view, &c_root, &c_ts, &c_stream, &c_fin_rows, &c_fin_mr,
                                      &n_streams, &null_stream, &destroy_traced, &release_at_rcu,
-                                     &full))
+                                     &full, &tables_only))
         return NULL;
     K k;
     memset(&k, 0, sizeof k);
     k.destroy_traced = destroy_traced;
     k.release_at_rcu = release_at_rcu;
     k.full = full;
+    k.tables_only = full && tables_only;
     k.null_stream = null_stream;
     k.free_slot = NONE;
     Col *fmt_i[] = {&k.i_run, &k.i_gen, &k.a_run, &k.a_gen, &k.s_rid, &k.st_rid};
@@ -851,12 +921,14 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     Reader rd[5];
     memset(rd, 0, sizeof rd);
     int has_stream = c_stream != Py_None;
-    const int64_t *frows = fin_rows.buf;
-    const uint64_t *fmr = fin_mr.buf;
-    int64_t n_fin = fin_rows.len / 8, f = 0;
+    int64_t *frows = NULL, n_fin = 0, n_fin_mr = 0, f = 0;
+    uint64_t *fmr = NULL;
+    if (read_column(c_fin_rows, "l", (void **)&frows, &n_fin) ||
+        read_column(c_fin_mr, "L", (void **)&fmr, &n_fin_mr))
+        goto done;
     k.n_streams = n_streams > 0 ? n_streams : 1;
     k.streams = calloc((size_t)k.n_streams, sizeof *k.streams);
-    if (!k.streams || fin_mr.len != fin_rows.len) {
+    if (!k.streams || n_fin_mr != n_fin) {
         if (k.streams) PyErr_SetString(PyExc_ValueError, "walk: finalize arrays differ");
         else PyErr_NoMemory();
         goto done;
@@ -893,6 +965,11 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
                                 : 0;
             prefetch_slot(&k.views, ((const uint64_t *)rd[1].values)[j1], ahead);
             prefetch_slot(&k.rootmap, ((const uint64_t *)rd[2].values)[j2], ahead);
+            int64_t j3 = rd[1].offset + rd[1].i + PREFETCH_AHEAD / 2;
+            int32_t near = has_stream ? ((const int32_t *)rd[4].values)[rd[4].offset + rd[4].i +
+                                                                       PREFETCH_AHEAD / 2]
+                                      : 0;
+            prefetch_instance(&k, ((const uint64_t *)rd[1].values)[j3], near);
         }
         if (reader_valid(&rd[0])) {
             int code = VALUE(rd[0], int8_t);
@@ -929,8 +1006,8 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     out = results(&k);
 done:
     for (int i = 0; i < 5; i++) reader_close(&rd[i]);
-    PyBuffer_Release(&fin_rows);
-    PyBuffer_Release(&fin_mr);
+    free(frows);
+    free(fmr);
     k_free(&k);
     return out;
 }
@@ -938,8 +1015,8 @@ done:
 static PyMethodDef methods[] = {
     {"walk", (PyCFunction)(void (*)(void))walk, METH_VARARGS | METH_KEYWORDS,
      "walk(code, view, root, ts, stream, finalize_rows, finalize_mr, n_streams, null_stream, "
-     "destroy_traced, release_at_rcu, full) -> dict: the lifetime model's pass over the rows "
-     "(see qtrace/kernel.py)."},
+     "destroy_traced, release_at_rcu, full, tables_only=False) -> dict: the lifetime model's "
+     "pass over the rows (see qtrace/kernel.py)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -948,4 +1025,13 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__kernel(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernel(void) {
+#ifdef __GLIBC__
+    /* The columns handed to polars are large malloc'd blocks that live for a while. glibc
+     * raises its mmap threshold as such blocks are freed, and then serves the next ones
+     * from its heap, whose freed memory it keeps: hundreds of MiB of a finished pass stayed
+     * in the process. A fixed threshold keeps large blocks mapped, returned when freed. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
+    return PyModule_Create(&module);
+}

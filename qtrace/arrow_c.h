@@ -105,6 +105,56 @@ static PyObject *arrow_export_nullable(const char *format, int64_t n, void **val
     return Py_BuildValue("(NN)", sc, ac);
 }
 
+/* A (schema, array) capsule pair of n large UTF-8 strings ("U": int64 offsets). Takes the
+ * malloc'd buffers *offsets (n + 1 values), *data and *validity (NULL: no nulls). */
+static PyObject *arrow_export_strings(int64_t n, int64_t **offsets, char **data,
+                                      uint8_t **validity, int64_t null_count) {
+    ArrowSchema *s = calloc(1, sizeof *s);
+    ArrowArray *a = calloc(1, sizeof *a);
+    const void **buffers = calloc(3, sizeof *buffers);
+    if (!s || !a || !buffers) {
+        free(s);
+        free(a);
+        free(buffers);
+        free(*offsets);
+        free(*data);
+        free(*validity);
+        *offsets = NULL;
+        *data = NULL;
+        *validity = NULL;
+        return PyErr_NoMemory();
+    }
+    s->format = "U";
+    s->name = "";
+    s->release = arrow_schema_release;
+    buffers[0] = *validity;
+    buffers[1] = *offsets;
+    buffers[2] = *data;
+    *validity = NULL;
+    *offsets = NULL;
+    *data = NULL;
+    a->length = n;
+    a->null_count = buffers[0] ? null_count : 0;
+    a->n_buffers = 3;
+    a->buffers = buffers;
+    a->release = arrow_array_release;
+    PyObject *sc = PyCapsule_New(s, "arrow_schema", arrow_schema_capsule_free);
+    if (!sc) {
+        free(s);
+        arrow_array_release(a);
+        free(a);
+        return NULL;
+    }
+    PyObject *ac = PyCapsule_New(a, "arrow_array", arrow_array_capsule_free);
+    if (!ac) {
+        Py_DECREF(sc);
+        arrow_array_release(a);
+        free(a);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", sc, ac);
+}
+
 /* arrow_export_nullable without nulls. */
 static PyObject *arrow_export(const char *format, int64_t n, void **values) {
     void *validity = NULL;

@@ -16,25 +16,27 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
-from rich.console import Console
 
 from qtrace import __version__
 from qtrace.batch.cli import batch_command, diff_command
 from qtrace.errors import EXIT_INPUT, EXIT_INTERNAL, QtraceError, UsageError
-from qtrace.events import MODEL_EVENTS, EventSelection, Trace
-from qtrace.export import write_events
-from qtrace.findings import FailPolicy, Findings
-from qtrace.ingest import read_trace
 from qtrace.messages import fail, say
-from qtrace.model import Analysis, analyze
-from qtrace.names import Names
 from qtrace.names_cli import NamesOpt, load_names, names_command
 from qtrace.paths import display
 from qtrace.record_cli import record_command
-from qtrace.report import render_json, render_markdown, render_text
+
+# The library (polars and what reads and analyses traces) loads when a command runs, inside
+# it: ``qtrace --help``, ``--version`` and a mistyped option answer without it.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from qtrace.events import EventSelection, Trace
+    from qtrace.findings import Findings
+    from qtrace.model import Analysis
+    from qtrace.names import Names
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 clean; 1 findings that pass --fail-on; 2 usage error; "
@@ -129,6 +131,8 @@ def load(
     trace_events: Path | None,
 ) -> Trace:
     """Read the inputs of one command, printing reading warnings."""
+    from qtrace.ingest import read_trace
+
     trace = read_trace(
         traces,
         events=events,
@@ -183,6 +187,8 @@ def events(
 
     A FlatView event's arguments are its view and root, so its args column is empty.
     """
+    from qtrace.export import write_events
+
     if all_events and pattern is not None:
         raise UsageError("--all and --events exclude each other")
     selection = "*" if all_events else pattern
@@ -251,6 +257,8 @@ def _analyze(
     end: str | None,
     names: Names | None = None,
 ) -> Analysis:
+    from qtrace.model import analyze
+
     begin_value, begin_unit = _window_bound(begin, "--begin")
     end_value, end_unit = _window_bound(end, "--end")
     units = {u for u in (begin_unit, end_unit) if u is not None}
@@ -280,6 +288,7 @@ def _write_dashboard(
     names: Names | None = None,
 ) -> None:
     from qtrace.dashboards import marker_events, write_dashboard
+    from qtrace.model import analyze
 
     write_dashboard(
         analysis,
@@ -364,6 +373,9 @@ def analyze_command(
     Exit codes: 0 clean; 1 findings that pass --fail-on; 2 usage error; 3 unreadable input or
     no FlatView event read.
     """
+    from qtrace.events import MODEL_EVENTS
+    from qtrace.findings import FailPolicy, Findings
+
     policy = FailPolicy.parse(fail_on)
     names = load_names(names_files)
     events_pattern = ",".join(MODEL_EVENTS) + ("," + DEFAULT_MARKERS if html or perfetto else "")
@@ -389,11 +401,15 @@ def analyze_command(
     raise typer.Exit(found.exit_code)
 
 
-class _StdoutConsole(Console):
+def _stdout_console() -> Console:
     """A console whose closed pipe is a BrokenPipeError (rich itself would exit with 1)."""
+    from rich.console import Console
 
-    def on_broken_pipe(self) -> None:
-        raise BrokenPipeError
+    class StdoutConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return StdoutConsole(highlight=False)
 
 
 def _print_report(
@@ -404,9 +420,13 @@ def _print_report(
     A reader that closes the pipe early (``| head``) ends the printing, not the verdict: the
     exit code stays the one the findings give.
     """
+    from rich.console import Console
+
+    from qtrace.report import render_json, render_markdown, render_text
+
     try:
         if fmt is ReportFormat.text and output is None:
-            render_text(analysis, _StdoutConsole(highlight=False), found)
+            render_text(analysis, _stdout_console(), found)
             return
         if fmt is ReportFormat.json:
             text = render_json(analysis, found)
@@ -458,6 +478,9 @@ def dashboard_command(
     The exit code is the verdict's, as for analyze: 0 clean; 1 findings that pass
     --fail-on; 3 unreadable input or no FlatView event read.
     """
+    from qtrace.events import MODEL_EVENTS
+    from qtrace.findings import FailPolicy, Findings
+
     policy = FailPolicy.parse(fail_on)
     names = load_names(names_files)
     pattern = ",".join(MODEL_EVENTS) + ("," + markers if markers else "")

@@ -8,12 +8,50 @@ format a single number.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from typing import Any
 
 import polars as pl
 
-_HEX_DIGITS = list("0123456789abcdef")
+try:
+    from qtrace import _format
+except ImportError:  # built without a compiler
+    _format = None  # type: ignore[assignment]
+
+NO_FORMAT_EXTENSION = "QTRACE_NO_FORMAT_EXTENSION"  # "1": the polars expressions (tests)
+
+
+class _Arrow:
+    """One column from the extension (Arrow C Data Interface capsules), for ``pl.Series``."""
+
+    def __init__(self, capsules: tuple[object, object]) -> None:
+        self._capsules = capsules
+
+    def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]:
+        return self._capsules
+
+
+def _hex_pointers_c(values: pl.Series) -> pl.Series:
+    found = _format.hex_pointers(values.cast(pl.UInt64).__arrow_c_stream__())
+    return pl.Series(values.name, _Arrow(found)).cast(pl.String)
+
+
+@functools.cache
+def _hex_chunks() -> pl.Series:
+    """Every 16-bit value as four hex digits: a pointer's text is four of them, gathered."""
+    return pl.Series([f"{i:04x}" for i in range(1 << 16)], dtype=pl.String)
+
+
+def _hex_pointers_polars(col: pl.Expr) -> pl.Expr:
+    # polars has no hex formatter for integers: the digits of each 16 bits from a table, then
+    # the leading zero digits cut (all but one for nil). A null stays null all the way.
+    digits = pl.concat_str(
+        [pl.lit(_hex_chunks()).gather((col // (1 << (16 * (3 - i)))) % (1 << 16)) for i in range(4)]
+    )
+    leading_zero_digits = pl.min_horizontal(col.bitwise_leading_zeros() // 4, 15)
+    return pl.lit("0x") + digits.str.slice(leading_zero_digits)
 
 
 def hex_pointer(column: str | pl.Expr) -> pl.Expr:
@@ -27,18 +65,11 @@ def hex_pointer(column: str | pl.Expr) -> pl.Expr:
     '0x0'
     """
     col = pl.col(column) if isinstance(column, str) else column
-    # polars has no hex formatter for integers: the digits from nibbles, zeros stripped.
-    digits = pl.concat_str(
-        [
-            ((col // (1 << (4 * (15 - i)))) % 16).replace_strict(
-                list(range(16)), _HEX_DIGITS, return_dtype=pl.String
-            )
-            for i in range(16)
-        ]
-    )
-    stripped = digits.str.strip_chars_start("0")
-    hexed = pl.lit("0x") + pl.when(stripped == "").then(pl.lit("0")).otherwise(stripped)
-    out = pl.when(col.is_null()).then(None).otherwise(hexed)
+    if _format is not None and os.environ.get(NO_FORMAT_EXTENSION, "") != "1":
+        # Millions of pointers (``qtrace events -f csv``): the extension writes them directly.
+        out = col.map_batches(_hex_pointers_c, return_dtype=pl.String, is_elementwise=True)
+    else:
+        out = _hex_pointers_polars(col.cast(pl.UInt64))
     return out.alias(column) if isinstance(column, str) else out
 
 

@@ -58,8 +58,17 @@ def pin_end(*, destroy_traced: bool, root_release: str) -> tuple[str, ...]:
     return LIVE_END if root_release == "destroy_rcu" else life_end(destroy_traced=destroy_traced)
 
 
-def _pick(prefixes: tuple[str, ...]) -> tuple[pl.Expr, pl.Expr]:
-    """The first of these events that happened: its seq and its timestamp together."""
+def _pick(prefixes: tuple[str, ...], happened: set[str]) -> tuple[pl.Expr, pl.Expr]:
+    """The first of these events that happened: its seq and its timestamp together.
+
+    ``happened``: the prefixes of events some instance has; the others are left out, and
+    where one is left, its columns are shared rather than copied (a million rows).
+    """
+    prefixes = tuple(p for p in prefixes if p in happened)
+    if not prefixes:
+        return pl.lit(None, pl.Int64), pl.lit(None, pl.Int64)
+    if len(prefixes) == 1:
+        return pl.col(f"{prefixes[0]}_seq"), pl.col(f"{prefixes[0]}_ts_ns")
     seq = pl.coalesce([pl.col(f"{p}_seq") for p in prefixes])
     # Built from the last event outwards so each level is a plain when/then/otherwise.
     ts: pl.Expr = pl.lit(None, pl.Int64)
@@ -71,6 +80,18 @@ def _pick(prefixes: tuple[str, ...]) -> tuple[pl.Expr, pl.Expr]:
 def non_negative(duration: pl.Expr) -> pl.Expr:
     """A duration, null where the clock stepped back (a negative one is never reported)."""
     return pl.when(duration >= 0).then(duration)
+
+
+def _shared_texts(values: pl.Series) -> pl.Series:
+    """A categorical column as strings, each row pointing at one copy of its distinct text.
+
+    (Casting a million rows of a file name copied the name into every row.)
+    """
+    distinct = values.unique().drop_nulls()
+    position = values.to_physical().replace_strict(
+        distinct.to_physical(), pl.int_range(distinct.len(), eager=True), default=None
+    )
+    return distinct.cast(pl.String).gather(position).alias(values.name)
 
 
 def views_table(
@@ -90,9 +111,12 @@ def views_table(
     frame = found.with_columns(
         status_name=statuses.gather(found["status"].cast(pl.UInt32)), **stamps
     )
-    life_end_seq, life_end_ts = _pick(life_end(destroy_traced=destroy_traced))
-    live_end_seq, live_end_ts = _pick(LIVE_END)
-    end_seq, end_ts = _pick(pin_end(destroy_traced=destroy_traced, root_release=root_release))
+    happened = {p for p in ("rcu", "destroy", "lost") if found[f"{p}_row"].max() != -1}
+    life_end_seq, life_end_ts = _pick(life_end(destroy_traced=destroy_traced), happened)
+    live_end_seq, live_end_ts = _pick(LIVE_END, happened)
+    end_seq, end_ts = _pick(
+        pin_end(destroy_traced=destroy_traced, root_release=root_release), happened
+    )
     views = frame.select(
         "id",
         pl.col("run").cast(pl.Int64),
@@ -117,12 +141,14 @@ def views_table(
         life_end_seq.alias("life_end_seq"),
         life_end_ts.alias("life_end_ts_ns"),
     )
-    # Creation order is new_seq order; runs of several processes interleave in it.
-    return (
-        attach_origin(views.sort(["run", "id"]), events)
-        .drop("id")
-        .select([pl.col(c).cast(t) for c, t in VIEW_SCHEMA.items()])
-    )
+    # Creation order is new_seq order; runs of several processes interleave in it. A trace
+    # of one process is in (run, id) order already: its million rows are not copied.
+    key = views["run"].cast(pl.UInt64) * (1 << 40) + views["id"].cast(pl.UInt64)
+    in_order = views if key.is_sorted() else views[key.arg_sort()]
+    placed = attach_origin(in_order, events)
+    if placed.schema["source"] == pl.Categorical:
+        placed = placed.with_columns(_shared_texts(placed["source"]))
+    return placed.drop("id").select([pl.col(c).cast(t) for c, t in VIEW_SCHEMA.items()])
 
 
 __all__ = [

@@ -102,8 +102,12 @@ def _frame(name: str, columns: dict[str, Any], from_c: bool) -> pl.DataFrame:
     return frame
 
 
-def walk(rows: ModelRows, *, release_at_rcu: bool, full: bool) -> Walked:
-    """One pass of the model over ``rows`` (see ``Walked``)."""
+def walk(rows: ModelRows, *, release_at_rcu: bool, full: bool, tables_only: bool = False) -> Walked:
+    """One pass of the model over ``rows`` (see ``Walked``).
+
+    ``tables_only`` (with ``full``): a pass for the instances and steps only, without spans
+    and durations (as large again for a storm of short views).
+    """
     code, view, root, ts, stream = rows.code, rows.view, rows.root, rows.ts, rows.stream
     from_c = available()
     if from_c:
@@ -113,13 +117,14 @@ def walk(rows: ModelRows, *, release_at_rcu: bool, full: bool) -> Walked:
             root.__arrow_c_stream__(),
             ts.__arrow_c_stream__(),
             None if stream is None else stream.__arrow_c_stream__(),
-            rows.finalize_rows.cast(pl.Int64).to_numpy().tobytes(),
-            rows.finalize_mr.cast(pl.UInt64).to_numpy().tobytes(),
+            rows.finalize_rows.cast(pl.Int64).__arrow_c_stream__(),
+            rows.finalize_mr.cast(pl.UInt64).__arrow_c_stream__(),
             n_streams=rows.n_streams,
             null_stream=rows.null_stream,
             destroy_traced=rows.destroy_traced,
             release_at_rcu=release_at_rcu,
             full=full,
+            tables_only=tables_only,
         )
     else:
         found = walker.walk(
@@ -135,6 +140,7 @@ def walk(rows: ModelRows, *, release_at_rcu: bool, full: bool) -> Walked:
             destroy_traced=rows.destroy_traced,
             release_at_rcu=release_at_rcu,
             full=full,
+            tables_only=tables_only,
         )
     durations = {
         name: pl.Series(_Arrow(values)).alias(name)

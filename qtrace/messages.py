@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+import functools
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from rich.console import Console
 
 from qtrace.errors import QtraceError
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@functools.cache
+def _stderr() -> Console:
+    from rich.console import Console  # made on the first message: most commands print none
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def say(text: str) -> None:
     """One line on stderr (printed as is: trace text may hold rich markup characters)."""
-    stderr.print(f"qtrace: {text}", markup=False)
+    _stderr().print(f"qtrace: {text}", markup=False)
 
 
 def fail(error: QtraceError) -> NoReturn:

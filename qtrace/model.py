@@ -24,11 +24,8 @@ from qtrace.pins import (
     CONCURRENCY_SCHEMA,
     clip_steps,
     concurrency,
-    negative_spans,
-    overlaps,
-    root_intervals,
     roots_table,
-    spans,
+    span_tables,
     window_roots,
 )
 from qtrace.runs import (
@@ -124,10 +121,7 @@ class Analysis:
 
     def _views_and_steps(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         if self._tables is None:
-            walked = kernel.walk(
-                self._rows, release_at_rcu=self.root_release == "destroy_rcu", full=True
-            )
-            self._tables = _full_tables(walked, self._rows, self.root_release)
+            self._tables = _walk_tables(self._rows, self.root_release)
         return self._tables
 
     @cached_property
@@ -216,6 +210,27 @@ def _full_tables(
         walked.instances, rows.table, destroy_traced=rows.destroy_traced, root_release=root_release
     )
     return views, concurrency(walked.steps, walked.roots, rows.table)
+
+
+def _walk_tables(rows: ModelRows, root_release: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The views and concurrency tables, from a ``full`` walk of their own.
+
+    The pass records no spans nor durations (as large again for a storm of short views), and
+    each table's kernel rows are let go as soon as they are read, so a million-instance trace
+    never holds them all at once.
+    """
+    walked = kernel.walk(
+        rows, release_at_rcu=root_release == "destroy_rcu", full=True, tables_only=True
+    )
+    instances, steps, roots = walked.instances, walked.steps, walked.roots
+    del walked
+    assert steps is not None
+    levels = concurrency(steps, roots, rows.table)
+    del steps
+    views = views_table(
+        instances, rows.table, destroy_traced=rows.destroy_traced, root_release=root_release
+    )
+    return views, levels
 
 
 def _window(
@@ -313,9 +328,9 @@ def analyze(
     walked = kernel.walk(
         rows, release_at_rcu=root_release == "destroy_rcu", full=window is not None
     )
-    stamped = spans(walked.spans, walked.roots, walked.runs, table)
-    intervals = root_intervals(stamped)
-    found_overlaps = overlaps(stamped)
+    intervals, found_overlaps, negative_spans = span_tables(
+        walked.spans, walked.roots, walked.runs, table
+    )
     anomalies = anomalies_table(walked.anomalies, table)
     counts = dict(zip(FLATVIEW_EVENTS, walked.event_counts, strict=True))
     summary: _Summary | None = None
@@ -358,7 +373,7 @@ def analyze(
         event_counts=counts,
         dropped_events=trace.dropped_events if trace is not None else dropped_total(table),
         window=window,
-        negative_durations=walked.negative_durations + negative_spans(stamped),
+        negative_durations=walked.negative_durations + negative_spans,
         flatview_events_read=sum(walked.event_counts),
         unreadable_places=unreadable_places(table),
         start_ts_ns=start_ts,

@@ -9,12 +9,14 @@ the other commands share is here too.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from qtrace.messages import say
-from qtrace.names import Names, merge_names, read_names
+
+if TYPE_CHECKING:
+    from qtrace.names import Names
 
 NamesOpt = Annotated[
     list[Path] | None,
@@ -31,6 +33,8 @@ def load_names(paths: list[Path] | None) -> Names | None:
     """The merged names files of a command (None without any); a bad file ends the command."""
     if not paths:
         return None
+    from qtrace.names import merge_names, read_names  # polars: only when a file is given
+
     return merge_names(read_names(path) for path in paths)
 
 

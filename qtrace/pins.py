@@ -75,6 +75,54 @@ def _at(rows: pl.Series, events: pl.DataFrame, column: str) -> pl.Series:
     return events[column].gather(rows.set(rows < 0, None))
 
 
+def _root_rank(roots: pl.DataFrame) -> pl.Series:
+    """Each root record's place in (run, root) order, indexed by the kernel's ``rid``."""
+    by_root = roots.select(pl.arg_sort_by(["run", "root"])).to_series()
+    return by_root.arg_sort().cast(pl.UInt64)  # the inverse permutation
+
+
+def _sorted_by_root(rank: pl.Series, rid: pl.Series, then: pl.Series) -> pl.Series:
+    """The row order that sorts rows by (run, root) of their ``rid``, then by ``then``
+    (non-negative, below 2**40, unique within a root).
+
+    One packed UInt64 key: sorting a table of millions of rows by several columns, and
+    copying every column while it did, cost more than building the table.
+    """
+    key = rank.gather(rid) * (1 << 40) + then.cast(pl.UInt64)
+    return key.arg_sort()
+
+
+def _grouped_by_root(rank: pl.Series, rid: pl.Series) -> pl.Series:
+    """The row order that sorts rows by (run, root) of their ``rid`` and keeps their order
+    within a root: a grouping (rows keep their order in a group), not a sort of every row."""
+    groups = (
+        rank.gather(rid)
+        .alias("rank")
+        .to_frame()
+        .with_row_index("row")
+        .group_by("rank")
+        .agg("row")
+        .sort("rank")
+    )
+    return groups["row"].explode()
+
+
+def span_tables(
+    found: pl.DataFrame, roots: pl.DataFrame, runs: pl.DataFrame, events: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """The root intervals, the overlaps (``root_intervals``, ``overlaps``) and how many spans
+    the clock gave a negative duration (reported as null), from the kernel's spans."""
+    # (run, root, start_seq, kind): start rows are in seq order, and at most one span of a
+    # kind starts at one event of one root.
+    order = _sorted_by_root(_root_rank(roots), found["rid"], found["start_row"] * 8 + found["kind"])
+    kind = found["kind"].gather(order)
+    is_interval = kind < len(INTERVAL_KINDS)
+    intervals = spans(found[order.filter(is_interval)], roots, runs, events)
+    found_overlaps = spans(found[order.filter(~is_interval)], roots, runs, events)
+    negative = negative_spans(intervals) + negative_spans(found_overlaps)
+    return root_intervals(intervals), overlaps(found_overlaps), negative
+
+
 def spans(
     found: pl.DataFrame, roots: pl.DataFrame, runs: pl.DataFrame, events: pl.DataFrame
 ) -> pl.DataFrame:
@@ -114,35 +162,29 @@ def negative_spans(stamped: pl.DataFrame) -> int:
 
 
 def root_intervals(stamped: pl.DataFrame) -> pl.DataFrame:
-    """Lifetime intervals (``pinned``) and windows pinned only by pending views."""
+    """Lifetime intervals (``pinned``) and windows pinned only by pending views.
+
+    ``stamped``: the interval spans, in (run, root, start_seq, kind) order.
+    """
     kinds = pl.Series(INTERVAL_KINDS, dtype=pl.String)
-    found = stamped.filter(pl.col("kind") < len(INTERVAL_KINDS))
-    return (
-        found.with_columns(
-            kind=kinds.gather(found["kind"].cast(pl.UInt32)),
-            duration_ns=non_negative(pl.col("duration_ns")),
-        )
-        .select(INTERVAL_COLUMNS)
-        .sort(["run", "root", "start_seq", "kind"])
-    )
+    return stamped.with_columns(
+        kinds.gather(stamped["kind"].cast(pl.UInt32)).alias("kind"),
+        non_negative(pl.col("duration_ns")).alias("duration_ns"),
+    ).select(INTERVAL_COLUMNS)
 
 
 def overlaps(stamped: pl.DataFrame) -> pl.DataFrame:
     """Spans where two or more instances pin one root, by the phases of those instances.
 
     ``live+pending`` whenever both phases are present, else ``live+live`` or
-    ``pending+pending``; a change of class starts a new span.
+    ``pending+pending``; a change of class starts a new span. ``stamped``: the overlap
+    spans, in (run, root, start_seq) order.
     """
     phases = pl.Series(PHASES, dtype=pl.String)
-    found = stamped.filter(pl.col("kind") >= len(INTERVAL_KINDS))
-    return (
-        found.with_columns(
-            phases=phases.gather((found["kind"] - len(INTERVAL_KINDS)).cast(pl.UInt32)),
-            duration_ns=non_negative(pl.col("duration_ns")),
-        )
-        .select(OVERLAP_COLUMNS)
-        .sort(["run", "root", "start_seq"])
-    )
+    return stamped.with_columns(
+        phases.gather((stamped["kind"] - len(INTERVAL_KINDS)).cast(pl.UInt32)).alias("phases"),
+        non_negative(pl.col("duration_ns")).alias("duration_ns"),
+    ).select(OVERLAP_COLUMNS)
 
 
 def _per_root_spans(intervals: pl.DataFrame) -> pl.DataFrame:
@@ -191,20 +233,19 @@ def roots_table(roots: pl.DataFrame, intervals: pl.DataFrame, events: pl.DataFra
 
 def concurrency(steps: pl.DataFrame, roots: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """The public concurrency table (CONCURRENCY_SCHEMA) in (run, root, seq) order."""
-    rid, row = steps["rid"], steps["row"]
-    return (
-        pl.DataFrame(
-            {
-                "run": roots["run"].gather(rid).cast(pl.Int64),
-                "root": roots["root"].gather(rid),
-                "seq": events["seq"].gather(row),
-                "ts_ns": events["ts_ns"].gather(row),
-                "live": steps["live"],
-                "pending": steps["pending"],
-            }
-        )
-        .sort(ROOT, maintain_order=True)
-        .select([pl.col(c).cast(t) for c, t in CONCURRENCY_SCHEMA.items()])
+    # The kernel records a root's levels once per event that changes them, in event order.
+    order = _grouped_by_root(_root_rank(roots), steps["rid"])
+    rid, row = steps["rid"].gather(order), steps["row"].gather(order)
+    return pl.DataFrame(
+        {
+            "run": roots["run"].gather(rid).cast(pl.Int64),
+            "root": roots["root"].gather(rid),
+            "seq": events["seq"].gather(row),
+            "ts_ns": events["ts_ns"].gather(row),
+            "live": steps["live"].gather(order),
+            "pending": steps["pending"].gather(order),
+        },
+        schema=CONCURRENCY_SCHEMA,
     )
 
 

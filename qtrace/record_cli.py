@@ -15,7 +15,6 @@ import typer
 
 from qtrace.errors import QtraceError
 from qtrace.messages import say
-from qtrace.record import run_qemu, write_outputs, write_wrapper
 
 
 def _live_line(text: str) -> None:
@@ -82,6 +81,8 @@ def record_command(
     As a libqtest wrapper: QTEST_QEMU_BINARY="qtrace record -q --out DIR --
     /path/qemu-system-x86_64", or a script from --wrapper.
     """
+    from qtrace.record import run_qemu, write_outputs, write_wrapper  # the library, when it runs
+
     if wrapper is not None:
         options = ["--quiet", "--out", str(out.resolve())]
         options += ["--names", "--every", str(every)] if names else []

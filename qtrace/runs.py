@@ -76,20 +76,37 @@ def unreadable_places(events: pl.DataFrame) -> int:
     return int(events.select(_unreadable(pl.col("event")).sum()).item())
 
 
-def _code(event: pl.Expr) -> pl.Expr:
-    return (
-        pl.when(event.is_in(LOSS_EVENTS) | _unreadable(event))
-        .then(DROP)
-        .when(event == FLATVIEW_NEW)
-        .then(NEW)
-        .when(event == FLATVIEW_DESTROY_RCU)
-        .then(RCU)
-        .when(event == FLATVIEW_DESTROY)
-        .then(DESTROY)
-        .when(event == MR_FINALIZE)
-        .then(FINALIZE)
-        .cast(pl.Int8)
-    )
+# The code of each event name the model reads (other names: null).
+CODES = {
+    FLATVIEW_NEW: NEW,
+    FLATVIEW_DESTROY_RCU: RCU,
+    FLATVIEW_DESTROY: DESTROY,
+    **dict.fromkeys(LOSS_EVENTS, DROP),
+    MR_FINALIZE: FINALIZE,
+}
+
+
+def _codes(table: pl.DataFrame) -> pl.Series:
+    """Each row's code (null for events the model does not read).
+
+    A table holds a handful of event names: each name's code is looked up once and gathered
+    to the rows by the name's categorical code (a when/then chain over the rows cost as much
+    as the model's whole pass over them).
+    """
+    event = table["event"]
+    names = event.unique().drop_nulls()
+    by_name = names.cast(pl.String).replace_strict(CODES, default=None, return_dtype=pl.Int8)
+    physical = event.to_physical()
+    top = names.to_physical().max()
+    size = (top if isinstance(top, int) else -1) + 1
+    lookup = pl.Series([None] * size, dtype=pl.Int8).scatter(names.to_physical(), by_name)
+    code = lookup.gather(physical).alias("code")
+    if table["view"].null_count() or table["root"].null_count():
+        # A FlatView row without both pointers is a hole, as a dropped-events record.
+        pointers = table["view"].is_not_null() & table["root"].is_not_null()
+        whole = (code.gt(DESTROY) | pointers).fill_null(True)  # no FlatView row (null): kept
+        code = code.zip_with(whole, pl.repeat(DROP, len(code), dtype=pl.Int8, eager=True))
+    return code
 
 
 @dataclass(frozen=True)
@@ -132,7 +149,7 @@ def model_rows(events: pl.DataFrame) -> ModelRows:
     """What the model reads of an events table (``conform``'d)."""
     # Traces come in seq order; sorting a sorted frame would still copy every column.
     table = events if events["seq"].is_sorted() else events.sort("seq")
-    code = table.select(_code(pl.col("event"))).to_series()
+    code = _codes(table)
     pid = table["pid"]
     pids: list[int | None] = [None]
     if pid.null_count() == pid.len():

@@ -164,8 +164,11 @@ class Walker:
         destroy_traced: bool,
         release_at_rcu: bool,
         full: bool,
+        tables_only: bool = False,
     ) -> None:
         self.destroy_traced, self.release_at_rcu, self.full = destroy_traced, release_at_rcu, full
+        # With full: no spans nor durations (a pass for the views and concurrency tables).
+        self.tables_only = full and tables_only
         self.null_stream = null_stream
         self.global_losses = 0
         self.streams = [Stream() for _ in range(max(n_streams, 1))]
@@ -224,6 +227,8 @@ class Walker:
     def emit_span(
         self, rid: int, kind: int, start: tuple[int, int], end: tuple[int, int], peak: int
     ) -> None:
+        if self.tables_only:
+            return
         (start_row, start_pos), (end_row, end_pos) = start, end
         values = (rid, kind, start_row, end_row, start_pos, end_pos, peak)
         for name, value in zip(SPAN_COLUMNS, values, strict=True):
@@ -278,7 +283,7 @@ class Walker:
         inst.phase = PHASE_NONE
 
     def duration(self, out: list[int], start: int | None, end: int | None) -> None:
-        if start is None or end is None:
+        if self.tables_only or start is None or end is None:
             return
         if end < start:
             self.negative += 1
@@ -547,9 +552,10 @@ def walk(
     destroy_traced: bool,
     release_at_rcu: bool,
     full: bool,
+    tables_only: bool = False,
 ) -> dict[str, Any]:
     """The C kernel's ``walk`` in Python (same arguments as columns, same results)."""
-    w = Walker(n_streams, null_stream, destroy_traced, release_at_rcu, full)
+    w = Walker(n_streams, null_stream, destroy_traced, release_at_rcu, full, tables_only)
     finalized = dict(zip(finalize_rows, finalize_mr, strict=True))
     for start in range(0, code.len(), BATCH_ROWS):
         columns = [c.slice(start, BATCH_ROWS).to_list() for c in (code, view, root, ts)]

@@ -246,6 +246,20 @@ EDGE_FILES: dict[str, tuple[bytes, bool]] = {
     "invalid_utf8": (NEW + b"\nlibvirt: \xff\xfe\n" + RCU + b"\n", False),
     "nul_byte": (NEW + b"\n\x00\x01\n" + RCU + b"\n", False),
     "long_line": (NEW + b"\n" + b"x" * ((1 << 20) + 5) + b"\n" + RCU + b"\n", False),
+    # Longer than the scanner's read window (512 KiB), shorter than its limit: read on.
+    "line_longer_than_a_window": (NEW + b"\n" + b"x" * (700 << 10) + b"\n" + RCU + b"\n", True),
+    # Lines the one-sweep reading of the usual line leaves to the general one.
+    "seven_fraction_digits": (b"1@2.1234567:flatview_new 0x1 (root 0x2)\n", True),
+    "tid_beyond_int32": (b"2147483648@2.3:flatview_new 0x1 (root 0x2)\n", False),
+    "two_spaces_after_the_name": (b"1@2.3:flatview_new  0x1 (root 0x2)\n", False),
+    "space_at_the_end": (b"1@2.3:flatview_new 0x1 (root 0x2) \n", False),
+    "no_hex_digits": (b"1@2.3:flatview_new 0x (root 0x2)\n", False),
+    "longer_event_name": (NEW + b"\n1@2.3:flatview_destroy_rcux 0x1 (root 0x2)\n", True),
+    "cr_alone_inside": (NEW + b"\n1@2.3:flatview_new 0x1 (root 0x2)\rx\n", False),
+    "iso8601_crlf": (ISO_NEW + b"\r\n" + ISO_RCU + b"\r\n", True),
+    "iso8601_without_fraction_at_the_end": (ISO_RCU + b"\n" + ISO_RCU[:-1], False),
+    "iso8601_five_digit_year": (b"2" + ISO_NEW + b"\n", False),
+    "iso8601_no_space_after_the_stamp": (ISO_NEW.replace(b"Z ", b"Z") + b"\n", False),
     "other_flatview_event": (NEW + b"\n1@2.3:flatview_foo 0x1 (root 0x2)\n", True),
     "bare_prose_and_events": (
         b"char device redirected to /dev/pts/3\n" + BARE_NEW + b"\n" + BARE_DESTROY + b"\n",
@@ -431,3 +445,14 @@ def test_mutated_real_lines_read_the_same_both_ways(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         assert_same(write(Path(tmp), data))
         assert_same(write(Path(tmp), data), MODEL)
+
+
+def test_a_log_of_many_read_windows_reads_the_same_both_ways(tmp_path: Path) -> None:
+    # The scanner reads 512 KiB at a time: lines cut by a window's end are carried into the
+    # next. A real log of several runs, repeated past a dozen windows.
+    once = ROOT / "samples" / "multi-run.log"
+    path = write(tmp_path, once.read_bytes() * 50)  # 7 MB
+    result, one = assert_same(path, MODEL), assert_same(once, MODEL)
+    assert isinstance(result, ParsedInput) and isinstance(one, ParsedInput)
+    assert fast_answers(path, MODEL)
+    assert result.events.height == 50 * one.events.height

@@ -15,6 +15,7 @@ from model_traces import trace
 
 from qtrace import kernel
 from qtrace.ingest import read_trace
+from qtrace.kernel import Walked
 from qtrace.model import analyze
 from qtrace.runs import model_rows
 
@@ -28,13 +29,16 @@ REAL = [
 ]
 
 
-def both_ways(events: pl.DataFrame, *, release_at_rcu: bool, full: bool) -> None:
+def both_ways(
+    events: pl.DataFrame, *, release_at_rcu: bool, full: bool, tables_only: bool = False
+) -> Walked:
     """Walk ``events`` with the C kernel and with the Python walker: every column equal."""
     rows = model_rows(events)
+    options = {"release_at_rcu": release_at_rcu, "full": full, "tables_only": tables_only}
     with mock.patch.dict(os.environ, {kernel.NO_KERNEL: "0"}):
-        c = kernel.walk(rows, release_at_rcu=release_at_rcu, full=full)
+        c = kernel.walk(rows, **options)
     with mock.patch.dict(os.environ, {kernel.NO_KERNEL: "1"}):
-        py = kernel.walk(rows, release_at_rcu=release_at_rcu, full=full)
+        py = kernel.walk(rows, **options)
     for name in ("instances", "anomalies", "spans", "roots", "runs"):
         assert getattr(c, name).equals(getattr(py, name)), name
     assert (c.steps is None) == (py.steps is None) and (c.steps is None or c.steps.equals(py.steps))
@@ -49,6 +53,7 @@ def both_ways(events: pl.DataFrame, *, release_at_rcu: bool, full: bool) -> None
         "negative_durations",
     ):
         assert getattr(c, name) == getattr(py, name), name
+    return c
 
 
 def test_the_kernel_is_built_here() -> None:
@@ -60,8 +65,13 @@ def test_the_kernel_is_built_here() -> None:
 @pytest.mark.parametrize("release_at_rcu", [False, True])
 def test_c_and_python_walks_agree_on_real_traces(path: Path, release_at_rcu: bool) -> None:
     events = read_trace(str(path), events="*").events
-    for full in (False, True):
-        both_ways(events, release_at_rcu=release_at_rcu, full=full)
+    both_ways(events, release_at_rcu=release_at_rcu, full=False)
+    full = both_ways(events, release_at_rcu=release_at_rcu, full=True)
+    # The pass for the views and concurrency tables alone: the same instances and steps.
+    tables = both_ways(events, release_at_rcu=release_at_rcu, full=True, tables_only=True)
+    assert tables.instances.equals(full.instances) and tables.steps is not None
+    assert full.steps is not None and tables.steps.equals(full.steps)
+    assert tables.spans.height == 0 and tables.durations["live_ns"].len() == 0
 
 
 EVENT = st.tuples(

@@ -34,7 +34,7 @@ NAME_SEPARATOR = " / "
 def _at_seq(frame: pl.DataFrame, seq: str, named: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with the names of the pinned interval that holds each row's ``seq``."""
     if frame.height == 0 or named.height == 0:
-        return frame.with_columns([pl.lit(None, t).alias(c) for c, t in ROW_NAME_COLUMNS.items()])
+        return _no_names(frame, ROW_NAME_COLUMNS)
     spans = named.select(
         "run", "root", "start_seq", "end_seq", root_name="name", root_alias_of="alias_of"
     ).sort("start_seq")
@@ -61,7 +61,13 @@ def _joined(values: pl.Expr) -> pl.Expr:
     return pl.when(present.len() > 0).then(present.str.join(NAME_SEPARATOR))
 
 
+def _no_names(frame: pl.DataFrame, columns: dict[str, pl.DataType]) -> pl.DataFrame:
+    return frame.with_columns([pl.lit(None, t).alias(c) for c, t in columns.items()])
+
+
 def _named_roots(roots: pl.DataFrame, named: pl.DataFrame) -> pl.DataFrame:
+    if named.height == 0:
+        return _no_names(roots, NAME_COLUMNS)
     per_root = (
         named.sort("start_seq")
         .group_by("run", "root", maintain_order=True)
@@ -80,8 +86,8 @@ def _named_roots(roots: pl.DataFrame, named: pl.DataFrame) -> pl.DataFrame:
 def _named_intervals(intervals: pl.DataFrame, named: pl.DataFrame) -> pl.DataFrame:
     """Every interval with the names of the pinned interval that starts at or before it."""
     columns = list(NAME_COLUMNS)
-    if intervals.height == 0:
-        return intervals.with_columns([pl.lit(None, t).alias(c) for c, t in NAME_COLUMNS.items()])
+    if intervals.height == 0 or named.height == 0:
+        return _no_names(intervals, NAME_COLUMNS)
     located = (
         intervals.with_row_index("_row")
         .sort("start_seq")
@@ -115,8 +121,8 @@ def name_analysis(analysis: Analysis, events: pl.DataFrame, names: Names | None 
     claims = trace_names(events) + (names or Names())
     pinned = analysis.root_intervals.filter(pl.col("kind") == "pinned")
     named = pinned.select(*SPAN_KEY, "end_seq")
-    if claims.is_empty:  # the usual trace: no name anywhere, nothing to place
-        named = named.with_columns([pl.lit(None, t).alias(c) for c, t in NAME_COLUMNS.items()])
+    if claims.is_empty:  # the usual trace: no name anywhere, nothing to place or join
+        named = _no_names(named.clear(), NAME_COLUMNS)
     else:
         placed = place_claims(claims.claims, events, has_clock=analysis.has_clock)
         named = name_spans(named, placed)

@@ -1,0 +1,3 @@
+"""Hot formatting rules (qtrace/_format.c), behind ``qtrace.formatting``."""
+
+def hex_pointers(stream: object) -> tuple[object, object]: ...
