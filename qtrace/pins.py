@@ -187,12 +187,18 @@ def overlaps(stamped: pl.DataFrame) -> pl.DataFrame:
     ).select(OVERLAP_COLUMNS)
 
 
+def _known_sum(durations: pl.Expr) -> pl.Expr:
+    # A run without a clock has spans but no durations: its total is unknown (null), not 0 ns.
+    unknown = (durations.len() > 0) & (durations.count() == 0)
+    return pl.when(unknown).then(None).otherwise(durations.sum())
+
+
 def _per_root_spans(intervals: pl.DataFrame) -> pl.DataFrame:
     pinned, pending_only = pl.col("kind") == "pinned", pl.col("kind") == "pending_only"
     return intervals.group_by(ROOT).agg(
         intervals=pinned.sum().cast(pl.Int64),
-        pinned_ns=pl.col("duration_ns").filter(pinned).sum(),
-        pending_only_ns=pl.col("duration_ns").filter(pending_only).sum(),
+        pinned_ns=_known_sum(pl.col("duration_ns").filter(pinned)),
+        pending_only_ns=_known_sum(pl.col("duration_ns").filter(pending_only)),
         pending_only_windows=pending_only.sum().cast(pl.Int64),
     )
 

@@ -226,3 +226,12 @@ def test_a_clock_that_steps_back_is_said_and_no_duration_is_negative(tmp_path: P
     assert all(
         item["pinned_ns"] is None or item["pinned_ns"] >= 0 for item in document["roots"]["items"]
     )
+
+
+def test_a_log_without_a_clock_has_unknown_pinned_time_not_zero() -> None:
+    # QEMU's default log has no timestamps: a root's spans are counted, their length unknown.
+    bare = Path(__file__).parent.parent / "samples" / "q35-boot-bare.log"
+    analysis = analyze(read_trace(str(bare)))
+    items = to_json(analysis, Findings.of(analysis))["roots"]["items"]
+    assert items and all(item["intervals"] >= 1 for item in items)
+    assert all(item["pinned_ns"] is None for item in items)
