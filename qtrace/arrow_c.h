@@ -59,6 +59,25 @@ static void arrow_array_capsule_free(PyObject *cap) {
     }
 }
 
+/* The (schema, array) capsule pair that owns s and a (released with them on failure). */
+static PyObject *arrow_capsules(ArrowSchema *s, ArrowArray *a) {
+    PyObject *sc = PyCapsule_New(s, "arrow_schema", arrow_schema_capsule_free);
+    if (!sc) {
+        free(s);
+        arrow_array_release(a);
+        free(a);
+        return NULL;
+    }
+    PyObject *ac = PyCapsule_New(a, "arrow_array", arrow_array_capsule_free);
+    if (!ac) {
+        Py_DECREF(sc);
+        arrow_array_release(a);
+        free(a);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", sc, ac);
+}
+
 /* A (schema, array) capsule pair of n values in format ("l" int64, "L" uint64, "i" int32,
  * "c" int8). Takes *values and *validity (NULL: no nulls), malloc'd buffers (sets them
  * NULL); null_count counts the zero bits of validity. */
@@ -88,21 +107,7 @@ static PyObject *arrow_export_nullable(const char *format, int64_t n, void **val
     a->n_buffers = 2;
     a->buffers = buffers;
     a->release = arrow_array_release;
-    PyObject *sc = PyCapsule_New(s, "arrow_schema", arrow_schema_capsule_free);
-    if (!sc) {
-        free(s);
-        arrow_array_release(a);
-        free(a);
-        return NULL;
-    }
-    PyObject *ac = PyCapsule_New(a, "arrow_array", arrow_array_capsule_free);
-    if (!ac) {
-        Py_DECREF(sc);
-        arrow_array_release(a);
-        free(a);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", sc, ac);
+    return arrow_capsules(s, a);
 }
 
 /* A (schema, array) capsule pair of n large UTF-8 strings ("U": int64 offsets). Takes the
@@ -138,21 +143,7 @@ static PyObject *arrow_export_strings(int64_t n, int64_t **offsets, char **data,
     a->n_buffers = 3;
     a->buffers = buffers;
     a->release = arrow_array_release;
-    PyObject *sc = PyCapsule_New(s, "arrow_schema", arrow_schema_capsule_free);
-    if (!sc) {
-        free(s);
-        arrow_array_release(a);
-        free(a);
-        return NULL;
-    }
-    PyObject *ac = PyCapsule_New(a, "arrow_array", arrow_array_capsule_free);
-    if (!ac) {
-        Py_DECREF(sc);
-        arrow_array_release(a);
-        free(a);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", sc, ac);
+    return arrow_capsules(s, a);
 }
 
 /* arrow_export_nullable without nulls. */
