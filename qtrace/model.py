@@ -19,12 +19,15 @@ from qtrace.errors import UsageError
 from qtrace.events import FLATVIEW_EVENTS, Trace, conform
 from qtrace.instances import FLAGGED_STATUSES, STATUSES, VIEW_SCHEMA, views_table
 from qtrace.kernel import Walked
-from qtrace.names import Names, name_analysis
+from qtrace.names import Names, name_analysis, unnamed_intervals
 from qtrace.pins import (
     CONCURRENCY_SCHEMA,
+    SpanSummary,
     clip_steps,
     concurrency,
+    overlap_summary,
     roots_table,
+    span_summary,
     span_tables,
     window_roots,
 )
@@ -87,8 +90,9 @@ class Analysis:
     ``anomalies``: one row per anomaly; ``concurrency``: per-root live and pending levels
     after every event that changes them; ``run_table``: one row per run.
 
-    ``views`` and ``concurrency`` (about one row per FlatView event each) are built the first
-    time they are read; the summaries below are what reports read instead.
+    ``views``, ``concurrency``, ``root_intervals`` and ``overlaps`` (about one row per
+    FlatView event each in a storm of short views) are built the first time they are read;
+    the summaries below are what reports read instead.
     """
 
     trace: Trace | None
@@ -97,8 +101,6 @@ class Analysis:
     runs: int
     has_clock: bool
     roots: pl.DataFrame
-    root_intervals: pl.DataFrame
-    overlaps: pl.DataFrame
     anomalies: pl.DataFrame
     run_table: pl.DataFrame
     _rows: ModelRows = field(repr=False)
@@ -106,6 +108,10 @@ class Analysis:
     _summary: _Summary | None = field(repr=False)
     # Built eagerly with a window (the tables are clipped to it), else on first use.
     _tables: tuple[pl.DataFrame, pl.DataFrame] | None = field(default=None, repr=False)
+    # (root_intervals, overlaps): the same, and named when the analysis has names.
+    _spans: tuple[pl.DataFrame, pl.DataFrame] | None = field(default=None, repr=False)
+    # What reports read of the spans (no window), or None: then read off the span tables.
+    _span_summary: SpanSummary | None = field(default=None, repr=False)
     event_counts: dict[str, int] = field(default_factory=dict)
     dropped_events: int = 0
     window: Window | None = None
@@ -123,6 +129,28 @@ class Analysis:
         if self._tables is None:
             self._tables = _walk_tables(self._rows, self.root_release)
         return self._tables
+
+    def _span_tables(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        if self._spans is None:
+            self._spans = _walk_spans(self._rows, self.root_release)
+        return self._spans
+
+    @property
+    def root_intervals(self) -> pl.DataFrame:
+        """Spans each root is pinned (``pinned``) or pinned only by RCU-pending views."""
+        return self._span_tables()[0]
+
+    @property
+    def overlaps(self) -> pl.DataFrame:
+        """Spans two or more instances pin one root, by the phases of those instances."""
+        return self._span_tables()[1]
+
+    @cached_property
+    def overlap_summary(self) -> dict[str, dict[str, int | None]]:
+        """Per overlap class (``live+pending``, ...): count, duration_events, duration_ns."""
+        if self._span_summary is not None:
+            return self._span_summary.overlaps
+        return overlap_summary(self.overlaps, self.has_clock)
 
     @cached_property
     def views(self) -> pl.DataFrame:
@@ -210,6 +238,13 @@ def _full_tables(
         walked.instances, rows.table, destroy_traced=rows.destroy_traced, root_release=root_release
     )
     return views, concurrency(walked.steps, walked.roots, rows.table)
+
+
+def _walk_spans(rows: ModelRows, root_release: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The root intervals and overlaps tables (not named), from a walk of their own."""
+    walked = kernel.walk(rows, release_at_rcu=root_release == "destroy_rcu", full=False)
+    intervals, found_overlaps, _ = span_tables(walked.spans, walked.roots, walked.runs, rows.table)
+    return unnamed_intervals(intervals), found_overlaps
 
 
 def _walk_tables(rows: ModelRows, root_release: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -328,15 +363,17 @@ def analyze(
     walked = kernel.walk(
         rows, release_at_rcu=root_release == "destroy_rcu", full=window is not None
     )
-    intervals, found_overlaps, negative_spans = span_tables(
-        walked.spans, walked.roots, walked.runs, table
-    )
     anomalies = anomalies_table(walked.anomalies, table)
     counts = dict(zip(FLATVIEW_EVENTS, walked.event_counts, strict=True))
     summary: _Summary | None = None
     tables: tuple[pl.DataFrame, pl.DataFrame] | None = None
+    spans: tuple[pl.DataFrame, pl.DataFrame] | None = None
+    sums: SpanSummary | None = None
     if window is None:
-        roots = roots_table(walked.roots, intervals, table)
+        # Only the spans' sums are kept: the span tables are built again when read.
+        sums = span_summary(walked.spans, walked.roots, walked.runs, table, has_clock=has_clock)
+        negative_spans = sums.negative
+        roots = roots_table(walked.roots, sums.per_root, table)
         summary = _Summary(
             status_counts=dict(zip(STATUSES, walked.status_counts, strict=True)),
             uncertain_views=walked.uncertain_views,
@@ -345,6 +382,9 @@ def analyze(
             flagged=walked.instances,
         )
     else:
+        intervals, found_overlaps, negative_spans = span_tables(
+            walked.spans, walked.roots, walked.runs, table
+        )
         views, steps = _full_tables(walked, rows, root_release)
         inside = fv.filter(pl.col("seq").is_between(window.begin_seq, window.end_seq))
         counts = event_counts_of(table.filter(rows.code <= DESTROY), window)
@@ -356,6 +396,7 @@ def analyze(
         clipped = clip_steps(steps, window.begin_seq, window.end_seq, begin_ts)  # type: ignore[arg-type]
         roots = window_roots(views, clipped, intervals)
         tables = (views, clipped)
+        spans = (unnamed_intervals(intervals), found_overlaps)
     analysis = Analysis(
         trace=trace,
         destroy_traced=rows.destroy_traced,
@@ -363,13 +404,13 @@ def analyze(
         runs=walked.runs.height,
         has_clock=has_clock,
         roots=roots,
-        root_intervals=intervals,
-        overlaps=found_overlaps,
         anomalies=anomalies,
         run_table=run_table(walked.runs, rows),
         _rows=rows,
         _summary=summary,
         _tables=tables,
+        _spans=spans,
+        _span_summary=sums,
         event_counts=counts,
         dropped_events=trace.dropped_events if trace is not None else dropped_total(table),
         window=window,

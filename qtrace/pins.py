@@ -10,6 +10,8 @@ stamps them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from qtrace.instances import non_negative
@@ -28,6 +30,8 @@ CONCURRENCY_SCHEMA = {
 # The kernel's span kinds: 0 and 1 are intervals, 2.. the overlap classes.
 INTERVAL_KINDS = ("pinned", "pending_only")
 PHASES = ("live+pending", "live+live", "pending+pending")
+# The order reports list the overlap classes in.
+REPORTED_PHASES = ("live+live", "live+pending", "pending+pending")
 
 INTERVAL_COLUMNS = [
     "run",
@@ -203,9 +207,58 @@ def _per_root_spans(intervals: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _finish_roots(per_root: pl.DataFrame, intervals: pl.DataFrame) -> pl.DataFrame:
+def overlap_summary(
+    found_overlaps: pl.DataFrame, has_clock: bool
+) -> dict[str, dict[str, int | None]]:
+    """Per overlap class: how many spans, and their length in events and (with a clock) ns."""
+    summary: dict[str, dict[str, int | None]] = {}
+    for phase in REPORTED_PHASES:
+        rows = found_overlaps.filter(pl.col("phases") == phase)
+        summary[phase] = {
+            "count": rows.height,
+            "duration_events": int(rows["duration_events"].sum()),
+            "duration_ns": int(rows["duration_ns"].sum()) if has_clock else None,
+        }
+    return summary
+
+
+@dataclass(frozen=True)
+class SpanSummary:
+    """What reports read of the spans, kept when the span tables themselves are let go.
+
+    ``per_root``: each root's interval counts and pinned times (``_per_root_spans``);
+    ``overlaps``: ``overlap_summary``; ``negative``: spans the clock made negative.
+    """
+
+    per_root: pl.DataFrame
+    overlaps: dict[str, dict[str, int | None]]
+    negative: int
+
+
+def span_summary(
+    found: pl.DataFrame,
+    roots: pl.DataFrame,
+    runs: pl.DataFrame,
+    events: pl.DataFrame,
+    *,
+    has_clock: bool,
+) -> SpanSummary:
+    """The summary of the kernel's spans, read off the span tables, which are then let go.
+
+    A storm of short views has about one span per event: reports need only these sums, and
+    the tables are built again (``span_tables``) if a caller reads them.
+    """
+    intervals, found_overlaps, negative = span_tables(found, roots, runs, events)
+    return SpanSummary(
+        per_root=_per_root_spans(intervals),
+        overlaps=overlap_summary(found_overlaps, has_clock),
+        negative=negative,
+    )
+
+
+def _finish_roots(per_root: pl.DataFrame, spans_per_root: pl.DataFrame) -> pl.DataFrame:
     return (
-        per_root.join(_per_root_spans(intervals), on=ROOT, how="left")
+        per_root.join(spans_per_root, on=ROOT, how="left")
         .with_columns(
             pl.col("max_concurrent").fill_null(0),
             pl.col("pinned_at_end").fill_null(False),
@@ -217,8 +270,13 @@ def _finish_roots(per_root: pl.DataFrame, intervals: pl.DataFrame) -> pl.DataFra
     )
 
 
-def roots_table(roots: pl.DataFrame, intervals: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
-    """One row per (run, root) from the kernel's root records (the nil root left out)."""
+def roots_table(
+    roots: pl.DataFrame, spans_per_root: pl.DataFrame, events: pl.DataFrame
+) -> pl.DataFrame:
+    """One row per (run, root) from the kernel's root records (the nil root left out).
+
+    ``spans_per_root``: ``SpanSummary.per_root``.
+    """
     found = roots.filter(pl.col("root") != 0)
     per_root = pl.DataFrame(
         {
@@ -234,7 +292,7 @@ def roots_table(roots: pl.DataFrame, intervals: pl.DataFrame, events: pl.DataFra
             "leaked": found["leaked"],
         }
     )
-    return _finish_roots(per_root, intervals)
+    return _finish_roots(per_root, spans_per_root)
 
 
 def concurrency(steps: pl.DataFrame, roots: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
@@ -298,4 +356,4 @@ def window_roots(
         .filter(pl.col("root") != 0)
         .join(levels, on=ROOT, how="left")
     )
-    return _finish_roots(per_root, intervals)
+    return _finish_roots(per_root, _per_root_spans(intervals))

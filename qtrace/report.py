@@ -19,7 +19,6 @@ from qtrace.names.render import name_sources
 from qtrace.report_text import render_markdown, render_text
 
 SCHEMA = "qtrace.analyze/1"
-PHASES = ("live+live", "live+pending", "pending+pending")
 
 LEAK_FIELDS = [
     "run",
@@ -90,18 +89,6 @@ def _items(frame: pl.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
     """Rows as JSON objects, pointers in hex. Callers sort the frame first."""
     pointers = [hex_pointer(name) for name in POINTER_FIELDS if name in fields]
     return frame.select(fields).rechunk().with_columns(pointers).to_dicts()
-
-
-def _overlap_summary(analysis: Analysis) -> dict[str, dict[str, int | None]]:
-    summary: dict[str, dict[str, int | None]] = {}
-    for phase in PHASES:
-        rows = analysis.overlaps.filter(pl.col("phases") == phase)
-        summary[phase] = {
-            "count": rows.height,
-            "duration_events": int(rows["duration_events"].sum()),
-            "duration_ns": int(rows["duration_ns"].sum()) if analysis.has_clock else None,
-        }
-    return summary
 
 
 def _source(analysis: Analysis) -> dict[str, Any]:
@@ -178,7 +165,7 @@ def to_json(analysis: Analysis, findings: Findings | None = None) -> dict[str, A
             "items": _items(roots, ROOT_FIELDS),
         },
         "names": name_sources(roots),
-        "overlaps": _overlap_summary(analysis),
+        "overlaps": analysis.overlap_summary,
         "anomalies": dict(found.anomalies),
         "anomaly_items": _items(anomalies, ANOMALY_FIELDS),
         "leaks": _items(leaks, LEAK_FIELDS),

@@ -14,6 +14,7 @@ import pytest
 
 from qtrace.ingest import read_trace
 from qtrace.model import analyze
+from qtrace.pins import _per_root_spans, overlap_summary
 from qtrace.report import render_json, to_json
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -118,3 +119,21 @@ def test_golden_json_report(
         golden.write_text(text)
     assert golden.exists(), f"{golden} missing: run with QTRACE_UPDATE_GOLDEN=1"
     assert text == golden.read_text()
+
+
+@pytest.mark.parametrize("root_release", ["destroy", "destroy_rcu"])
+def test_span_tables_built_when_read_agree_with_the_sums_reports_read(root_release: str) -> None:
+    # A report reads only the spans' sums; the tables are built again when a caller reads them
+    # (a storm of short views has about one span per event), and must say the same.
+    path = GOLDEN.parent.parent.parent / "shared" / "traces" / "qemu10-pc-bridges-ts.log"
+    analysis = analyze(read_trace(str(path)), root_release=root_release)  # type: ignore[arg-type]
+    to_json(analysis)
+    assert analysis._spans is None, "the report built the span tables"
+
+    assert analysis.overlap_summary == overlap_summary(analysis.overlaps, analysis.has_clock)
+    assert sum(s["count"] for s in analysis.overlap_summary.values()) > 0
+    from_tables = _per_root_spans(analysis.root_intervals).sort("run", "root")
+    in_roots = analysis.roots.select(from_tables.columns).sort("run", "root")
+    assert in_roots.equals(from_tables)
+    assert analysis.root_intervals.filter(pl.col("kind") == "pinned").height > 0
+    assert analysis.root_intervals["name"].null_count() == analysis.root_intervals.height

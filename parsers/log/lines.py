@@ -41,7 +41,10 @@ CHUNK_BYTES = 1 << 20
 LONG_LINE_BYTES = 1 << 20  # longer lines are cut (and reported): polars holds a line whole
 FLATVIEW_NAME = re.compile(rb"flatview_(?:new|destroy_rcu|destroy)")
 NAME_BYTES = len("flatview_destroy_rcu")  # the longest name: what a search keeps back
-KEPT_END_BYTES = NAME_BYTES + 4  # where a name is written over a cut line's end (4: UTF-8)
+# The end of a cut line's kept text that " NAME" is written over: the name, its space, up
+# to 3 more bytes to start on a character, and the up to 3 bytes a cut inside a character
+# takes back from what was kept.
+KEPT_END_BYTES = NAME_BYTES + 1 + 3 + 3
 TAIL_BYTES = 1 << 16  # how much of a file's end is read back to quote a cut last line
 
 

@@ -16,7 +16,7 @@ from qtrace.names.claims import (
     read_names,
     trace_names,
 )
-from qtrace.names.join import NAME_SEPARATOR, name_analysis
+from qtrace.names.join import NAME_SEPARATOR, name_analysis, unnamed_intervals
 
 __all__ = [
     "NAMES_SUFFIX",
@@ -28,4 +28,5 @@ __all__ = [
     "names_beside",
     "read_names",
     "trace_names",
+    "unnamed_intervals",
 ]

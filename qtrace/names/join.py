@@ -28,6 +28,13 @@ if TYPE_CHECKING:  # the model calls name_analysis: no import of it at run time
     from qtrace.model import Analysis
 
 ROW_NAME_COLUMNS: dict[str, pl.DataType] = {"root_name": pl.String(), "root_alias_of": pl.String()}
+# A pinned interval's key and end: what names are placed on.
+SPAN_SCHEMA: dict[str, pl.DataType] = {
+    "run": pl.Int64(),
+    "root": pl.UInt64(),
+    "start_seq": pl.Int64(),
+    "end_seq": pl.Int64(),
+}
 NAME_SEPARATOR = " / "
 
 
@@ -83,6 +90,11 @@ def _named_roots(roots: pl.DataFrame, named: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def unnamed_intervals(intervals: pl.DataFrame) -> pl.DataFrame:
+    """``root_intervals`` with its name columns, all null (an analysis without names)."""
+    return _no_names(intervals, NAME_COLUMNS)
+
+
 def _named_intervals(intervals: pl.DataFrame, named: pl.DataFrame) -> pl.DataFrame:
     """Every interval with the names of the pinned interval that starts at or before it."""
     columns = list(NAME_COLUMNS)
@@ -119,22 +131,32 @@ def name_analysis(analysis: Analysis, events: pl.DataFrame, names: Names | None 
     ['pci_bridge_io', 'pci_bridge_pref_mem']
     """
     claims = trace_names(events) + (names or Names())
-    pinned = analysis.root_intervals.filter(pl.col("kind") == "pinned")
-    named = pinned.select(*SPAN_KEY, "end_seq")
-    if claims.is_empty:  # the usual trace: no name anywhere, nothing to place or join
-        named = _no_names(named.clear(), NAME_COLUMNS)
+    spans: tuple[pl.DataFrame, pl.DataFrame] | None
+    if claims.is_empty:
+        # The usual trace: no name anywhere, nothing to place or join, and the root intervals
+        # (built when read, unnamed) are not needed here.
+        named = pl.DataFrame(schema={**SPAN_SCHEMA, **NAME_COLUMNS})
+        spans = (
+            None
+            if analysis._spans is None
+            else (
+                unnamed_intervals(analysis.root_intervals.drop(NAME_COLUMNS, strict=False)),
+                analysis.overlaps,
+            )
+        )
     else:
+        pinned = analysis.root_intervals.filter(pl.col("kind") == "pinned")
         placed = place_claims(claims.claims, events, has_clock=analysis.has_clock)
-        named = name_spans(named, placed)
+        named = name_spans(pinned.select(*SPAN_SCHEMA), placed)
+        intervals = analysis.root_intervals.drop(NAME_COLUMNS, strict=False)
+        spans = (_named_intervals(intervals, named), analysis.overlaps)
     # Naming an analysis named already replaces its names: the columns are built anew.
     anomalies = _at_seq(analysis.anomalies.drop(ROW_NAME_COLUMNS, strict=False), "seq", named)
     result = dataclasses.replace(
         analysis,
         roots=_named_roots(analysis.roots.drop(NAME_COLUMNS, strict=False), named),
-        root_intervals=_named_intervals(
-            analysis.root_intervals.drop(NAME_COLUMNS, strict=False), named
-        ),
         anomalies=anomalies,
+        _spans=spans,
     )
     # The cached summaries stay valid (names change no count); flagged_views, the model's
     # cached summary of the leaked and lost views, gets its roots' names here, on its few
@@ -148,4 +170,4 @@ def name_analysis(analysis: Analysis, events: pl.DataFrame, names: Names | None 
     return result
 
 
-__all__ = ["NAME_SEPARATOR", "name_analysis"]
+__all__ = ["NAME_SEPARATOR", "name_analysis", "unnamed_intervals"]
