@@ -24,16 +24,14 @@ Targets (issue 14): page <= 20 MB, render < 5 s, dashboard command <= 5 s with p
 <= 1 GB. Measured 2026-12-05 on the 2-core box, quiet (load 1.1), ``--repeat 3`` (storm):
 
     shape (1M instances)  page bytes  command    wall        CPU         peak RSS
-    storm                 18,515,146  dashboard  3.4-3.6 s   3.9-4.1 s   925-987 MiB
-                                      tables     2.1-2.3 s   2.4-2.6 s   898-914 MiB
-                                      analyze    1.5-1.6 s   1.8-1.9 s   695-715 MiB
+    storm                 18,515,146  dashboard  3.6-3.8 s   4.1-4.3 s   789-818 MiB
+                                      tables     2.3-2.5 s   2.7-2.9 s   718-749 MiB
+                                      analyze    1.6-1.7 s   1.9-2.0 s   679-692 MiB
 
-The page's own share over ``tables``: 1.5 s CPU and 27 MiB. Render in Chromium 2.0 s; zoom
-to 1 ms (single views) 0.76 s, to 250 ms (re-bucketed) 0.38 s, back out 0.43 s. Pages are
+The page's own share over ``tables``: 1.5 s CPU and 71 MiB. Render in Chromium 2.1 s; zoom
+to 1 ms (single views) 0.84 s, to 250 ms (re-bucketed) 0.39 s, back out 0.45 s. Pages are
 byte-identical run to run. 4.8 MB of each page is plotly.js itself (``--plotlyjs directory``
-shares one copy). The peak is the model's tables (events, views, concurrency, intervals),
-not the page: 987 MiB is 1.03e9 bytes, so the check below (10^9 bytes) can say NO at the
-top of the range.
+shares one copy).
 """
 
 from __future__ import annotations
