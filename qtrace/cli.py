@@ -22,6 +22,7 @@ import typer
 
 from qtrace import __version__
 from qtrace.batch.cli import batch_command, diff_command
+from qtrace.build import build_summary, slow_install_note
 from qtrace.errors import EXIT_INPUT, EXIT_INTERNAL, QtraceError, UsageError
 from qtrace.messages import fail, say
 from qtrace.names_cli import NamesOpt, load_names, names_command
@@ -67,6 +68,9 @@ def command(name: str) -> Callable[[Command], Command]:
     def register(function: Command) -> Command:
         @functools.wraps(function)
         def run(*args: Any, **kwargs: Any) -> Any:
+            note = slow_install_note()
+            if note is not None:
+                say(f"note: {note}")
             try:
                 return function(*args, **kwargs)
             except QtraceError as error:
@@ -145,7 +149,7 @@ def load(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"qtrace {__version__}")
+        typer.echo(f"qtrace {__version__}\n{build_summary()}")
         raise typer.Exit()
 
 
