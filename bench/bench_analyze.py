@@ -31,7 +31,8 @@ times (each copy a QEMU run, as a testlog or a restarted domain's log holds):
 
     python bench/bench_analyze.py                 # 1M, 3M and 10M events
     python bench/bench_analyze.py --events 1000000 --repeat 3
-    python bench/bench_analyze.py --log /work/big/storm98.log --copies 10 --repeat 3
+    python bench/bench_analyze.py --storm --repeat 3    # makes build/bench/storm.log once
+    python bench/bench_analyze.py --log my-qemu.log --copies 10 --repeat 3
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from make_storm import make_storm
 
 ROOT = Path(__file__).resolve().parents[1]
+STORM_LOG = ROOT / "build" / "bench" / "storm.log"  # made once by make_storm.py (about 95 MiB)
 SAMPLE = ROOT.parent / "shared" / "traces" / "pc-boot.simpletrace"
 EVENT_IDS = {"flatview_new": 0, "flatview_destroy_rcu": 1, "flatview_destroy": 2}
 POINTER_SHIFT = 0x1000_0000  # per copy: well clear of the sample's own pointer spread
@@ -247,8 +250,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per mode; the best counts")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--log", type=Path, default=None, help="a real log: issue 11's commands")
+    parser.add_argument(
+        "--storm",
+        action="store_true",
+        help=f"issue 11's commands on the storm log made by make_storm.py (kept in {STORM_LOG})",
+    )
     parser.add_argument("--copies", type=int, default=10, help="copies of --log in the big log")
     args = parser.parse_args(argv)
+    if args.storm and args.log is None:
+        args.log = STORM_LOG if STORM_LOG.is_file() else make_storm(STORM_LOG)
     if args.log is not None:
         found = commands(args.log, args.copies, args.repeat, args.workdir)
         print(json.dumps({"benchmark": "analyze-commands", **found}, indent=2))
