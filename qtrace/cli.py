@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from qtrace.model import Analysis
     from qtrace.names import Names
 
+REPORT_WIDTH = 120  # columns of a text report written to a file or a pipe
+
 EXIT_CODES_HELP = (
     "Exit codes: 0 clean; 1 findings that pass --fail-on; 2 usage error; "
     "3 unreadable or invalid input, or no FlatView event read; 4 a bug in qtrace."
@@ -413,7 +415,10 @@ def _stdout_console() -> Console:
         def on_broken_pipe(self) -> None:
             raise BrokenPipeError
 
-    return StdoutConsole(highlight=False)
+    # A pipe or a CI log has no width: the report's own 120 columns, as in a file (-o),
+    # rather than rich's 80, which folds region names.
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return StdoutConsole(highlight=False, width=REPORT_WIDTH if piped else None)
 
 
 def _print_report(
@@ -437,7 +442,7 @@ def _print_report(
         elif fmt is ReportFormat.markdown:
             text = render_markdown(analysis, found)
         else:
-            capture = Console(record=True, width=120, file=io.StringIO(), highlight=False)
+            capture = Console(record=True, width=REPORT_WIDTH, file=io.StringIO(), highlight=False)
             render_text(analysis, capture, found)
             text = capture.export_text()
         if output is None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +132,23 @@ def test_markers_from_a_real_log_reach_the_page(samples: Path, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     html = page.read_text()
     assert "pci_update_mappings_add" in html and "e1000 00:05.0" in html
+
+
+def test_a_piped_text_report_keeps_region_names_on_one_line(
+    shared_traces: Path, tmp_path: Path
+) -> None:
+    # A pipe or a CI log has no terminal width: rich's 80 columns folded long names.
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    log = shared_traces / "qemu10-pc-bridges-ts.log"
+    names = shared_traces / "qemu10-pc-bridges-ts.roots.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "qtrace", "analyze", str(log), "--names", str(names)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    assert "pci_bridge_pref_mem [alias of pci_bridge_pci]" in lines
+    assert "virtio-pci-common-virtio-rng" in lines
