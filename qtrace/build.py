@@ -40,13 +40,7 @@ def missing_extensions() -> list[str]:
 
 
 def slow_install_note() -> str | None:
-    """One line for a command to say when extensions are missing, else None.
-
-    Examples
-    --------
-    >>> slow_install_note() is None  # this install was built with a compiler
-    True
-    """
+    """One line for a command to say when extensions are missing, else None."""
     missing = missing_extensions()
     if not missing:
         return None
