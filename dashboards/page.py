@@ -6,6 +6,7 @@ fixed, data is sorted, and no time or random id is written.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -13,7 +14,7 @@ from typing import Any
 
 import polars as pl
 from plotly.offline import get_plotlyjs
-from qtrace.dashboards import aggregate, figures, packing, tables
+from qtrace.dashboards import aggregate, figures, packing, pyramid, tables
 from qtrace.dashboards.assets import SCRIPT
 from qtrace.dashboards.html import document_parts
 from qtrace.dashboards.inputs import TimeAxis, as_int, lanes, time_axis
@@ -41,6 +42,7 @@ from qtrace.model import Analysis
 from qtrace.report import to_json
 
 PAGE_LIMIT_BYTES = 20_000_000  # what a page of a million instances may weigh (issue 14)
+PAGE_MARGIN_BYTES = 100_000  # what a page made again may weigh more than the first, at most
 TIMELINE_ID = "qtrace-timeline"
 CONCURRENCY_ID = "qtrace-concurrency"
 LIVE_HIST_ID = "qtrace-live-hist"
@@ -249,6 +251,7 @@ class Drawn:
     zoom: dict[str, Any] | None
     zoom_state: str
     packed_data: str | None
+    pyramid_data: str | None  # the finer buckets of a page that cannot carry its instances
 
 
 def _zoom_config(
@@ -258,6 +261,7 @@ def _zoom_config(
     axis: TimeAxis,
     buckets: aggregate.Grid,
     packed: packing.Packed | None,
+    finer: pyramid.Pyramid | None,
     home_text: str,
 ) -> dict[str, Any]:
     """What the zoom script needs: the axis, the lanes, the drawing styles, the instances."""
@@ -297,6 +301,7 @@ def _zoom_config(
         "categories": categories,
         "categoryOrder": list(CATEGORY_ORDER),
         "packed": packed.to_json() if packed is not None else None,
+        "pyramid": finer.to_json() if finer is not None else None,
         "homeText": home_text,
     }
 
@@ -311,6 +316,7 @@ def _time_figures(
     own: list[int],
     *,
     carry_instances: bool = True,
+    finer_budget: int = pyramid.BUDGET_BYTES,
 ) -> Drawn:
     """The timeline and concurrency figures, aggregated (and zoomable) when the trace is big.
 
@@ -332,6 +338,14 @@ def _time_figures(
     packed = (
         packing.pack_instances(placed, axis)
         if aggregated and plan.steps_aggregated and carry_instances
+        else None
+    )
+    # Without its instances, the page carries finer levels of its buckets for zooming.
+    finer = (
+        pyramid.build_pyramid(
+            placed, analysis.concurrency, lane_table, axis, buckets, budget=finer_budget
+        )
+        if aggregated and plan.steps_aggregated and packed is None
         else None
     )
     # Millions of steps are reduced per bucket, never joined or sorted whole.
@@ -370,6 +384,18 @@ def _time_figures(
                 "page carries every instance, so this holds at any zoom level and anywhere in "
                 "the trace. Double-click to zoom back out."
             )
+        elif finer is not None:
+            finest = aggregate.Grid(
+                buckets.origin, buckets.span, finer.levels[-1]["count"], buckets.per_unit
+            )
+            notes.append(
+                f"The page cannot carry all {views.height:,} instances within its size budget, "
+                "so it carries finer buckets instead: zoom in and the window is drawn from "
+                f"them, down to buckets of {_bucket_label(axis, finest.width)}; zoomed further, "
+                "those buckets are stretched, and only the instances drawn on top are exact. "
+                "A dashboard of a window (--begin/--end) draws up to "
+                f"{aggregate.DETAIL_INSTANCES:,} instances one by one."
+            )
         else:
             notes.append(
                 f"The page cannot carry all {views.height:,} instances within its size budget: "
@@ -383,7 +409,7 @@ def _time_figures(
             "per root."
         )
         zoom_state = home_text.replace("{buckets}", f"{buckets.count:,}").replace("{width}", label)
-        zoom = _zoom_config(analysis, lane_table, geometry, axis, buckets, packed, home_text)
+        zoom = _zoom_config(analysis, lane_table, geometry, axis, buckets, packed, finer, home_text)
     if plan.steps_aggregated:
         notes.append(
             f"Concurrency has {step_count:,} change points: each line shows the peak per time "
@@ -419,7 +445,8 @@ def _time_figures(
     full_x = [0.0, (axis.end - axis.origin) / axis.per_unit]
     _align_time_axes(timeline, concurrency, lane_table, full_x, colour_bar=bool(heat))
     data = packed.data if packed is not None else None
-    return Drawn(timeline, concurrency, geometry, notes, zoom, zoom_state, data)
+    finer_data = finer.data if finer is not None else None
+    return Drawn(timeline, concurrency, geometry, notes, zoom, zoom_state, data, finer_data)
 
 
 def _utf8_size(parts: list[str]) -> int:
@@ -465,11 +492,21 @@ def render_page_parts(
 ) -> list[str]:
     """``render_page`` as the parts that make the page, in order (to write them one by one)."""
     args = (analysis, replay, markers, title, plotlyjs_src, findings)
-    parts = _render(*args, carry_instances=True)
-    carried = any('id="qtrace-instances"' in p for p in parts)
-    if carried and _utf8_size(parts) > PAGE_LIMIT_BYTES:
-        parts = _render(*args, carry_instances=False)
+    parts = _render(*args, carry_instances=True, finer_budget=pyramid.BUDGET_BYTES)
+    size = _utf8_size(parts)
+    if size > PAGE_LIMIT_BYTES:
+        # Made again without the instances, with finer buckets in the room the rest leaves.
+        room = PAGE_LIMIT_BYTES - (size - _carried_size(parts)) - PAGE_MARGIN_BYTES
+        parts = _render(*args, carry_instances=False, finer_budget=max(0, room))
     return parts
+
+
+def _carried_size(parts: list[str]) -> int:
+    """The bytes of what a page carries for zooming (its instances or its finer buckets)."""
+    for opening, carried in itertools.pairwise(parts):
+        if opening.endswith(('id="qtrace-instances">', 'id="qtrace-pyramid">')):
+            return len(carried)  # base64: one byte a character
+    return 0
 
 
 def _render(
@@ -481,6 +518,7 @@ def _render(
     findings: Findings | None,
     *,
     carry_instances: bool,
+    finer_budget: int,
 ) -> list[str]:
     axis = time_axis(analysis)
     report = to_json(analysis, findings)
@@ -498,7 +536,15 @@ def _render(
     del lane_of  # its run and root, a million rows each: not held while the page is drawn
     own = figures.own_lanes(placed)
     drawn = _time_figures(
-        analysis, replay, markers, lane_table, placed, axis, own, carry_instances=carry_instances
+        analysis,
+        replay,
+        markers,
+        lane_table,
+        placed,
+        axis,
+        own,
+        carry_instances=carry_instances,
+        finer_budget=finer_budget,
     )
     geometry = drawn.geometry
     full_x = [0.0, (axis.end - axis.origin) / axis.per_unit]
@@ -557,6 +603,12 @@ def _render(
             "</script>",
         ]
         if drawn.packed_data is not None
+        else [
+            '\n<script type="application/octet-stream" id="qtrace-pyramid">',
+            drawn.pyramid_data,
+            "</script>",
+        ]
+        if drawn.pyramid_data is not None
         else []
     )
     # The roots table reads each root's first view: only those, not a million rows.

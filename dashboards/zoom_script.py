@@ -6,6 +6,10 @@ concurrency steps) or re-buckets them (births, peak live, RCU-pending and pinnin
 bucket, one bucket per pixel column at most). Its arithmetic is the Python side's: at the
 whole-trace range it computes exactly the buckets ``aggregate.bucket_activity`` did, which
 the browser tests check. Zooming back out restores the page's own whole-trace figures.
+
+A page too large to carry its instances carries finer levels of its buckets instead
+(``pyramid.py``): a window is then drawn from the coarsest level that gives one bucket per
+pixel column, or the finest there is, stretched.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ function qtraceZoom(cfg, byId) {
   var lanes = Z.lanes, L = lanes.y0.length;
   var stateNode = byId("qtrace-zoom-state");
   var home = {timeline: null, concurrency: null, text: stateNode.textContent, factor: 1};
-  var unpacked = null, current = "home", wanted = null, busy = false, serial = 0;
+  var unpacked = null, finer = null, current = "home", wanted = null, busy = false, serial = 0;
   var shownRange = null;
 
   function clone(value) { return JSON.parse(JSON.stringify(value)); }
@@ -508,6 +512,57 @@ function qtraceZoom(cfg, byId) {
     return lineTraces(function (l) { return byLane[l]; });
   }
 
+  // ---- a page without its instances: finer levels of the page's buckets (pyramid.py) ----
+  function levels() {
+    if (finer !== null) { return finer; }
+    var text = document.getElementById("qtrace-pyramid").textContent;
+    finer = inflate(text.trim()).then(function (bytes) {
+      return Z.pyramid.levels.map(function (level) {
+        var out = {N: level.count};
+        ["births", "live", "pending", "pinning"].forEach(function (key) {
+          var spec = level.columns[key];
+          out[key] = new Int32Array(bytes.buffer, bytes.byteOffset + spec[0], spec[1]);
+        });
+        return out;
+      });
+    });
+    return finer;
+  }
+  // The window's buckets, from the coarsest level that gives a bucket per pixel column.
+  function levelWindow(all, A, B) {
+    var width = Math.max(1, Math.min(Z.buckets, plotWidth())), level = all[all.length - 1];
+    for (var k = 0; k < all.length; k += 1) {
+      if ((B - A) * all[k].N / Z.spanRaw >= width) { level = all[k]; break; }
+    }
+    var N = level.N, first = Math.max(0, Math.min(N - 1, Math.floor(A * N / Z.spanRaw)));
+    var last = Math.max(first + 1, Math.min(N, Math.ceil(B * N / Z.spanRaw))), n = last - first;
+    var cells = {}, born = 0;
+    ["births", "live", "pending", "pinning"].forEach(function (key) {
+      cells[key] = new Int32Array(L * n);
+      for (var lane = 0; lane < L; lane += 1) {
+        cells[key].set(level[key].subarray(lane * N + first, lane * N + last), lane * n);
+      }
+    });
+    for (var i = 0; i < cells.births.length; i += 1) { born += cells.births[i]; }
+    var factor = Math.max(1, Math.ceil(n / width)), merged = merge(cells, n, factor);
+    var edges = [], unit = Z.spanRaw / N / Z.perUnit;
+    for (var e = 0; e < merged.N; e += 1) { edges.push((first + e * factor) * unit); }
+    edges.push(last * unit);
+    return {cells: merged.cells, N: merged.N, edges: edges, born: born,
+      label: short(Z.spanRaw * factor / N), finest: short(Z.spanRaw / all[all.length - 1].N)};
+  }
+  function showLevels(A, B) {
+    return levels().then(function (all) {
+      var w = levelWindow(all, A, B);
+      return draw(timelineData(heatmaps(w.cells, w.N, w.edges, w.label), []),
+        bucketLines(w.cells, w.N, w.edges),
+        span(A, B) + ": " + fmt(w.born) + " view instances born in " + fmt(w.N) +
+        " buckets of " + w.label + " per root. The page holds buckets down to " + w.finest +
+        " (zoomed further, they are stretched); a dashboard of a window (--begin/--end) " +
+        "draws single views.", "levels", w.born, w.N);
+    });
+  }
+
   // ---- drawing a window ----
   function withRole(traces, role) {
     return traces.filter(function (t) { return (t.meta && t.meta.role) === role; });
@@ -547,6 +602,7 @@ function qtraceZoom(cfg, byId) {
     if (range === null) {
       return draw(home.timeline, home.concurrency, home.text, "home", Z.instances, home.buckets);
     }
+    if (!Z.packed) { return showLevels(range[0] * Z.perUnit, range[1] * Z.perUnit); }
     return unpack().then(function (d) {
       var A = range[0] * Z.perUnit, B = range[1] * Z.perUnit, idx = query(d, A, B);
       if (idx.length <= Z.maxDetail) {
@@ -633,7 +689,7 @@ function qtraceZoom(cfg, byId) {
     drawn: function () { refit(); },
     // range: [start, end] in axis units, or null for the whole trace.
     request: function (range) {
-      if (Z.packed) { wanted = {range: range}; settle(); }
+      if (Z.packed || Z.pyramid) { wanted = {range: range}; settle(); }
     },
     // For tests and the curious: the bars a window would get, however many.
     singles: function (range) {

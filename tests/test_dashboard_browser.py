@@ -39,7 +39,7 @@ from dashboard_samples import (
     page_data,
 )
 from model_traces import trace as model_trace
-from qtrace.dashboards import aggregate, marker_events, write_dashboard
+from qtrace.dashboards import aggregate, marker_events, packing, write_dashboard
 from qtrace.dashboards.inputs import lanes, time_axis
 from qtrace.dashboards.instances import instance_phases
 
@@ -631,6 +631,45 @@ def test_a_wider_window_is_re_bucketed_for_the_window(million: Million) -> None:
     assert f"{born_count} views born" in text and "bucket of" in text
     assert f"peak live {live} · RCU pending {pending} · pinning {pinning}" in text
     page.screenshot(SHOTS / "dashboard-1m-250ms.png", element="qtrace-timeline")
+
+
+def test_a_page_without_its_instances_zooms_into_its_finer_buckets(
+    browser: Chromium, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A trace too large to carry (forced here) carries finer levels of its buckets instead.
+    monkeypatch.setattr(packing, "MAX_PACKED_INSTANCES", 0)
+    storm = load_bench().storm_trace(tmp_path / "storm.trace", 50_000)
+    analysis = analyze(qtrace.read_trace(storm.path))
+    html = write_dashboard(analysis, tmp_path / "storm.html")
+    zoom = page_data(html.read_text())["zoom"]
+    assert zoom["packed"] is None and len(zoom["pyramid"]["levels"]) >= 2
+    page, _ = open_dashboard(browser, html, width=1280, height=1200)
+    assert_clean(page)
+    window = [2.0, 2.05]
+    state = zoom_to(page, window)
+    assert state["data-mode"] == "levels"
+    width = page.evaluate("document.getElementById('qtrace-timeline')._fullLayout._size.w")
+    buckets = int(state["data-buckets"])
+    assert 0 < buckets <= width
+    born: dict[str, Any] = page.evaluate(
+        "(() => { const t = document.getElementById('qtrace-timeline').data.find("
+        "t => t.meta && t.meta.row === 'born'); return {x: t.x, custom: t.customdata}; })()"
+    )
+    edges = born["x"]
+    assert len(edges) == buckets + 1 and edges[0] <= window[0] < window[1] <= edges[-1]
+    # The buckets are the finer level's: finer than the page's own, and they count every
+    # view born between their edges (positions relative to the trace start, in seconds).
+    assert edges[1] - edges[0] < zoom["spanRaw"] / zoom["buckets"] / 1e9
+    origin = time_axis(analysis).origin
+    starts = analysis.views.select((pl.col("new_ts_ns") - origin) / 1e9).to_series()
+    counted = sum(c[0] for row in born["custom"][::2] for c in row if c)
+    inside = int(((starts >= edges[0]) & (starts < edges[-1])).sum())
+    assert abs(counted - inside) <= 2  # an instance on an edge may fall either side
+    assert counted > 0
+    text = page.evaluate("document.getElementById('qtrace-zoom-state').textContent")
+    assert "The page holds buckets down to" in text
+    page.screenshot(SHOTS / "dashboard-levels-50ms.png", element="qtrace-timeline")
+    assert zoom_to(page, None)["data-mode"] == "home"
 
 
 def test_zooming_back_out_restores_the_whole_trace(million: Million) -> None:

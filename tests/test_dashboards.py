@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 import shutil
+import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import plotly.graph_objects as go
 import polars as pl
 import pytest
@@ -27,7 +31,14 @@ from dashboard_samples import (
 )
 from model_traces import trace as model_trace
 from plotly.offline import get_plotlyjs
-from qtrace.dashboards import aggregate, build_dashboard, marker_events, packing, write_dashboard
+from qtrace.dashboards import (
+    aggregate,
+    build_dashboard,
+    marker_events,
+    packing,
+    pyramid,
+    write_dashboard,
+)
 from qtrace.dashboards import page as page_module
 from qtrace.dashboards.inputs import TimeAxis, as_int, lanes, time_axis
 from qtrace.dashboards.packing import unpack
@@ -544,15 +555,75 @@ def test_a_page_that_would_pass_its_size_limit_is_made_without_the_instances(
     assert "cannot carry all 20,000 instances" in page
 
 
-def test_a_trace_too_big_to_carry_says_zooming_adds_no_detail(
+def test_a_trace_too_big_to_carry_carries_finer_buckets_instead(
     storm: tuple[Any, Analysis, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(packing, "MAX_PACKED_INSTANCES", 10_000)
     page = build_dashboard(storm[1])
-    assert "cannot carry all 20,000 instances" in page
-    assert page_data(page)["zoom"]["packed"] is None
-    assert 'id="qtrace-instances"' not in page
+    assert "cannot carry all 20,000 instances within its size budget, so it carries" in page
+    zoom = page_data(page)["zoom"]
+    assert zoom["packed"] is None and 'id="qtrace-instances"' not in page
     assert heatmaps(page)["born"]["z"]  # the whole-trace buckets are still there
+    counts = [level["count"] for level in zoom["pyramid"]["levels"]]
+    assert counts[0] == zoom["buckets"] * pyramid.FACTOR and len(counts) >= 2
+    assert counts == [counts[0] * pyramid.FACTOR**k for k in range(len(counts))]
+    assert 'id="qtrace-pyramid"' in page
+    finest = aggregate.Grid(0, zoom["spanRaw"], counts[-1], 1).width
+    assert f"down to buckets of {page_module._short_duration(finest)}" in page
+
+
+def test_without_room_for_finer_buckets_zooming_adds_no_detail(
+    storm: tuple[Any, Analysis, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packing, "MAX_PACKED_INSTANCES", 10_000)
+    monkeypatch.setattr(pyramid, "BUDGET_BYTES", 1_000)
+    page = build_dashboard(storm[1])
+    assert "zooming stretches the whole-trace buckets and adds no detail" in page
+    assert page_data(page)["zoom"]["pyramid"] is None
+    assert 'id="qtrace-pyramid"' not in page
+
+
+def pyramid_levels(page: str) -> list[dict[str, npt.NDArray[np.int32]]]:
+    """Each level of a page's finer buckets, as (lanes, buckets) arrays per count."""
+    zoom = page_data(page)["zoom"]
+    (blob,) = re.findall(r'id="qtrace-pyramid">([^<]*)<', page)
+    raw = zlib.decompress(base64.b64decode(blob))
+    lanes_drawn = len(zoom["lanes"]["y0"])
+    return [
+        {
+            name: np.frombuffer(raw, "<i4", size, offset).reshape(lanes_drawn, level["count"])
+            for name, (offset, size) in level["columns"].items()
+        }
+        for level in zoom["pyramid"]["levels"]
+    ]
+
+
+def merged(cells: dict[str, npt.NDArray[np.int32]], factor: int) -> dict[str, Any]:
+    """Neighbouring buckets merged: births add up, peaks take the highest."""
+    return {
+        name: (values.reshape(values.shape[0], -1, factor).sum(axis=2) if name == "births"
+               else values.reshape(values.shape[0], -1, factor).max(axis=2))
+        for name, values in cells.items()
+    }  # fmt: skip
+
+
+def test_each_level_of_finer_buckets_merges_into_the_one_above_and_into_the_page(
+    storm: tuple[Any, Analysis, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bucketed on their own, each level still says what the coarser one says: a level's
+    # buckets are exactly FACTOR of the next's, and the first merges into the page's own.
+    monkeypatch.setattr(packing, "MAX_PACKED_INSTANCES", 10_000)
+    page = build_dashboard(storm[1])
+    levels = pyramid_levels(page)
+    rows = lane_rows(heatmaps(page)["born"], "customdata")
+    home = {
+        name: np.array([[c[index] if c else 0 for c in row] for row in rows])
+        for index, name in enumerate(("births", "live", "pending", "pinning"))
+    }
+    for coarse, fine in zip([home, *levels], levels, strict=False):
+        for name, values in merged(fine, pyramid.FACTOR).items():
+            assert np.array_equal(values, coarse[name]), name
+    assert all(int(level["births"].sum()) == storm[1].views.height for level in levels)
 
 
 def test_figures_are_valid_plotly(boot_page: str) -> None:
