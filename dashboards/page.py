@@ -493,10 +493,10 @@ def render_page_parts(
     """``render_page`` as the parts that make the page, in order (to write them one by one)."""
     args = (analysis, replay, markers, title, plotlyjs_src, findings)
     parts = _render(*args, carry_instances=True, finer_budget=pyramid.BUDGET_BYTES)
-    size = _utf8_size(parts)
-    if size > PAGE_LIMIT_BYTES:
+    size, carried = _utf8_size(parts), _carried_size(parts)
+    if size > PAGE_LIMIT_BYTES and carried:
         # Made again without the instances, with finer buckets in the room the rest leaves.
-        room = PAGE_LIMIT_BYTES - (size - _carried_size(parts)) - PAGE_MARGIN_BYTES
+        room = PAGE_LIMIT_BYTES - (size - carried) - PAGE_MARGIN_BYTES
         parts = _render(*args, carry_instances=False, finer_budget=max(0, room))
     return parts
 

@@ -8,7 +8,7 @@ in, the script draws the window from the coarsest level that still gives one buc
 pixel column (zoom_script.py), and says down to which bucket width the page is exact.
 
 A level holds, per lane and bucket, the same four counts as the whole-trace heatmap
-(aggregate.bucket_activity): views born, peak live, peak RSS-pending, peak pinning, as
+(aggregate.bucket_activity): views born, peak live, peak RCU-pending, peak pinning, as
 little-endian Int32 columns one after another, lane by lane, deflated and in base64.
 """
 
