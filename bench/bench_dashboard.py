@@ -24,7 +24,7 @@ Targets (issue 14): page <= 20 MB, render < 5 s, dashboard command <= 5 s with p
 <= 1 GB. Measured 2026-12-05 on the 2-core box, quiet (load 1.1), ``--repeat 3`` (storm):
 
     shape (1M instances)  page bytes  command    wall        CPU         peak RSS
-    storm                 18,515,146  dashboard  3.6-3.8 s   4.1-4.3 s   789-818 MiB
+    storm                 18,517,828  dashboard  3.3-3.8 s   4.1-4.3 s   788-825 MiB
                                       tables     2.3-2.5 s   2.7-2.9 s   718-749 MiB
                                       analyze    1.6-1.7 s   1.9-2.0 s   679-692 MiB
 
