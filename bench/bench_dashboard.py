@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+from bench_analyze import EVENT_IDS, RECORD  # the simple-backend record both benchmarks write
 
 from qtrace.events import FLATVIEW_EVENTS
 
@@ -142,18 +143,6 @@ STORM_ROOTS = 40
 STORM_SPAN_NS = 11_000_000_000
 STORM_QUIET_ROOTS = (1, 3, 12, 40)  # instances of the roots that barely change
 STORM_ORIGIN_NS = 1_000_000_000_000  # CLOCK_MONOTONIC-like start
-STORM_EVENT_IDS = {"flatview_new": 0, "flatview_destroy_rcu": 1, "flatview_destroy": 2}
-SIMPLE_RECORD = np.dtype(
-    [
-        ("type", "<u8"),
-        ("event_id", "<u8"),
-        ("ts_ns", "<u8"),
-        ("length", "<u4"),
-        ("pid", "<u4"),
-        ("view", "<u8"),
-        ("root", "<u8"),
-    ]
-)
 
 
 def write_simple(
@@ -165,10 +154,10 @@ def write_simple(
     *,
     sort: bool = True,
 ) -> None:
-    """A simple-backend (v4) file of FlatView records (ids: STORM_EVENT_IDS), in time order
+    """A simple-backend (v4) file of FlatView records (ids: EVENT_IDS), in time order
     (``sort``) or in the order given."""
     order = np.lexsort((event_id, ts_ns)) if sort else np.arange(ts_ns.size)
-    records = np.zeros(ts_ns.size, dtype=SIMPLE_RECORD)
+    records = np.zeros(ts_ns.size, dtype=RECORD)
     records["type"] = 1
     records["event_id"] = event_id[order]
     records["ts_ns"] = ts_ns[order] - ts_ns.min() + STORM_ORIGIN_NS
@@ -178,7 +167,7 @@ def write_simple(
     records["root"] = root[order]
     with path.open("wb") as out:
         out.write(np.array([2**64 - 1, 0xF2B177CB0AA429B4, 4], dtype="<u8").tobytes())
-        for name, number in STORM_EVENT_IDS.items():
+        for name, number in EVENT_IDS.items():
             raw = name.encode()
             out.write(np.array([0, number], dtype="<u8").tobytes())
             out.write(np.array([len(raw)], dtype="<u4").tobytes() + raw)
@@ -189,7 +178,7 @@ def write_repeated(path: Path, instances: int) -> None:
     """``repeated_trace`` of the real sample, written as a simple-backend file."""
     events = repeated_trace(SAMPLE, instances)
     codes = events.select(
-        pl.col("event").cast(pl.String).replace_strict(STORM_EVENT_IDS, return_dtype=pl.UInt64)
+        pl.col("event").cast(pl.String).replace_strict(EVENT_IDS, return_dtype=pl.UInt64)
     ).to_series()
     write_simple(
         path,

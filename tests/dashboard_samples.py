@@ -97,6 +97,9 @@ def figure(page: str, div_id: str) -> dict[str, Any]:
 
 def load_bench() -> Any:
     """bench/bench_dashboard.py as a module (its repeated real trace makes big inputs)."""
+    bench = str(ROOT / "bench")
+    if bench not in sys.path:  # its sibling modules, as when it runs as a script
+        sys.path.append(bench)
     spec = importlib.util.spec_from_file_location(
         "bench_dashboard", ROOT / "bench" / "bench_dashboard.py"
     )
